@@ -1,0 +1,61 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::report::Report;
+use super::{code, exit};
+use crate::config::Config;
+use crate::render::Audience;
+
+/// Validate an issue without writing anything
+///
+/// Reports every problem with its file, line and column: TOML errors, unknown keys and topics,
+/// a weekday that does not match its date, sessions that end before they start or fall before
+/// the issue is published, courses with no way to book, images without alt text, empty
+/// sections, and an email too large for Gmail.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  lscp-mail check issues/2026-02\n  lscp-mail check issues/2026-02 --strict\n\n\
+Exit codes: 0 no errors (warnings allowed unless --strict), 1 errors found, 3 could not run."
+)]
+pub struct Args {
+    /// The issue folder, such as issues/2026-02
+    pub issue: PathBuf,
+
+    /// Treat warnings as errors
+    #[arg(long)]
+    pub strict: bool,
+
+    /// A folder of templates that replace the built-in ones of the same name
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+}
+
+impl Args {
+    pub fn run(self, config: &Config) -> anyhow::Result<ExitCode> {
+        let report = Report::build(
+            &self.issue,
+            config,
+            self.templates.as_deref(),
+            &Audience::Everyone,
+        )?;
+        for d in report.diagnostics() {
+            println!("{d}");
+        }
+        let (errors, warnings) = (report.error_count(), report.warning_count());
+        let failed = errors > 0 || (self.strict && warnings > 0);
+        println!(
+            "{}: {} error{}, {} warning{}{}",
+            self.issue.display(),
+            errors,
+            if errors == 1 { "" } else { "s" },
+            warnings,
+            if warnings == 1 { "" } else { "s" },
+            if self.strict && warnings > 0 && errors == 0 {
+                " (--strict: warnings fail the check)"
+            } else {
+                ""
+            }
+        );
+        Ok(code(if failed { exit::INPUT } else { exit::OK }))
+    }
+}

@@ -1,0 +1,90 @@
+//! The command line: one `Args` struct with a `run` per subcommand file. `main.rs` only parses
+//! and reports; everything here is callable from tests.
+
+mod check;
+mod compose;
+pub mod report;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+/// Exit codes a script can rely on.
+pub mod exit {
+    /// Done; for `check`, no errors (and no warnings with `--strict`).
+    pub const OK: u8 = 0;
+    /// The input has problems: `check` found errors, or `compose` refused a broken issue.
+    pub const INPUT: u8 = 1;
+    /// The command line is wrong (clap uses 2 as well).
+    pub const USAGE: u8 = 2;
+    /// Anything else failed: configuration, files, database, mail server.
+    pub const FAILURE: u8 = 3;
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lscp-mail",
+    version,
+    about = "Compose, check, send and serve the LSCP practitioners' newsletter",
+    long_about = "Compose, check, send and serve the LSCP practitioners' newsletter.\n\n\
+An issue is a folder such as issues/2026-02 holding issue.toml and one TOML file per section.\n\
+Settings come from --config, else ./lscp-mail.toml when present, else built-in defaults; \
+the environment overrides them (DATABASE_URL, SMTP_URL, LSCP_MAIL_<SECTION>__<KEY>).",
+    after_help = "Examples:\n  lscp-mail compose issues/2026-02\n  lscp-mail check issues/2026-02 --strict\n\n\
+Exit codes: 0 done, 1 the input has errors, 2 bad usage, 3 other failure."
+)]
+pub struct Cli {
+    /// Settings file [default: ./lscp-mail.toml when present]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Compose(compose::Args),
+    Check(check::Args),
+}
+
+/// An error the user can fix by calling the command differently: exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+impl Cli {
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let config = Config::load(self.config.as_deref())?;
+        match self.command {
+            Command::Compose(args) => args.run(&config),
+            Command::Check(args) => args.run(&config),
+        }
+    }
+}
+
+/// The exit code for an error that reached `main`.
+pub fn exit_code_for(err: &anyhow::Error) -> u8 {
+    if err.downcast_ref::<UsageError>().is_some() {
+        exit::USAGE
+    } else {
+        exit::FAILURE
+    }
+}
+
+pub(crate) fn code(c: u8) -> ExitCode {
+    ExitCode::from(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

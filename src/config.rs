@@ -1,0 +1,345 @@
+//! `lscp-mail.toml` and the environment. Without `--config`, `./lscp-mail.toml` is read when
+//! present, else the built-in defaults stand. The environment overrides the file:
+//! `DATABASE_URL`, `SMTP_URL`, and `LSCP_MAIL_<SECTION>__<KEY>` for any other setting.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use crate::content::{TopicCatalog, TopicInfo};
+
+pub const DEFAULT_CONFIG_FILE: &str = "lscp-mail.toml";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub brand: Brand,
+    /// The topics readers choose from, in the order the sign-up box lists them.
+    pub topics: Vec<TopicInfo>,
+    pub site: Site,
+    pub mail: Mail,
+    pub compose: Compose,
+    /// `DATABASE_URL` overrides it.
+    pub database_url: Option<SecretString>,
+    pub smtp: Smtp,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            brand: Brand::default(),
+            topics: TopicCatalog::builtin().info().to_vec(),
+            site: Site::default(),
+            mail: Mail::default(),
+            compose: Compose::default(),
+            database_url: None,
+            smtp: Smtp::default(),
+        }
+    }
+}
+
+/// How the email looks and who it says it is from. Colours are `#rrggbb`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Brand {
+    pub organisation: String,
+    pub short_name: String,
+    pub website: String,
+    /// An absolute URL of the logo image; without one the header shows the organisation name.
+    pub logo_url: Option<String>,
+    pub logo_alt: String,
+    pub primary_colour: Colour,
+    pub accent_colour: Colour,
+    pub background_colour: Colour,
+    pub text_colour: Colour,
+    pub postal_address: String,
+    pub contact_email: String,
+    pub signup_heading: String,
+    pub signup_intro: String,
+    pub signup_closing: String,
+    pub footer_reason: String,
+}
+
+impl Default for Brand {
+    fn default() -> Self {
+        Self {
+            organisation: "Leeds Safeguarding Children Partnership".into(),
+            short_name: "LSCP".into(),
+            website: "https://www.leedsscp.org.uk".into(),
+            logo_url: None,
+            logo_alt: "Leeds Safeguarding Children Partnership".into(),
+            primary_colour: Colour("#4b2e83".into()),
+            accent_colour: Colour("#00757f".into()),
+            background_colour: Colour("#f3f1f6".into()),
+            text_colour: Colour("#1f1f1f".into()),
+            postal_address: "LSCP Business Unit, Leeds City Council, Merrion House, 110 Merrion Centre, Leeds LS2 8BB".into(),
+            contact_email: "lscp.info@leeds.gov.uk".into(),
+            signup_heading: "Register for your copy of our newsletter delivered direct to your inbox".into(),
+            signup_intro: "Sign up to receive email updates on:".into(),
+            signup_closing: "Our monthly newsletter contains all the latest information that practitioners need to safeguard children and young people in Leeds. Registration is simple. Just add your email address.".into(),
+            footer_reason: "You are receiving this because you signed up for the LSCP newsletter for practitioners who work with children and families in Leeds.".into(),
+        }
+    }
+}
+
+/// A CSS colour `#rgb` or `#rrggbb`: it goes into style attributes, so nothing else may.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Colour(String);
+
+impl Colour {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let hex = s.strip_prefix('#').unwrap_or("");
+        if (hex.len() == 3 || hex.len() == 6) && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            Ok(Self(s.to_ascii_lowercase()))
+        } else {
+            Err(format!("`{s}` is not a colour like \"#4b2e83\""))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Colour {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Colour::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The public site behind the email's links (`lscp-mail serve`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Site {
+    /// Links in messages start with this: `LSCP_MAIL_SITE__BASE_URL` overrides it.
+    pub base_url: String,
+}
+
+impl Default for Site {
+    fn default() -> Self {
+        Self {
+            base_url: "https://news.leedsscp.org.uk".into(),
+        }
+    }
+}
+
+impl Site {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url.trim_end_matches('/'))
+    }
+}
+
+/// Headers of every message.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Mail {
+    pub from: String,
+    pub reply_to: Option<String>,
+    /// `Message-ID`s are made on this domain.
+    pub message_id_domain: String,
+}
+
+impl Default for Mail {
+    fn default() -> Self {
+        Self {
+            from: "Leeds Safeguarding Children Partnership <lscp.info@leeds.gov.uk>".into(),
+            reply_to: None,
+            message_id_domain: "news.leedsscp.org.uk".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Compose {
+    /// Previews go in `<out_dir>/<YYYY-MM>/`.
+    pub out_dir: PathBuf,
+    /// A folder whose templates replace the built-in ones of the same name.
+    pub templates: Option<PathBuf>,
+}
+
+impl Default for Compose {
+    fn default() -> Self {
+        Self {
+            out_dir: "out".into(),
+            templates: None,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Smtp {
+    /// `smtp://user:pass@host:587` (STARTTLS), `smtps://…` (TLS), `smtp://127.0.0.1:2525`
+    /// (plain, local). `SMTP_URL` overrides it.
+    pub url: Option<SecretString>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("the configuration file {0} does not exist")]
+    Missing(PathBuf),
+    #[error("cannot read the configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads `path`, or `./lscp-mail.toml` when there is one, then the environment.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let file = match path {
+            Some(p) if !p.exists() => return Err(ConfigError::Missing(p.to_path_buf())),
+            Some(p) => Some(p.to_path_buf()),
+            None => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.exists()),
+        };
+        let mut figment = Figment::new();
+        if let Some(file) = &file {
+            check_syntax(file)?;
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        Self::from_figment(figment)
+    }
+
+    /// The built-in defaults with the environment's overrides: for tests and embedding.
+    pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let figment = figment
+            .merge(Env::prefixed("LSCP_MAIL_").split("__"))
+            .merge(
+                Env::raw()
+                    .only(&["DATABASE_URL"])
+                    .map(|_| "database_url".into()),
+            )
+            .merge(Env::raw().only(&["SMTP_URL"]).map(|_| "smtp.url".into()));
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Invalid(figment_message(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.topic_catalog()?;
+        for (key, value) in [
+            ("site.base_url", &self.site.base_url),
+            ("brand.website", &self.brand.website),
+        ] {
+            match url::Url::parse(value) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                _ => {
+                    return Err(ConfigError::Invalid(format!(
+                        "`{key}` = \"{value}\" is not an http(s) URL"
+                    )));
+                }
+            }
+        }
+        self.mail
+            .from
+            .parse::<lettre::message::Mailbox>()
+            .map_err(|e| {
+                ConfigError::Invalid(format!("`mail.from` = \"{}\": {e}", self.mail.from))
+            })?;
+        Ok(())
+    }
+
+    pub fn topic_catalog(&self) -> Result<TopicCatalog, ConfigError> {
+        TopicCatalog::new(self.topics.clone()).map_err(|e| ConfigError::Invalid(e.to_string()))
+    }
+}
+
+fn check_syntax(path: &Path) -> Result<(), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if let Err(e) = toml::from_str::<toml::Table>(&text) {
+        let (line, column) = e
+            .span()
+            .map(|s| crate::content::diagnostic::Source { path, text: &text }.position(s.start))
+            .unwrap_or((1, 1));
+        return Err(ConfigError::Syntax {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message: e.message().to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Figment's error, with where the value came from (a file, or which environment variable).
+fn figment_message(e: figment::Error) -> String {
+    e.into_iter()
+        .map(|e| {
+            let mut s = e.kind.to_string();
+            if !e.path.is_empty() {
+                s = format!("`{}`: {s}", e.path.join("."));
+            }
+            if let Some(md) = &e.metadata {
+                s.push_str(&format!(" (from {}", md.name));
+                if let Some(source) = &md.source {
+                    s.push_str(&format!(" {source}"));
+                }
+                s.push(')');
+            }
+            s
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A URL for messages and logs with its password replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "(unparseable URL)".into(),
+    }
+}
+
+impl fmt::Display for Colour {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colours_are_hex_only_because_they_go_into_style_attributes() {
+        assert!(Colour::parse("#4B2E83").is_ok());
+        assert!(Colour::parse("#fff").is_ok());
+        assert!(Colour::parse("red;background:url(x)").is_err());
+        assert!(Colour::parse("#12345").is_err());
+    }
+
+    #[test]
+    fn a_password_in_a_url_is_never_shown() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db.internal:5432/news"),
+            "postgres://app:***@db.internal:5432/news"
+        );
+        assert_eq!(redact_url("smtp://127.0.0.1:2525"), "smtp://127.0.0.1:2525");
+    }
+}

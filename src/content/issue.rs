@@ -1,0 +1,341 @@
+//! The domain of an issue: what [`super::load`] builds once the TOML has been judged. Nothing
+//! here can hold a bad value: a `Link` is an absolute http(s) URL, a `Course` has a way to book,
+//! an `Image` has alt text, a `Session` ends after it starts.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use super::topic::{Topic, TopicSet};
+use super::when::Session;
+
+/// "2026-02": a year and month, the issue's identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct IssueId {
+    year: u16,
+    month: u8,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("`{0}` is not an issue month like \"2026-02\"")]
+pub struct IssueIdError(pub String);
+
+impl IssueId {
+    pub fn parse(s: &str) -> Result<Self, IssueIdError> {
+        let err = || IssueIdError(s.to_string());
+        let (y, m) = s.split_once('-').ok_or_else(err)?;
+        if y.len() != 4 || m.len() != 2 {
+            return Err(err());
+        }
+        let year: u16 = y.parse().map_err(|_| err())?;
+        let month: u8 = m.parse().map_err(|_| err())?;
+        if !(1..=12).contains(&month) || year < 2000 {
+            return Err(err());
+        }
+        Ok(Self { year, month })
+    }
+
+    pub fn year(&self) -> u16 {
+        self.year
+    }
+
+    pub fn month(&self) -> u8 {
+        self.month
+    }
+}
+
+impl fmt::Display for IssueId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04}-{:02}", self.year, self.month)
+    }
+}
+
+impl Serialize for IssueId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// An absolute `http`/`https` URL, or a `mailto:` address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Link(String);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum LinkError {
+    #[error("`{0}` is not an absolute URL (it should start with https://)")]
+    NotAbsolute(String),
+    #[error("`{0}` uses the `{1}` scheme; links must be https://, http:// or mailto:")]
+    Scheme(String, String),
+    #[error("`{0}` is not a valid email address")]
+    Email(String),
+}
+
+impl Link {
+    pub fn parse(s: &str) -> Result<Self, LinkError> {
+        let s = s.trim();
+        let url = url::Url::parse(s).map_err(|_| LinkError::NotAbsolute(s.to_string()))?;
+        match url.scheme() {
+            "https" | "http" if url.host().is_some() => Ok(Self(s.to_string())),
+            "https" | "http" => Err(LinkError::NotAbsolute(s.to_string())),
+            "mailto" => EmailAddress::parse(url.path()).map(|_| Self(s.to_string())),
+            other => Err(LinkError::Scheme(s.to_string(), other.to_string())),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.0.starts_with("https://") || self.0.starts_with("mailto:")
+    }
+}
+
+/// An email address good enough to write into a `mailto:` link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct EmailAddress(String);
+
+impl EmailAddress {
+    pub fn parse(s: &str) -> Result<Self, LinkError> {
+        let s = s.trim();
+        s.parse::<lettre::Address>()
+            .map(|_| Self(s.to_string()))
+            .map_err(|_| LinkError::Email(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Markdown as the editor wrote it. [`crate::render`] turns it into HTML or plain text.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Markdown(pub String);
+
+impl Markdown {
+    pub fn is_blank(&self) -> bool {
+        self.0.trim().is_empty()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Issue {
+    pub id: IssueId,
+    pub dir: PathBuf,
+    pub title: String,
+    pub published: NaiveDate,
+    pub subject: String,
+    pub preheader: String,
+    pub intro: Option<Markdown>,
+    pub contents: bool,
+    pub sections: Vec<Section>,
+}
+
+impl Issue {
+    /// The topics that at least one section is tagged with.
+    pub fn topics(&self) -> TopicSet {
+        self.sections
+            .iter()
+            .filter_map(|s| s.topic.clone())
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Section {
+    /// The anchor used by "In this issue": the file name without its number, `safer-sleep-week`.
+    pub anchor: String,
+    pub file: PathBuf,
+    pub heading: String,
+    /// `None`: for every reader.
+    pub topic: Option<Topic>,
+    pub body: SectionBody,
+}
+
+#[derive(Debug, Clone)]
+pub enum SectionBody {
+    Article(Article),
+    Training(Training),
+    Links(SavedLinks),
+    Diary(Diary),
+}
+
+impl SectionBody {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Article(_) => "article",
+            Self::Training(_) => "training",
+            Self::Links(_) => "links",
+            Self::Diary(_) => "diary",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Article {
+    pub body: Markdown,
+    pub image: Option<Image>,
+    pub buttons: Vec<Button>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Image {
+    pub src: Link,
+    pub alt: String,
+    pub width: Option<u32>,
+    pub link: Option<Link>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Button {
+    pub label: String,
+    pub url: Link,
+}
+
+#[derive(Debug, Clone)]
+pub struct Training {
+    pub intro: Option<Markdown>,
+    pub courses: Vec<Course>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Course {
+    /// Stable within the issue: the section anchor and the course's position, `training-3`.
+    pub id: String,
+    pub title: String,
+    pub group: Option<String>,
+    pub description: Markdown,
+    pub audience: Option<Markdown>,
+    pub sessions: Vec<Session>,
+    pub booking: Booking,
+}
+
+/// Every course has a way to book: a link, an email address, or both.
+#[derive(Debug, Clone)]
+pub enum Booking {
+    Online {
+        label: String,
+        url: Link,
+    },
+    Email {
+        label: String,
+        address: EmailAddress,
+    },
+    OnlineOrEmail {
+        label: String,
+        url: Link,
+        address: EmailAddress,
+    },
+}
+
+impl Booking {
+    pub fn label(&self) -> &str {
+        match self {
+            Self::Online { label, .. }
+            | Self::Email { label, .. }
+            | Self::OnlineOrEmail { label, .. } => label,
+        }
+    }
+
+    pub fn url(&self) -> Option<&Link> {
+        match self {
+            Self::Online { url, .. } | Self::OnlineOrEmail { url, .. } => Some(url),
+            Self::Email { .. } => None,
+        }
+    }
+
+    pub fn email(&self) -> Option<&EmailAddress> {
+        match self {
+            Self::Email { address, .. } | Self::OnlineOrEmail { address, .. } => Some(address),
+            Self::Online { .. } => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SavedLinks {
+    pub intro: Option<Markdown>,
+    pub links: Vec<SavedLink>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SavedLink {
+    pub title: String,
+    pub description: String,
+    pub url: Link,
+}
+
+#[derive(Debug, Clone)]
+pub struct Diary {
+    pub intro: Option<Markdown>,
+    pub dates: Vec<DiaryDate>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DiaryDate {
+    pub id: String,
+    pub label: String,
+    pub when: DateSpan,
+}
+
+/// A single day or an inclusive range of days, `from` strictly before `to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DateSpan {
+    Day(NaiveDate),
+    Range { from: NaiveDate, to: NaiveDate },
+}
+
+impl DateSpan {
+    pub fn first(&self) -> NaiveDate {
+        match *self {
+            Self::Day(d) => d,
+            Self::Range { from, .. } => from,
+        }
+    }
+
+    pub fn last(&self) -> NaiveDate {
+        match *self {
+            Self::Day(d) => d,
+            Self::Range { to, .. } => to,
+        }
+    }
+}
+
+impl fmt::Display for DateSpan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::Day(d) => f.write_str(&super::when::format_date(d)),
+            Self::Range { from, to } => f.write_str(&super::when::format_date_range(from, to)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_issue_id_is_a_year_and_month() {
+        assert_eq!(
+            IssueId::parse("2026-02").map(|i| i.to_string()),
+            Ok("2026-02".to_string())
+        );
+        for bad in ["2026-13", "2026-2", "26-02", "2026/02", "february"] {
+            assert!(IssueId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn links_must_be_absolute_web_or_mail_addresses() {
+        assert!(Link::parse("https://www.leedsscp.org.uk/training").is_ok());
+        assert!(Link::parse("mailto:lscp.info@leeds.gov.uk").is_ok());
+        assert!(Link::parse("www.leedsscp.org.uk").is_err());
+        assert!(Link::parse("javascript:alert(1)").is_err());
+        assert!(Link::parse("mailto:not an address").is_err());
+        assert!(!Link::parse("http://example.org/").is_ok_and(|l| l.is_https()));
+    }
+}

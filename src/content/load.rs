@@ -1,0 +1,773 @@
+//! Reading an issue folder: parse each TOML file, then judge what it says, turning the raw
+//! model into the domain types. Every problem becomes a [`Diagnostic`] with its place; the
+//! issue is only returned when there is no error, so `compose` never renders a broken issue.
+
+use std::fs;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use serde::de::DeserializeOwned;
+use toml::Spanned;
+use toml::value::Datetime;
+
+use super::diagnostic::{Diagnostic, Rule, Source};
+use super::issue::*;
+use super::model::*;
+use super::topic::{Topic, TopicCatalog};
+use super::when::{SessionText, WhenError, format_date};
+
+pub const ISSUE_FILE: &str = "issue.toml";
+
+/// Inbox apps show roughly this much of a preheader.
+const PREHEADER_MAX: usize = 140;
+/// Longer subjects are cut off on phones and in most inbox lists.
+const SUBJECT_MAX: usize = 90;
+
+/// What loading an issue found: the issue when it has no error, and every diagnostic.
+#[derive(Debug)]
+pub struct Loaded {
+    pub issue: Option<Issue>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Loaded {
+    pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics.iter().filter(|d| d.is_error())
+    }
+
+    pub fn warnings(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics.iter().filter(|d| !d.is_error())
+    }
+}
+
+/// Loads and judges the issue in `dir` against the configured topics.
+pub fn load_issue(dir: &Path, topics: &TopicCatalog) -> Loaded {
+    let mut cx = Cx {
+        topics,
+        diagnostics: Vec::new(),
+    };
+    let issue = cx.issue(dir);
+    let has_errors = cx.diagnostics.iter().any(Diagnostic::is_error);
+    Loaded {
+        issue: issue.filter(|_| !has_errors),
+        diagnostics: cx.diagnostics,
+    }
+}
+
+struct Cx<'a> {
+    topics: &'a TopicCatalog,
+    diagnostics: Vec<Diagnostic>,
+}
+
+/// One file being judged: its text for positions, and where to report.
+struct File<'a> {
+    src: Source<'a>,
+}
+
+impl File<'_> {
+    fn pos(&self, span: Range<usize>) -> Option<(usize, usize)> {
+        self.src.span(span)
+    }
+
+    fn error(&self, rule: Rule, span: Range<usize>, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::error(rule, self.src.path, message).at(self.pos(span))
+    }
+
+    fn warning(&self, rule: Rule, span: Range<usize>, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::warning(rule, self.src.path, message).at(self.pos(span))
+    }
+}
+
+impl Cx<'_> {
+    fn push(&mut self, d: Diagnostic) {
+        self.diagnostics.push(d);
+    }
+
+    fn issue(&mut self, dir: &Path) -> Option<Issue> {
+        let files = match section_files(dir) {
+            Ok(files) => files,
+            Err(e) => {
+                self.push(
+                    Diagnostic::error(Rule::Io, dir, format!("cannot read the issue folder: {e}"))
+                        .hint("give the path of an issue folder, such as issues/2026-02"),
+                );
+                return None;
+            }
+        };
+        let issue_path = dir.join(ISSUE_FILE);
+        let Some(text) = self.read(&issue_path) else {
+            return None;
+        };
+        let file = File {
+            src: Source {
+                path: &issue_path,
+                text: &text,
+            },
+        };
+        let raw: IssueToml = self.parse(&file)?;
+        let header = self.header(&file, dir, raw);
+
+        if files.is_empty() {
+            self.push(
+                Diagnostic::error(Rule::EmptySection, dir, "the issue has no sections")
+                    .hint("add one TOML file per section, named 01-….toml, 02-….toml"),
+            );
+        }
+        let mut sections = Vec::new();
+        for path in &files {
+            if let Some(text) = self.read(path) {
+                let file = File {
+                    src: Source { path, text: &text },
+                };
+                if let Some(s) = self.section(&file, header.as_ref().map(|h| h.published)) {
+                    sections.push(s);
+                }
+            }
+        }
+        let h = header?;
+        Some(Issue {
+            id: h.id,
+            dir: dir.to_path_buf(),
+            title: h.title,
+            published: h.published,
+            subject: h.subject,
+            preheader: h.preheader,
+            intro: h.intro,
+            contents: h.contents,
+            sections,
+        })
+    }
+
+    fn read(&mut self, path: &Path) -> Option<String> {
+        match fs::read(path) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => Some(text),
+                Err(e) => {
+                    let offset = e.utf8_error().valid_up_to();
+                    let text = String::from_utf8_lossy(e.as_bytes());
+                    let pos = Source { path, text: &text }.position(offset);
+                    self.push(
+                        Diagnostic::error(Rule::TomlSyntax, path, "the file is not valid UTF-8")
+                            .at(Some(pos))
+                            .hint("save the file as UTF-8"),
+                    );
+                    None
+                }
+            },
+            Err(e) => {
+                let hint = if path.ends_with(ISSUE_FILE) {
+                    "every issue folder needs an issue.toml with its title, month, published date, subject and preheader"
+                } else {
+                    "check the file's permissions"
+                };
+                self.push(
+                    Diagnostic::error(Rule::Io, path, format!("cannot read the file: {e}"))
+                        .hint(hint),
+                );
+                None
+            }
+        }
+    }
+
+    fn parse<T: DeserializeOwned>(&mut self, file: &File) -> Option<T> {
+        match toml::from_str::<T>(file.src.text) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.push(toml_error(file, &e));
+                None
+            }
+        }
+    }
+
+    fn header(&mut self, file: &File, dir: &Path, raw: IssueToml) -> Option<Header> {
+        let id = match IssueId::parse(raw.month.get_ref()) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                self.push(
+                    file.error(Rule::BadValue, raw.month.span(), e.to_string())
+                        .field("month"),
+                );
+                None
+            }
+        };
+        if let (Some(id), Some(name)) = (id, dir.file_name().and_then(|n| n.to_str()))
+            && name != id.to_string()
+        {
+            self.push(
+                file.warning(
+                    Rule::IssueMonth,
+                    raw.month.span(),
+                    format!("the month is {id} but the folder is called `{name}`"),
+                )
+                .field("month")
+                .hint(format!("name the folder issues/{id}")),
+            );
+        }
+        let published = self.date(file, &raw.published, "published");
+        let subject = raw.subject.get_ref().trim().to_string();
+        if subject.is_empty() {
+            self.push(
+                file.error(Rule::BadValue, raw.subject.span(), "the subject is empty")
+                    .field("subject"),
+            );
+        } else if subject.chars().count() > SUBJECT_MAX {
+            self.push(
+                file.warning(
+                    Rule::SubjectLength,
+                    raw.subject.span(),
+                    format!(
+                        "the subject is {} characters; phones cut it off after about {SUBJECT_MAX}",
+                        subject.chars().count()
+                    ),
+                )
+                .field("subject"),
+            );
+        }
+        let preheader = raw.preheader.get_ref().trim().to_string();
+        let n = preheader.chars().count();
+        if n == 0 || n > PREHEADER_MAX {
+            self.push(
+                file.warning(
+                    Rule::PreheaderLength,
+                    raw.preheader.span(),
+                    format!("the preheader is {n} characters; inboxes show 40 to {PREHEADER_MAX}"),
+                )
+                .field("preheader")
+                .hint("one sentence that adds to the subject"),
+            );
+        }
+        Some(Header {
+            id: id?,
+            title: raw.title,
+            published: published?,
+            subject,
+            preheader,
+            intro: raw.intro.map(Markdown),
+            contents: raw.contents,
+        })
+    }
+
+    fn date(&mut self, file: &File, value: &Spanned<Datetime>, field: &str) -> Option<NaiveDate> {
+        let d = value.get_ref();
+        let date = match (d.date, d.time, d.offset) {
+            (Some(date), None, None) => {
+                NaiveDate::from_ymd_opt(date.year.into(), date.month.into(), date.day.into())
+            }
+            _ => None,
+        };
+        if date.is_none() {
+            self.push(
+                file.error(
+                    Rule::BadValue,
+                    value.span(),
+                    format!("`{d}` is not a plain date"),
+                )
+                .field(field)
+                .hint("write a date without a time, such as 2026-02-02"),
+            );
+        }
+        date
+    }
+
+    fn topic(&mut self, file: &File, topic: Option<Spanned<String>>) -> Option<Topic> {
+        let topic = topic?;
+        match self.topics.parse(topic.get_ref()) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.push(
+                    file.error(Rule::UnknownTopic, topic.span(), e.to_string())
+                        .field("topic")
+                        .hint("leave `topic` out for a section every reader gets"),
+                );
+                None
+            }
+        }
+    }
+
+    fn heading(&mut self, file: &File, heading: &Spanned<String>) -> String {
+        let h = heading.get_ref().trim().to_string();
+        if h.is_empty() {
+            self.push(
+                file.error(Rule::BadValue, heading.span(), "the heading is empty")
+                    .field("heading"),
+            );
+        }
+        h
+    }
+
+    fn link(&mut self, file: &File, value: &Spanned<String>, field: &str) -> Option<Link> {
+        match Link::parse(value.get_ref()) {
+            Ok(link) => {
+                if !link.is_https() {
+                    self.push(
+                        file.warning(
+                            Rule::InsecureLink,
+                            value.span(),
+                            format!("`{}` is not https", link.as_str()),
+                        )
+                        .field(field)
+                        .hint("mail filters and readers trust https links more"),
+                    );
+                }
+                Some(link)
+            }
+            Err(e) => {
+                self.push(
+                    file.error(Rule::BadLink, value.span(), e.to_string())
+                        .field(field),
+                );
+                None
+            }
+        }
+    }
+
+    fn empty(&mut self, file: &File, heading: &Spanned<String>, what: &str) {
+        self.push(
+            file.error(
+                Rule::EmptySection,
+                heading.span(),
+                format!("the section \"{}\" is empty", heading.get_ref().trim()),
+            )
+            .hint(what.to_string()),
+        );
+    }
+
+    fn section(&mut self, file: &File, published: Option<NaiveDate>) -> Option<Section> {
+        let head: SectionHead = self.parse(file)?;
+        let anchor = anchor_for(file.src.path);
+        let (heading, topic, body) = match head.kind.get_ref().as_str() {
+            "article" => {
+                let raw: ArticleToml = self.parse(file)?;
+                let heading = self.heading(file, &raw.heading);
+                let topic = self.topic(file, raw.topic);
+                let body = self.article(file, raw.body, raw.image, raw.buttons, &raw.heading);
+                (heading, topic, body.map(SectionBody::Article))
+            }
+            "training" => {
+                let raw: TrainingToml = self.parse(file)?;
+                let heading = self.heading(file, &raw.heading);
+                let topic = self.topic(file, raw.topic);
+                if raw.courses.is_empty() {
+                    self.empty(file, &raw.heading, "add at least one [[courses]] table");
+                }
+                let courses: Vec<_> = raw
+                    .courses
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, c)| self.course(file, &anchor, i, c, published))
+                    .collect();
+                let body = courses
+                    .into_iter()
+                    .collect::<Option<Vec<_>>>()
+                    .map(|courses| {
+                        SectionBody::Training(Training {
+                            intro: raw.intro.map(Markdown),
+                            courses,
+                        })
+                    });
+                (heading, topic, body)
+            }
+            "links" => {
+                let raw: LinksToml = self.parse(file)?;
+                let heading = self.heading(file, &raw.heading);
+                let topic = self.topic(file, raw.topic);
+                if raw.links.is_empty() {
+                    self.empty(file, &raw.heading, "add at least one [[links]] table");
+                }
+                let links: Vec<_> = raw
+                    .links
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, l)| {
+                        let l = l.into_inner();
+                        let url = self.link(file, &l.url, &format!("links[{i}].url"))?;
+                        Some(SavedLink {
+                            title: l.title.trim().to_string(),
+                            description: l.description.trim().to_string(),
+                            url,
+                        })
+                    })
+                    .collect();
+                let body = links.into_iter().collect::<Option<Vec<_>>>().map(|links| {
+                    SectionBody::Links(SavedLinks {
+                        intro: raw.intro.map(Markdown),
+                        links,
+                    })
+                });
+                (heading, topic, body)
+            }
+            "diary" => {
+                let raw: DiaryToml = self.parse(file)?;
+                let heading = self.heading(file, &raw.heading);
+                let topic = self.topic(file, raw.topic);
+                if raw.dates.is_empty() {
+                    self.empty(file, &raw.heading, "add at least one [[dates]] table");
+                }
+                let dates: Vec<_> = raw
+                    .dates
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, d)| self.diary_date(file, &anchor, i, d, published))
+                    .collect();
+                let body = dates.into_iter().collect::<Option<Vec<_>>>().map(|dates| {
+                    SectionBody::Diary(Diary {
+                        intro: raw.intro.map(Markdown),
+                        dates,
+                    })
+                });
+                (heading, topic, body)
+            }
+            other => {
+                self.push(
+                    file.error(
+                        Rule::UnknownKind,
+                        head.kind.span(),
+                        format!("unknown section kind `{other}`"),
+                    )
+                    .field("kind")
+                    .hint(format!("the kinds are: {SECTION_KINDS}")),
+                );
+                return None;
+            }
+        };
+        Some(Section {
+            anchor,
+            file: file.src.path.to_path_buf(),
+            heading,
+            topic,
+            body: body?,
+        })
+    }
+
+    fn article(
+        &mut self,
+        file: &File,
+        body: String,
+        image: Option<Spanned<ImageToml>>,
+        buttons: Vec<Spanned<ButtonToml>>,
+        heading: &Spanned<String>,
+    ) -> Option<Article> {
+        if body.trim().is_empty() && image.is_none() && buttons.is_empty() {
+            self.empty(
+                file,
+                heading,
+                "write a `body`, or add an [image] or [[buttons]]",
+            );
+        }
+        let image = match image {
+            Some(img) => Some(self.image(file, img)?),
+            None => None,
+        };
+        let buttons: Vec<_> = buttons
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let b = b.into_inner();
+                let url = self.link(file, &b.url, &format!("buttons[{i}].url"))?;
+                Some(Button {
+                    label: b.label.trim().to_string(),
+                    url,
+                })
+            })
+            .collect();
+        Some(Article {
+            body: Markdown(body),
+            image,
+            buttons: buttons.into_iter().collect::<Option<_>>()?,
+        })
+    }
+
+    fn image(&mut self, file: &File, img: Spanned<ImageToml>) -> Option<Image> {
+        let span = img.span();
+        let img = img.into_inner();
+        let src = self.link(file, &img.src, "image.src");
+        let link = match &img.link {
+            Some(l) => Some(self.link(file, l, "image.link")?),
+            None => None,
+        };
+        let alt = img
+            .alt
+            .as_ref()
+            .map(|a| a.get_ref().trim().to_string())
+            .filter(|a| !a.is_empty());
+        if alt.is_none() {
+            let span = img.alt.as_ref().map_or(span, |a| a.span());
+            self.push(
+                file.error(Rule::MissingAltText, span, "the image has no alt text")
+                    .field("image.alt")
+                    .hint("describe what the image shows for readers who cannot see it, e.g. alt = \"Poster: the safest cot is a clear cot\""),
+            );
+        }
+        Some(Image {
+            src: src?,
+            alt: alt?,
+            width: img.width,
+            link,
+        })
+    }
+
+    fn course(
+        &mut self,
+        file: &File,
+        anchor: &str,
+        i: usize,
+        course: Spanned<CourseToml>,
+        published: Option<NaiveDate>,
+    ) -> Option<Course> {
+        let span = course.span();
+        let c = course.into_inner();
+        let mut sessions = Vec::new();
+        let mut ok = true;
+        for (j, s) in c.sessions.iter().enumerate() {
+            let field = format!("courses[{i}].sessions[{j}]");
+            let parsed = SessionText::parse(s.get_ref()).and_then(SessionText::validate);
+            match parsed {
+                Ok(session) => {
+                    if let Some(published) = published
+                        && session.date < published
+                    {
+                        self.push(
+                            file.error(
+                                Rule::SessionBeforePublication,
+                                s.span(),
+                                format!(
+                                    "the session on {} is before the issue is published ({})",
+                                    format_date(session.date),
+                                    format_date(published)
+                                ),
+                            )
+                            .field(field)
+                            .hint("remove the past session, or check the year"),
+                        );
+                    }
+                    sessions.push(session);
+                }
+                Err(e) => {
+                    ok = false;
+                    let (rule, hint) = match &e {
+                        WhenError::WeekdayMismatch { .. } => {
+                            (Rule::WeekdayMismatch, "correct the weekday or the date")
+                        }
+                        WhenError::EndBeforeStart { .. } => {
+                            (Rule::EndBeforeStart, "check the times and am/pm")
+                        }
+                        _ => (
+                            Rule::BadSession,
+                            "write it like \"Tuesday 14 April 2026, 9am to 3.15pm\"",
+                        ),
+                    };
+                    self.push(
+                        file.error(rule, s.span(), e.to_string())
+                            .field(field)
+                            .hint(hint),
+                    );
+                }
+            }
+        }
+        let url = match &c.booking_url {
+            Some(u) => Some(self.link(file, u, &format!("courses[{i}].booking_url"))?),
+            None => None,
+        };
+        let email = match &c.booking_email {
+            Some(e) => match EmailAddress::parse(e.get_ref()) {
+                Ok(a) => Some(a),
+                Err(err) => {
+                    self.push(
+                        file.error(Rule::BadLink, e.span(), err.to_string())
+                            .field(format!("courses[{i}].booking_email")),
+                    );
+                    return None;
+                }
+            },
+            None => None,
+        };
+        let label = c
+            .booking_label
+            .map(|l| l.trim().to_string())
+            .unwrap_or_else(|| "Book your place".to_string());
+        let booking = match (url, email) {
+            (Some(url), None) => Booking::Online { label, url },
+            (None, Some(address)) => Booking::Email { label, address },
+            (Some(url), Some(address)) => Booking::OnlineOrEmail {
+                label,
+                url,
+                address,
+            },
+            (None, None) => {
+                self.push(
+                    file.error(
+                        Rule::NoWayToBook,
+                        span,
+                        format!("the course \"{}\" has no way to book", c.title.trim()),
+                    )
+                    .field(format!("courses[{i}]"))
+                    .hint("add booking_url = \"https://…\" or booking_email = \"…\""),
+                );
+                return None;
+            }
+        };
+        if !ok {
+            return None;
+        }
+        Some(Course {
+            id: format!("{anchor}-{}", i + 1),
+            title: c.title.trim().to_string(),
+            group: c
+                .group
+                .map(|g| g.trim().to_string())
+                .filter(|g| !g.is_empty()),
+            description: Markdown(c.description),
+            audience: c.audience.map(Markdown),
+            sessions,
+            booking,
+        })
+    }
+
+    fn diary_date(
+        &mut self,
+        file: &File,
+        anchor: &str,
+        i: usize,
+        date: Spanned<DiaryDateToml>,
+        published: Option<NaiveDate>,
+    ) -> Option<DiaryDate> {
+        let span = date.span();
+        let d = date.into_inner();
+        let field = |k: &str| format!("dates[{i}].{k}");
+        let when = match (&d.date, &d.from, &d.to) {
+            (Some(day), None, None) => DateSpan::Day(self.date(file, day, &field("date"))?),
+            (None, Some(from), Some(to)) => {
+                let f = self.date(file, from, &field("from"));
+                let t = self.date(file, to, &field("to"));
+                let (f, t) = (f?, t?);
+                if t <= f {
+                    self.push(
+                        file.error(
+                            Rule::EndBeforeStart,
+                            to.span(),
+                            format!(
+                                "the range ends ({}) on or before it starts ({})",
+                                format_date(t),
+                                format_date(f)
+                            ),
+                        )
+                        .field(field("to"))
+                        .hint("for a single day, write `date = …` instead of from/to"),
+                    );
+                    return None;
+                }
+                DateSpan::Range { from: f, to: t }
+            }
+            _ => {
+                self.push(
+                    file.error(
+                        Rule::BadValue,
+                        span,
+                        format!(
+                            "\"{}\" needs either `date`, or both `from` and `to`",
+                            d.label
+                        ),
+                    )
+                    .field(format!("dates[{i}]")),
+                );
+                return None;
+            }
+        };
+        if let Some(published) = published
+            && when.last() < published
+        {
+            self.push(
+                file.warning(
+                    Rule::DateBeforePublication,
+                    span,
+                    format!(
+                        "\"{}\" ({when}) is over before the issue is published ({})",
+                        d.label,
+                        format_date(published)
+                    ),
+                )
+                .field(format!("dates[{i}]")),
+            );
+        }
+        Some(DiaryDate {
+            id: format!("{anchor}-{}", i + 1),
+            label: d.label.trim().to_string(),
+            when,
+        })
+    }
+}
+
+struct Header {
+    id: IssueId,
+    title: String,
+    published: NaiveDate,
+    subject: String,
+    preheader: String,
+    intro: Option<Markdown>,
+    contents: bool,
+}
+
+/// The section files of an issue, in file-name order: every `*.toml` but `issue.toml`.
+fn section_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "toml")
+                && p.file_name().is_some_and(|n| n != ISSUE_FILE)
+                && p.is_file()
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// `03-safer-sleep-week.toml` → `safer-sleep-week`.
+fn anchor_for(path: &Path) -> String {
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("section");
+    let trimmed = stem.trim_start_matches(|c: char| c.is_ascii_digit() || c == '-' || c == '_');
+    let anchor: String = if trimmed.is_empty() { stem } else { trimmed }
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    anchor
+}
+
+/// A TOML parse or shape error, with its place and a hint for the common cases.
+fn toml_error(file: &File, e: &toml::de::Error) -> Diagnostic {
+    let message = e.message().trim().to_string();
+    let rule = if message.starts_with("unknown field") {
+        Rule::UnknownField
+    } else if message.starts_with("missing field")
+        || message.starts_with("invalid type")
+        || message.starts_with("invalid value")
+    {
+        Rule::BadValue
+    } else {
+        Rule::TomlSyntax
+    };
+    let hint = match rule {
+        Rule::UnknownField => {
+            Some("check the spelling; the README lists every key a section may have")
+        }
+        Rule::TomlSyntax if message.contains("string") => {
+            Some("text values need quotes; use \"\"\"…\"\"\" for text over several lines")
+        }
+        _ => None,
+    };
+    let mut d = Diagnostic::error(rule, file.src.path, message)
+        .at(e.span().map(|s| file.src.position(s.start)));
+    if let Some(h) = hint {
+        d = d.hint(h);
+    }
+    d
+}

@@ -1,0 +1,13 @@
+//! An issue of the newsletter: a folder of TOML files, loaded into domain types and checked.
+
+pub mod diagnostic;
+pub mod issue;
+pub mod load;
+pub mod model;
+pub mod topic;
+pub mod when;
+
+pub use diagnostic::{Diagnostic, Rule, Severity};
+pub use issue::*;
+pub use load::{Loaded, load_issue};
+pub use topic::{Topic, TopicCatalog, TopicInfo, TopicSet};

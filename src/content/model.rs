@@ -1,0 +1,163 @@
+//! The TOML an editor writes, exactly as written. Every table denies unknown keys so that a
+//! typo is an error, and the values `check` judges are `Spanned` so that an error can name its
+//! line. These types are only read by [`super::load`], which turns them into the domain types
+//! of [`super::issue`].
+
+use serde::Deserialize;
+use toml::Spanned;
+use toml::value::Datetime;
+
+/// `issue.toml`: what the whole issue says about itself.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssueToml {
+    /// "February 2026 newsletter"
+    pub title: String,
+    /// "2026-02": the issue's identity in the archive and the send ledger.
+    pub month: Spanned<String>,
+    /// The day the issue goes out; sessions before it are errors, diary dates before it warnings.
+    pub published: Spanned<Datetime>,
+    pub subject: Spanned<String>,
+    /// The line inbox lists show after the subject.
+    pub preheader: Spanned<String>,
+    /// Markdown shown above the sections.
+    #[serde(default)]
+    pub intro: Option<String>,
+    /// Ask for an "In this issue" list built from the section headings.
+    #[serde(default)]
+    pub contents: bool,
+}
+
+/// Read first, to learn which kind of section a file holds.
+#[derive(Debug, Deserialize)]
+pub struct SectionHead {
+    pub kind: Spanned<String>,
+}
+
+pub const SECTION_KINDS: &str = "article, training, links, diary";
+
+/// `kind = "article"`: a news item.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArticleToml {
+    pub kind: String,
+    pub heading: Spanned<String>,
+    #[serde(default)]
+    pub topic: Option<Spanned<String>>,
+    /// Markdown: paragraphs, bullet lists, links, bold.
+    #[serde(default)]
+    pub body: String,
+    #[serde(default)]
+    pub image: Option<Spanned<ImageToml>>,
+    #[serde(default)]
+    pub buttons: Vec<Spanned<ButtonToml>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageToml {
+    pub src: Spanned<String>,
+    /// Required: an email with images blocked, or read aloud, has only this.
+    #[serde(default)]
+    pub alt: Option<Spanned<String>>,
+    #[serde(default)]
+    pub width: Option<u32>,
+    #[serde(default)]
+    pub link: Option<Spanned<String>>,
+}
+
+/// A call to action such as "Book your place".
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ButtonToml {
+    pub label: String,
+    pub url: Spanned<String>,
+}
+
+/// `kind = "training"`: a programme of courses.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingToml {
+    pub kind: String,
+    pub heading: Spanned<String>,
+    #[serde(default)]
+    pub topic: Option<Spanned<String>>,
+    #[serde(default)]
+    pub intro: Option<String>,
+    #[serde(default)]
+    pub courses: Vec<Spanned<CourseToml>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CourseToml {
+    pub title: String,
+    /// A sub-heading shared by consecutive courses, such as "Webinars".
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub description: String,
+    /// Who the course is for.
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// "Tuesday 14 April 2026, 9am to 3.15pm"
+    #[serde(default)]
+    pub sessions: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub booking_url: Option<Spanned<String>>,
+    #[serde(default)]
+    pub booking_email: Option<Spanned<String>>,
+    /// The booking link's words; "Book your place" when not given.
+    #[serde(default)]
+    pub booking_label: Option<String>,
+}
+
+/// `kind = "links"`: "Save to your favourites".
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinksToml {
+    pub kind: String,
+    pub heading: Spanned<String>,
+    #[serde(default)]
+    pub topic: Option<Spanned<String>>,
+    #[serde(default)]
+    pub intro: Option<String>,
+    #[serde(default)]
+    pub links: Vec<Spanned<SavedLinkToml>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SavedLinkToml {
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    pub url: Spanned<String>,
+}
+
+/// `kind = "diary"`: "Dates for your diary".
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiaryToml {
+    pub kind: String,
+    pub heading: Spanned<String>,
+    #[serde(default)]
+    pub topic: Option<Spanned<String>>,
+    #[serde(default)]
+    pub intro: Option<String>,
+    #[serde(default)]
+    pub dates: Vec<Spanned<DiaryDateToml>>,
+}
+
+/// Either `date = 2026-03-18`, or `from = 2026-03-09` and `to = 2026-03-15`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiaryDateToml {
+    pub label: String,
+    #[serde(default)]
+    pub date: Option<Spanned<Datetime>>,
+    #[serde(default)]
+    pub from: Option<Spanned<Datetime>>,
+    #[serde(default)]
+    pub to: Option<Spanned<Datetime>>,
+}

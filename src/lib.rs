@@ -1,0 +1,13 @@
+//! lscp-mail: compose, send and serve a safeguarding children partnership's monthly
+//! email newsletter.
+//!
+//! One module per job:
+//! - [`content`]: an issue folder of TOML sections, loaded and checked;
+//! - [`render`]: handlebars templates to MJML, MJML to HTML with `mrml`, plus the plain-text part;
+//! - [`config`]: `lscp-mail.toml` and the environment;
+//! - [`cli`]: the command-line front end, one file per subcommand.
+
+pub mod cli;
+pub mod config;
+pub mod content;
+pub mod render;

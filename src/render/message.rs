@@ -1,0 +1,73 @@
+//! A complete `multipart/alternative` message (text first, then HTML, as RFC 2046 orders them
+//! from plainest to richest) that a mail client opens.
+
+use lettre::Message;
+use lettre::message::{Mailbox, MessageBuilder, MultiPart};
+
+use super::Rendered;
+use crate::config::Config;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MessageError {
+    #[error("`{field}` = \"{value}\" is not a mailbox: {message}")]
+    Mailbox {
+        field: &'static str,
+        value: String,
+        message: String,
+    },
+    #[error("cannot build the message: {0}")]
+    Build(#[from] lettre::error::Error),
+}
+
+pub fn mailbox(field: &'static str, value: &str) -> Result<Mailbox, MessageError> {
+    value
+        .parse()
+        .map_err(|e: lettre::address::AddressError| MessageError::Mailbox {
+            field,
+            value: value.to_string(),
+            message: e.to_string(),
+        })
+}
+
+/// A `Message-ID` on our own domain: Gmail rejects mail without one, and lettre adds none.
+pub fn message_id(config: &Config) -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).unwrap_or_else(|_| {
+        // No entropy source: the time still makes the id unique enough for a preview.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        bytes = nanos.to_le_bytes();
+    });
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("<{hex}@{}>", config.mail.message_id_domain)
+}
+
+/// The headers every message has; `send` adds its own per reader.
+pub fn build(config: &Config, subject: &str, to: Mailbox) -> Result<MessageBuilder, MessageError> {
+    let mut builder = Message::builder()
+        .from(mailbox("mail.from", &config.mail.from)?)
+        .to(to)
+        .subject(subject)
+        .message_id(Some(message_id(config)))
+        .date_now();
+    if let Some(reply_to) = &config.mail.reply_to {
+        builder = builder.reply_to(mailbox("mail.reply_to", reply_to)?);
+    }
+    Ok(builder)
+}
+
+pub fn body(rendered: &Rendered) -> MultiPart {
+    MultiPart::alternative_plain_html(rendered.text.clone(), rendered.html.clone())
+}
+
+/// The whole preview message, ready to write as `message.eml`.
+pub fn preview(
+    config: &Config,
+    subject: &str,
+    rendered: &Rendered,
+) -> Result<Vec<u8>, MessageError> {
+    let to = mailbox("preview", "Preview reader <preview@example.org>")?;
+    let message = build(config, subject, to)?.multipart(body(rendered))?;
+    Ok(message.formatted())
+}

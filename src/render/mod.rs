@@ -1,0 +1,153 @@
+//! From an [`Issue`] to an email: handlebars templates make MJML, `mrml` makes responsive HTML,
+//! and [`text`] makes the plain-text part from the same content.
+
+pub mod markdown;
+pub mod message;
+pub mod templates;
+pub mod text;
+pub mod view;
+
+use std::path::{Path, PathBuf};
+
+use handlebars::Handlebars;
+
+use crate::config::Config;
+use crate::content::{Issue, Section, TopicCatalog, TopicSet};
+pub use view::ReaderLinks;
+
+/// Gmail clips a message whose HTML is larger than about 102 KB, hiding the footer and with it
+/// the unsubscribe link.
+pub const GMAIL_CLIP_BYTES: usize = 102_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("the templates folder {0} does not exist")]
+    TemplateDir(PathBuf),
+    #[error("cannot read the template {path}: {source}")]
+    ReadTemplate {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the template {origin} does not parse: {message}")]
+    Template { origin: String, message: String },
+    #[error("rendering the templates failed: {0}")]
+    Render(String),
+    #[error("the templates produced MJML that mrml cannot {stage}: {message}")]
+    Mjml {
+        stage: &'static str,
+        message: String,
+    },
+}
+
+/// Who the email is for: everyone (the full issue), or a reader with these topics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Audience {
+    Everyone,
+    Topics(TopicSet),
+}
+
+impl Audience {
+    /// Untagged sections go to every reader; tagged ones to readers of that topic.
+    pub fn includes(&self, section: &Section) -> bool {
+        match (self, &section.topic) {
+            (Self::Everyone, _) | (_, None) => true,
+            (Self::Topics(set), Some(t)) => set.contains(t),
+        }
+    }
+}
+
+/// Every distinct email an issue can become: one per non-empty subset of the topics its
+/// sections use. A reader's topics map onto exactly one of these (their intersection with the
+/// issue's topics), so `send` renders each once per campaign, not once per reader.
+pub fn variants(issue: &Issue) -> Vec<TopicSet> {
+    let topics: Vec<_> = issue.topics().into_iter().collect();
+    let n = topics.len().min(16);
+    (1u32..(1 << n))
+        .map(|mask| {
+            topics
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| mask & (1 << i) != 0)
+                .map(|(_, t)| t.clone())
+                .collect()
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub mjml: String,
+    pub html: String,
+    pub text: String,
+}
+
+impl Rendered {
+    pub fn is_clipped_by_gmail(&self) -> bool {
+        self.html.len() > GMAIL_CLIP_BYTES
+    }
+
+    /// The distinct http(s) links a reader can follow in the HTML.
+    pub fn links(&self) -> Vec<&str> {
+        let mut links: Vec<&str> = self
+            .html
+            .split("href=\"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .filter(|l| l.starts_with("http") || l.starts_with("mailto:"))
+            .collect();
+        links.sort_unstable();
+        links.dedup();
+        links
+    }
+}
+
+pub struct Renderer {
+    hb: Handlebars<'static>,
+    mrml_options: mrml::prelude::render::RenderOptions,
+}
+
+impl Renderer {
+    /// The built-in templates, each replaced by `overrides/<same path>` when that file exists.
+    pub fn new(overrides: Option<&Path>) -> Result<Self, RenderError> {
+        let mrml_options = mrml::prelude::render::RenderOptions {
+            disable_comments: true,
+            ..Default::default()
+        };
+        Ok(Self {
+            hb: templates::registry(overrides)?,
+            mrml_options,
+        })
+    }
+
+    pub fn render(
+        &self,
+        issue: &Issue,
+        config: &Config,
+        catalog: &TopicCatalog,
+        audience: &Audience,
+        links: &ReaderLinks,
+    ) -> Result<Rendered, RenderError> {
+        let view = view::EmailView::new(issue, config, catalog, audience, links);
+        let mjml = self
+            .hb
+            .render("email", &view)
+            .map_err(|e| RenderError::Render(e.to_string()))?;
+        let html = self.mjml_to_html(&mjml)?;
+        let text = text::render(issue, config, catalog, audience, links);
+        Ok(Rendered { mjml, html, text })
+    }
+
+    pub fn mjml_to_html(&self, mjml: &str) -> Result<String, RenderError> {
+        let parsed = mrml::parse(mjml).map_err(|e| RenderError::Mjml {
+            stage: "parse",
+            message: e.to_string(),
+        })?;
+        parsed
+            .element
+            .render(&self.mrml_options)
+            .map_err(|e| RenderError::Mjml {
+                stage: "render",
+                message: e.to_string(),
+            })
+    }
+}

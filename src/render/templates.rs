@@ -1,0 +1,112 @@
+//! The handlebars templates: built into the binary from `templates/`, and replaceable one file
+//! at a time by a folder the user names (`--templates DIR` or `compose.templates`).
+
+use std::path::Path;
+
+use handlebars::Handlebars;
+
+use super::RenderError;
+
+/// (registered name, path under `templates/`, built-in text)
+const BUILTIN: &[(&str, &str, &str)] = &[
+    (
+        "email",
+        "email.mjml.hbs",
+        include_str!("../../templates/email.mjml.hbs"),
+    ),
+    (
+        "header",
+        "partials/header.mjml.hbs",
+        include_str!("../../templates/partials/header.mjml.hbs"),
+    ),
+    (
+        "contents",
+        "partials/contents.mjml.hbs",
+        include_str!("../../templates/partials/contents.mjml.hbs"),
+    ),
+    (
+        "heading",
+        "partials/heading.mjml.hbs",
+        include_str!("../../templates/partials/heading.mjml.hbs"),
+    ),
+    (
+        "article",
+        "partials/article.mjml.hbs",
+        include_str!("../../templates/partials/article.mjml.hbs"),
+    ),
+    (
+        "training",
+        "partials/training.mjml.hbs",
+        include_str!("../../templates/partials/training.mjml.hbs"),
+    ),
+    (
+        "links",
+        "partials/links.mjml.hbs",
+        include_str!("../../templates/partials/links.mjml.hbs"),
+    ),
+    (
+        "diary",
+        "partials/diary.mjml.hbs",
+        include_str!("../../templates/partials/diary.mjml.hbs"),
+    ),
+    (
+        "signup",
+        "partials/signup.mjml.hbs",
+        include_str!("../../templates/partials/signup.mjml.hbs"),
+    ),
+    (
+        "footer",
+        "partials/footer.mjml.hbs",
+        include_str!("../../templates/partials/footer.mjml.hbs"),
+    ),
+];
+
+/// The name of every template file, for `--help` and error hints.
+pub fn template_files() -> impl Iterator<Item = &'static str> {
+    BUILTIN.iter().map(|(_, path, _)| *path)
+}
+
+pub fn registry(overrides: Option<&Path>) -> Result<Handlebars<'static>, RenderError> {
+    let mut hb = Handlebars::new();
+    hb.set_strict_mode(true);
+    // Only what HTML and MJML need: handlebars' default also turns `=` into `&#x3D;`, which
+    // would make every URL with a query string unreadable to link checkers.
+    hb.register_escape_fn(|s| {
+        let mut out = String::with_capacity(s.len());
+        for c in s.chars() {
+            match c {
+                '&' => out.push_str("&amp;"),
+                '<' => out.push_str("&lt;"),
+                '>' => out.push_str("&gt;"),
+                '"' => out.push_str("&quot;"),
+                '\'' => out.push_str("&#39;"),
+                c => out.push(c),
+            }
+        }
+        out
+    });
+    if let Some(dir) = overrides
+        && !dir.is_dir()
+    {
+        return Err(RenderError::TemplateDir(dir.to_path_buf()));
+    }
+    for (name, path, builtin) in BUILTIN {
+        let (text, origin) = match overrides.map(|d| d.join(path)).filter(|p| p.is_file()) {
+            Some(p) => {
+                let text =
+                    std::fs::read_to_string(&p).map_err(|source| RenderError::ReadTemplate {
+                        path: p.clone(),
+                        source,
+                    })?;
+                (text, p.display().to_string())
+            }
+            None => (builtin.to_string(), format!("built-in templates/{path}")),
+        };
+        hb.register_template_string(name, text)
+            .map_err(|e| RenderError::Template {
+                origin,
+                message: e.to_string(),
+            })?;
+    }
+    Ok(hb)
+}

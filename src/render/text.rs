@@ -1,0 +1,189 @@
+//! The plain-text part, written from the content (not scraped from the HTML) so it reads well
+//! on its own: headings underlined, lists as lists, every link written out on its own line.
+
+use std::fmt::Write;
+
+use super::markdown::{to_text, wrap};
+use super::{Audience, ReaderLinks};
+use crate::config::Config;
+use crate::content::{Issue, Markdown, Section, SectionBody, TopicCatalog};
+
+const WIDTH: usize = 72;
+
+pub fn render(
+    issue: &Issue,
+    config: &Config,
+    catalog: &TopicCatalog,
+    audience: &Audience,
+    links: &ReaderLinks,
+) -> String {
+    let brand = &config.brand;
+    let sections: Vec<&Section> = issue
+        .sections
+        .iter()
+        .filter(|s| audience.includes(s))
+        .collect();
+    let mut t = Text::default();
+    t.heading(&issue.title, '=');
+    t.para(&brand.organisation);
+    t.para(&format!(
+        "View this email in your browser:\n{}",
+        links.view_online
+    ));
+    if let Some(intro) = &issue.intro {
+        t.markdown(intro);
+    }
+    if issue.contents && !sections.is_empty() {
+        t.heading("In this issue", '-');
+        let list: Vec<String> = sections
+            .iter()
+            .map(|s| format!("- {}", s.heading))
+            .collect();
+        t.raw(&list.join("\n"));
+    }
+    for s in sections {
+        t.rule();
+        if let Some(topic) = s.topic.as_ref().and_then(|t| catalog.get(t)) {
+            t.out.push_str(&format!("[{}]\n", topic.name));
+        }
+        t.heading(&s.heading, '=');
+        section(&mut t, s);
+    }
+    t.rule();
+    t.heading(&brand.signup_heading, '-');
+    t.para(&brand.signup_intro);
+    let topics: Vec<String> = catalog
+        .info()
+        .iter()
+        .map(|i| format!("- {}", i.description))
+        .collect();
+    t.raw(&topics.join("\n"));
+    t.para(&brand.signup_closing);
+    t.link("Sign up", &links.subscribe);
+    t.rule();
+    t.para(&brand.footer_reason);
+    t.link("Choose the topics you receive", &links.preferences);
+    t.link("Unsubscribe", &links.unsubscribe);
+    t.raw(&format!(
+        "{}\n{}\n{}\n{}",
+        brand.organisation,
+        wrap(&brand.postal_address, WIDTH),
+        brand.contact_email,
+        brand.website
+    ));
+    t.out.trim_end().to_string() + "\n"
+}
+
+fn section(t: &mut Text, s: &Section) {
+    match &s.body {
+        SectionBody::Article(a) => {
+            t.markdown(&a.body);
+            if let Some(img) = &a.image {
+                t.para(&format!("[Image: {}]", img.alt));
+            }
+            for b in &a.buttons {
+                t.link(&b.label, b.url.as_str());
+            }
+        }
+        SectionBody::Training(tr) => {
+            if let Some(intro) = &tr.intro {
+                t.markdown(intro);
+            }
+            let mut group: Option<&str> = None;
+            for c in &tr.courses {
+                if c.group.as_deref() != group {
+                    group = c.group.as_deref();
+                    if let Some(g) = group {
+                        t.heading(&g.to_uppercase(), ' ');
+                    }
+                }
+                t.heading(&c.title, '-');
+                t.markdown(&c.description);
+                if let Some(a) = &c.audience {
+                    t.markdown(a);
+                }
+                if !c.sessions.is_empty() {
+                    let list: Vec<String> = c.sessions.iter().map(|s| format!("- {s}")).collect();
+                    t.raw(&list.join("\n"));
+                }
+                if let Some(url) = c.booking.url() {
+                    t.link(c.booking.label(), url.as_str());
+                }
+                if let Some(email) = c.booking.email() {
+                    let how = if c.booking.url().is_some() {
+                        "Or book by email"
+                    } else {
+                        c.booking.label()
+                    };
+                    t.para(&format!("{how} by email: {}", email.as_str()));
+                }
+            }
+        }
+        SectionBody::Links(l) => {
+            if let Some(intro) = &l.intro {
+                t.markdown(intro);
+            }
+            for link in &l.links {
+                let mut p = link.title.clone();
+                if !link.description.is_empty() {
+                    p = format!("{p}: {}", link.description);
+                }
+                t.raw(&format!("{}\n{}", wrap(&p, WIDTH), link.url.as_str()));
+            }
+        }
+        SectionBody::Diary(d) => {
+            if let Some(intro) = &d.intro {
+                t.markdown(intro);
+            }
+            let list: Vec<String> = d
+                .dates
+                .iter()
+                .map(|d| wrap(&format!("- {}: {}", d.when, d.label), WIDTH))
+                .collect();
+            t.raw(&list.join("\n"));
+        }
+    }
+}
+
+#[derive(Default)]
+struct Text {
+    out: String,
+}
+
+impl Text {
+    fn heading(&mut self, text: &str, underline: char) {
+        let text = text.trim();
+        let _ = writeln!(self.out, "{text}");
+        if underline != ' ' {
+            let n = text.chars().count().min(WIDTH);
+            let _ = writeln!(self.out, "{}", underline.to_string().repeat(n));
+        }
+        self.out.push('\n');
+    }
+
+    fn para(&mut self, text: &str) {
+        let wrapped: Vec<String> = text.lines().map(|l| wrap(l, WIDTH)).collect();
+        self.raw(&wrapped.join("\n"));
+    }
+
+    fn markdown(&mut self, md: &Markdown) {
+        if !md.is_blank() {
+            self.raw(&to_text(md, WIDTH));
+        }
+    }
+
+    /// A call to action: its words, then the address on a line of its own.
+    fn link(&mut self, label: &str, url: &str) {
+        self.raw(&format!("{label}:\n{url}"));
+    }
+
+    fn raw(&mut self, block: &str) {
+        self.out.push_str(block.trim_end());
+        self.out.push_str("\n\n");
+    }
+
+    fn rule(&mut self) {
+        self.out.push_str(&"-".repeat(WIDTH));
+        self.out.push_str("\n\n");
+    }
+}

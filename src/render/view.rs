@@ -1,0 +1,284 @@
+//! What the templates see: plain serialisable structs built from an [`Issue`] for one audience.
+//! Kept apart from the domain types so a template change never reaches the content model, and
+//! Markdown arrives already turned into HTML.
+
+use serde::Serialize;
+
+use super::Audience;
+use super::markdown;
+use crate::config::{Brand, Config};
+use crate::content::{
+    Booking, Course, DiaryDate, Issue, Markdown, Section, SectionBody, TopicCatalog, TopicInfo,
+};
+
+/// The links that differ per reader. A preview uses stand-ins; `send` uses each reader's token.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReaderLinks {
+    pub view_online: String,
+    pub preferences: String,
+    pub unsubscribe: String,
+    pub subscribe: String,
+}
+
+impl ReaderLinks {
+    /// Links for a preview: the reader-specific pages point at a `preview` token.
+    pub fn preview(config: &Config, issue: &Issue) -> Self {
+        Self {
+            view_online: config.site.url(&format!("/issues/{}", issue.id)),
+            preferences: config.site.url("/p/preview"),
+            unsubscribe: config.site.url("/u/preview"),
+            subscribe: config.site.url("/subscribe"),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct EmailView<'a> {
+    pub title: &'a str,
+    pub subject: &'a str,
+    pub preheader: &'a str,
+    pub intro_html: Option<String>,
+    pub contents: Vec<TocEntry<'a>>,
+    pub sections: Vec<SectionView<'a>>,
+    pub brand: &'a Brand,
+    pub topics: &'a [TopicInfo],
+    pub links: &'a ReaderLinks,
+}
+
+#[derive(Serialize)]
+pub struct TocEntry<'a> {
+    pub anchor: &'a str,
+    pub heading: &'a str,
+}
+
+/// One section, tagged by `kind`: the layout picks the partial named after it.
+#[derive(Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum SectionView<'a> {
+    Article(ArticleView<'a>),
+    Training(TrainingView<'a>),
+    Links(LinksView<'a>),
+    Diary(DiaryView<'a>),
+}
+
+#[derive(Serialize)]
+pub struct Heading<'a> {
+    pub anchor: &'a str,
+    pub heading: &'a str,
+    pub topic: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+pub struct ArticleView<'a> {
+    #[serde(flatten)]
+    pub head: Heading<'a>,
+    pub body_html: String,
+    pub image: Option<ImageView<'a>>,
+    pub buttons: Vec<LinkView<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct ImageView<'a> {
+    pub src: &'a str,
+    pub alt: &'a str,
+    pub width: String,
+    pub link: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+pub struct LinkView<'a> {
+    pub label: &'a str,
+    pub url: &'a str,
+    pub description: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+pub struct TrainingView<'a> {
+    #[serde(flatten)]
+    pub head: Heading<'a>,
+    pub intro_html: Option<String>,
+    pub groups: Vec<CourseGroup<'a>>,
+}
+
+/// Consecutive courses that share a `group` sub-heading (or none).
+#[derive(Serialize)]
+pub struct CourseGroup<'a> {
+    pub name: Option<&'a str>,
+    pub courses: Vec<CourseView<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct CourseView<'a> {
+    pub id: &'a str,
+    pub title: &'a str,
+    pub description_html: String,
+    pub audience_html: Option<String>,
+    pub sessions: Vec<String>,
+    pub booking_label: &'a str,
+    pub booking_url: Option<&'a str>,
+    pub booking_email: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+pub struct LinksView<'a> {
+    #[serde(flatten)]
+    pub head: Heading<'a>,
+    pub intro_html: Option<String>,
+    pub links: Vec<LinkView<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct DiaryView<'a> {
+    #[serde(flatten)]
+    pub head: Heading<'a>,
+    pub intro_html: Option<String>,
+    pub dates: Vec<DiaryDateView<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct DiaryDateView<'a> {
+    pub id: &'a str,
+    pub when: String,
+    pub label: &'a str,
+}
+
+impl<'a> EmailView<'a> {
+    pub fn new(
+        issue: &'a Issue,
+        config: &'a Config,
+        catalog: &'a TopicCatalog,
+        audience: &Audience,
+        links: &'a ReaderLinks,
+    ) -> Self {
+        let colour = config.brand.primary_colour.as_str();
+        let sections: Vec<&Section> = issue
+            .sections
+            .iter()
+            .filter(|s| audience.includes(s))
+            .collect();
+        Self {
+            title: &issue.title,
+            subject: &issue.subject,
+            preheader: &issue.preheader,
+            intro_html: html(issue.intro.as_ref(), colour),
+            contents: if issue.contents {
+                sections
+                    .iter()
+                    .map(|s| TocEntry {
+                        anchor: &s.anchor,
+                        heading: &s.heading,
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            sections: sections
+                .into_iter()
+                .map(|s| section(s, catalog, colour))
+                .collect(),
+            brand: &config.brand,
+            topics: catalog.info(),
+            links,
+        }
+    }
+}
+
+fn html(md: Option<&Markdown>, colour: &str) -> Option<String> {
+    md.filter(|m| !m.is_blank())
+        .map(|m| markdown::to_html(m, colour))
+}
+
+fn section<'a>(s: &'a Section, catalog: &'a TopicCatalog, colour: &str) -> SectionView<'a> {
+    let head = Heading {
+        anchor: &s.anchor,
+        heading: &s.heading,
+        topic: s
+            .topic
+            .as_ref()
+            .and_then(|t| catalog.get(t))
+            .map(|t| t.name.as_str()),
+    };
+    match &s.body {
+        SectionBody::Article(a) => SectionView::Article(ArticleView {
+            head,
+            body_html: markdown::to_html(&a.body, colour),
+            image: a.image.as_ref().map(|i| ImageView {
+                src: i.src.as_str(),
+                alt: &i.alt,
+                width: format!("{}px", i.width.unwrap_or(552).min(552)),
+                link: i.link.as_ref().map(|l| l.as_str()),
+            }),
+            buttons: a
+                .buttons
+                .iter()
+                .map(|b| LinkView {
+                    label: &b.label,
+                    url: b.url.as_str(),
+                    description: None,
+                })
+                .collect(),
+        }),
+        SectionBody::Training(t) => SectionView::Training(TrainingView {
+            head,
+            intro_html: html(t.intro.as_ref(), colour),
+            groups: group_courses(&t.courses, colour),
+        }),
+        SectionBody::Links(l) => SectionView::Links(LinksView {
+            head,
+            intro_html: html(l.intro.as_ref(), colour),
+            links: l
+                .links
+                .iter()
+                .map(|l| LinkView {
+                    label: &l.title,
+                    url: l.url.as_str(),
+                    description: Some(&l.description)
+                        .filter(|d| !d.is_empty())
+                        .map(|d| d.as_str()),
+                })
+                .collect(),
+        }),
+        SectionBody::Diary(d) => SectionView::Diary(DiaryView {
+            head,
+            intro_html: html(d.intro.as_ref(), colour),
+            dates: d.dates.iter().map(diary_date).collect(),
+        }),
+    }
+}
+
+fn diary_date(d: &DiaryDate) -> DiaryDateView<'_> {
+    DiaryDateView {
+        id: &d.id,
+        when: d.when.to_string(),
+        label: &d.label,
+    }
+}
+
+fn group_courses<'a>(courses: &'a [Course], colour: &str) -> Vec<CourseGroup<'a>> {
+    let mut groups: Vec<CourseGroup<'a>> = Vec::new();
+    for c in courses {
+        let view = CourseView {
+            id: &c.id,
+            title: &c.title,
+            description_html: markdown::to_html(&c.description, colour),
+            audience_html: html(c.audience.as_ref(), colour),
+            sessions: c.sessions.iter().map(ToString::to_string).collect(),
+            booking_label: c.booking.label(),
+            booking_url: c.booking.url().map(|u| u.as_str()),
+            booking_email: match &c.booking {
+                Booking::Email { address, .. } | Booking::OnlineOrEmail { address, .. } => {
+                    Some(address.as_str())
+                }
+                Booking::Online { .. } => None,
+            },
+        };
+        match groups.last_mut() {
+            Some(g) if g.name == c.group.as_deref() => g.courses.push(view),
+            _ => groups.push(CourseGroup {
+                name: c.group.as_deref(),
+                courses: vec![view],
+            }),
+        }
+    }
+    groups
+}
