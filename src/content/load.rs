@@ -191,7 +191,13 @@ impl Cx<'_> {
                 None
             }
         };
-        if let (Some(id), Some(name)) = (id, dir.file_name().and_then(|n| n.to_str()))
+        // A folder named for another month is the mistake worth catching; a draft folder with
+        // another kind of name is the editor's choice.
+        let folder = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .filter(|n| IssueId::parse(n).is_ok());
+        if let (Some(id), Some(name)) = (id, folder)
             && name != id.to_string()
         {
             self.push(
