@@ -1,0 +1,165 @@
+//! The four newsletters shipped under issues/: each passes `check --strict`, renders to the
+//! same HTML and text as its reviewed snapshot, and keeps the promises an email must keep.
+
+use std::path::{Path, PathBuf};
+
+use lscp_mail::cli::report::Report;
+use lscp_mail::config::Config;
+use lscp_mail::content::{Issue, TopicCatalog, load_issue};
+use lscp_mail::render::{Audience, GMAIL_CLIP_BYTES, ReaderLinks, Rendered, Renderer, variants};
+
+const SHIPPED: [&str; 4] = ["2024-04", "2025-03", "2025-11", "2026-02"];
+
+fn issue_dir(id: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("issues")
+        .join(id)
+}
+
+fn load(id: &str) -> Issue {
+    let loaded = load_issue(&issue_dir(id), &TopicCatalog::builtin());
+    assert!(loaded.diagnostics.is_empty(), "{:#?}", loaded.diagnostics);
+    loaded.issue.expect("shipped issue loads")
+}
+
+fn render(issue: &Issue, audience: &Audience) -> Rendered {
+    let config = Config::default();
+    let catalog = TopicCatalog::builtin();
+    let links = ReaderLinks::preview(&config, issue);
+    Renderer::new(None)
+        .expect("built-in templates")
+        .render(issue, &config, &catalog, audience, &links)
+        .expect("renders")
+}
+
+#[test]
+fn every_shipped_issue_passes_check_strict() {
+    for id in SHIPPED {
+        let report = Report::build(
+            &issue_dir(id),
+            &Config::default(),
+            None,
+            &Audience::Everyone,
+        )
+        .expect("check runs");
+        let found: Vec<String> = report.diagnostics().iter().map(|d| d.to_string()).collect();
+        assert!(found.is_empty(), "{id}: {found:#?}");
+    }
+}
+
+#[test]
+fn every_shipped_issue_renders_as_its_reviewed_snapshot() {
+    for id in SHIPPED {
+        let rendered = render(&load(id), &Audience::Everyone);
+        insta::assert_snapshot!(format!("{id}.txt"), rendered.text);
+        insta::assert_snapshot!(format!("{id}.html"), rendered.html);
+    }
+}
+
+#[test]
+fn the_email_is_british_english_600px_wide_with_a_preheader() {
+    for id in SHIPPED {
+        let issue = load(id);
+        let html = render(&issue, &Audience::Everyone).html;
+        assert!(html.contains(r#"<html lang="en-GB""#), "{id}: lang");
+        assert!(html.contains("max-width:600px"), "{id}: 600px body");
+        assert!(
+            !html.contains("width:601px") && !html.contains(r#"width="700""#),
+            "{id}: nothing wider"
+        );
+        assert!(
+            html.contains(r#"name="viewport" content="width=device-width, initial-scale=1""#),
+            "{id}: responsive viewport"
+        );
+        let preheader_at = html.find(issue.preheader.as_str()).expect("preheader");
+        let body_at = html.find("<body").expect("body");
+        assert!(
+            preheader_at > body_at,
+            "{id}: the preheader is the body's first text"
+        );
+    }
+}
+
+#[test]
+fn every_image_has_alt_text() {
+    for id in SHIPPED {
+        let html = render(&load(id), &Audience::Everyone).html;
+        for img in html.split("<img").skip(1) {
+            let tag = img.split('>').next().unwrap_or_default();
+            assert!(
+                tag.contains("alt=\"") && !tag.contains("alt=\"\""),
+                "{id}: <img{tag}>"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_issue_in_full_fits_under_gmails_clipping_limit() {
+    for id in SHIPPED {
+        let issue = load(id);
+        let full = render(&issue, &Audience::Everyone);
+        assert!(
+            full.html.len() < GMAIL_CLIP_BYTES,
+            "{id}: {} bytes",
+            full.html.len()
+        );
+    }
+}
+
+#[test]
+fn the_plain_text_writes_out_every_link_the_html_has() {
+    for id in SHIPPED {
+        let rendered = render(&load(id), &Audience::Everyone);
+        for link in rendered.links() {
+            let written = link.strip_prefix("mailto:").unwrap_or(link);
+            assert!(
+                rendered.text.contains(written),
+                "{id}: {written} is in the HTML but not the text"
+            );
+        }
+        assert!(
+            !rendered.text.contains('<') || !rendered.text.contains("</"),
+            "{id}: no markup in text"
+        );
+    }
+}
+
+#[test]
+fn a_reader_gets_the_sections_of_their_topics_and_the_untagged_ones_only() {
+    let catalog = TopicCatalog::builtin();
+    for id in SHIPPED {
+        let issue = load(id);
+        for topics in variants(&issue) {
+            let text = render(&issue, &Audience::Topics(topics.clone())).text;
+            for section in &issue.sections {
+                let wanted = section.topic.as_ref().is_none_or(|t| topics.contains(t));
+                let heading_line = format!("\n{}\n=", section.heading);
+                assert_eq!(
+                    text.contains(&heading_line),
+                    wanted,
+                    "{id} for {:?}: \"{}\" ({:?})",
+                    topics,
+                    section.heading,
+                    section.topic.as_ref().and_then(|t| catalog.get(t))
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn sessions_and_diary_dates_read_the_way_the_newsletters_write_them() {
+    let text = render(&load("2026-02"), &Audience::Everyone).text;
+    for expected in [
+        "- Tuesday 14 April 2026, 9am to 3.15pm",
+        "- Thursday 12 March 2026, 9.30am to 10.30am",
+        "- Thursday 26 March 2026, 10am to 11am",
+        "- 9 to 15 March 2026: Safer Sleep Week",
+        "- 18 March 2026: CSE Awareness Day",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?}");
+    }
+    let november = render(&load("2025-11"), &Audience::Everyone).text;
+    assert!(november.contains("25 November to 10 December 2025"));
+}
