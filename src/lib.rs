@@ -4,6 +4,7 @@
 //! One module per job:
 //! - [`content`]: an issue folder of TOML sections, loaded and checked;
 //! - [`render`]: handlebars templates to MJML, MJML to HTML with `mrml`, plus the plain-text part;
+//! - [`store`]: subscribers, their topics and the consent log in PostgreSQL;
 //! - [`config`]: `lscp-mail.toml` and the environment;
 //! - [`cli`]: the command-line front end, one file per subcommand.
 
@@ -11,3 +12,4 @@ pub mod cli;
 pub mod config;
 pub mod content;
 pub mod render;
+pub mod store;

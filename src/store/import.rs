@@ -1,0 +1,573 @@
+//! `subscribers import`: a CSV file of practitioners, checked row by row, then written in one
+//! transaction with a few set-based statements per few thousand rows.
+//!
+//! The file has a header line naming its columns: `email` (required), `name`, `organisation`
+//! and `topics` (slugs separated by `;`), in any order. A row with a problem (a bad address, an
+//! unknown topic, the same address as an earlier row) is reported with its line number and
+//! skipped; a file that cannot be read as a whole (no header, an unknown column, bytes that are
+//! not UTF-8) imports nothing. Importing is idempotent: someone already there is left as they
+//! are, and someone who unsubscribed, bounced, was blocked or was erased is never brought back.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use sqlx::{PgConnection, Postgres, Transaction};
+
+use super::consent::{self, ConsentAction, ConsentSource};
+use super::email::{EmailError, SubscriberEmail};
+use super::erase;
+use super::subscriber::{SubscriberStatus, insert_topics, slugs};
+use super::token::LinkKeys;
+use super::{Store, StoreError};
+use crate::content::topic::TopicError;
+use crate::content::{TopicCatalog, TopicSet};
+
+/// The columns an import file may have; only `email` is required.
+pub const COLUMNS: [&str; 4] = ["email", "name", "organisation", "topics"];
+/// A row longer than this is not a practitioner's details (and would flood the report).
+pub const MAX_ROW_BYTES: usize = 4096;
+/// Names and organisations longer than this are refused.
+pub const MAX_TEXT_CHARS: usize = 200;
+/// Rows written per batch of statements; the progress bar moves once a batch.
+const BATCH: usize = 5000;
+
+/// Shows how far an import has got. The command line draws a bar; tests stay silent.
+pub trait Progress {
+    fn begin(&self, stage: &'static str, total: u64);
+    fn advance(&self, by: u64);
+    fn end(&self);
+}
+
+/// No progress shown.
+pub struct Silent;
+
+impl Progress for Silent {
+    fn begin(&self, _: &'static str, _: u64) {}
+    fn advance(&self, _: u64) {}
+    fn end(&self) {}
+}
+
+/// A file that cannot be imported at all. Nothing is written.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("cannot read {}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{} is empty: it needs a header line such as `email,name,organisation,topics` \
+         (nothing was imported)",
+        path.display()
+    )]
+    Empty { path: PathBuf },
+    #[error(
+        "{}:1: {message}; the columns are email, name, organisation and topics (only email is \
+         required; nothing was imported)",
+        path.display()
+    )]
+    Columns { path: PathBuf, message: String },
+    #[error(
+        "{}:{line}: the file is not UTF-8 text; save it as \"CSV UTF-8\" and import it again \
+         (nothing was imported)",
+        path.display()
+    )]
+    NotUtf8 { path: PathBuf, line: u64 },
+}
+
+/// Why a row was skipped.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RowProblem {
+    BadEmail(EmailError),
+    UnknownTopic(TopicError),
+    /// The same address (ignoring case) as an earlier row of the file.
+    Duplicate {
+        first_line: u64,
+    },
+    FieldCount {
+        found: usize,
+        expected: usize,
+    },
+    RowTooLong {
+        bytes: usize,
+    },
+    TextTooLong {
+        column: &'static str,
+    },
+}
+
+impl fmt::Display for RowProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BadEmail(e) => e.fmt(f),
+            Self::UnknownTopic(e) => e.fmt(f),
+            Self::Duplicate { first_line } => {
+                write!(f, "the same address as line {first_line}")
+            }
+            Self::FieldCount { found, expected } => {
+                write!(f, "{found} fields where the header has {expected}")
+            }
+            Self::RowTooLong { bytes } => {
+                write!(
+                    f,
+                    "the row is {bytes} bytes long; a row may have at most {MAX_ROW_BYTES}"
+                )
+            }
+            Self::TextTooLong { column } => {
+                write!(f, "the {column} is longer than {MAX_TEXT_CHARS} characters")
+            }
+        }
+    }
+}
+
+/// A skipped row and why.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RowIssue {
+    pub line: u64,
+    pub problem: RowProblem,
+}
+
+/// A row that passed every check.
+#[derive(Debug, Clone)]
+pub struct ImportRow {
+    pub line: u64,
+    pub email: SubscriberEmail,
+    pub name: Option<String>,
+    pub organisation: Option<String>,
+    pub topics: TopicSet,
+}
+
+/// A file read and checked, ready to import.
+#[derive(Debug)]
+pub struct ImportFile {
+    pub path: PathBuf,
+    pub rows: Vec<ImportRow>,
+    pub problems: Vec<RowIssue>,
+}
+
+/// Where each column is in the file.
+struct Columns {
+    count: usize,
+    email: usize,
+    name: Option<usize>,
+    organisation: Option<usize>,
+    topics: Option<usize>,
+}
+
+impl Columns {
+    fn from_header(header: &[&str]) -> Result<Self, String> {
+        let mut at: HashMap<&str, usize> = HashMap::new();
+        for (i, raw) in header.iter().enumerate() {
+            let name = raw.trim().trim_start_matches('\u{feff}').trim();
+            let known = COLUMNS
+                .iter()
+                .find(|c| c.eq_ignore_ascii_case(name))
+                .ok_or_else(|| format!("unknown column `{}`", shorten(name)))?;
+            if at.insert(known, i).is_some() {
+                return Err(format!("the column `{known}` appears twice"));
+            }
+        }
+        Ok(Self {
+            count: header.len(),
+            email: *at.get("email").ok_or("there is no `email` column")?,
+            name: at.get("name").copied(),
+            organisation: at.get("organisation").copied(),
+            topics: at.get("topics").copied(),
+        })
+    }
+}
+
+impl ImportFile {
+    /// Reads and checks `path`. Rows whose topics cell is empty get `default_topics`.
+    pub fn read(
+        path: &Path,
+        catalog: &TopicCatalog,
+        default_topics: &TopicSet,
+        progress: &dyn Progress,
+    ) -> Result<Self, ImportError> {
+        let read_error = |source| ImportError::Read {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = File::open(path).map_err(read_error)?;
+        let size = file.metadata().map_err(read_error)?.len();
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(BufReader::new(file));
+        let not_utf8 = |line| ImportError::NotUtf8 {
+            path: path.to_path_buf(),
+            line,
+        };
+        let csv_error = |e: csv::Error| match e.into_kind() {
+            csv::ErrorKind::Io(source) => read_error(source),
+            // With byte records and flexible rows, reading can only fail on I/O.
+            other => read_error(std::io::Error::other(format!("{other:?}"))),
+        };
+
+        let mut record = csv::ByteRecord::new();
+        if !reader.read_byte_record(&mut record).map_err(csv_error)? {
+            return Err(ImportError::Empty {
+                path: path.to_path_buf(),
+            });
+        }
+        let header = fields(&record).ok_or_else(|| not_utf8(1))?;
+        let columns = Columns::from_header(&header).map_err(|message| ImportError::Columns {
+            path: path.to_path_buf(),
+            message,
+        })?;
+
+        progress.begin("reading", size);
+        let mut done = 0;
+        let mut file = ImportFile {
+            path: path.to_path_buf(),
+            rows: Vec::new(),
+            problems: Vec::new(),
+        };
+        let mut first_line: HashMap<String, u64> = HashMap::new();
+        while reader.read_byte_record(&mut record).map_err(csv_error)? {
+            let (line, byte) = record
+                .position()
+                .map_or((0, done), |p| (p.line(), p.byte()));
+            let row = fields(&record).ok_or_else(|| not_utf8(line))?;
+            match parse_row(
+                &row,
+                record.as_slice().len(),
+                &columns,
+                catalog,
+                default_topics,
+            ) {
+                Ok(parsed) => match first_line.get(&parsed.email.normalised()) {
+                    Some(&first_line) => file.problems.push(RowIssue {
+                        line,
+                        problem: RowProblem::Duplicate { first_line },
+                    }),
+                    None => {
+                        first_line.insert(parsed.email.normalised(), line);
+                        file.rows.push(ImportRow { line, ..parsed });
+                    }
+                },
+                Err(problem) => file.problems.push(RowIssue { line, problem }),
+            }
+            if byte - done > 1 << 16 {
+                progress.advance(byte - done);
+                done = byte;
+            }
+        }
+        progress.end();
+        Ok(file)
+    }
+}
+
+/// The record's fields as text, or `None` when any is not UTF-8.
+fn fields(record: &csv::ByteRecord) -> Option<Vec<&str>> {
+    record.iter().map(|f| std::str::from_utf8(f).ok()).collect()
+}
+
+fn parse_row(
+    row: &[&str],
+    bytes: usize,
+    columns: &Columns,
+    catalog: &TopicCatalog,
+    default_topics: &TopicSet,
+) -> Result<ImportRow, RowProblem> {
+    if bytes > MAX_ROW_BYTES {
+        return Err(RowProblem::RowTooLong { bytes });
+    }
+    if row.len() != columns.count {
+        return Err(RowProblem::FieldCount {
+            found: row.len(),
+            expected: columns.count,
+        });
+    }
+    let email = SubscriberEmail::parse(row[columns.email]).map_err(RowProblem::BadEmail)?;
+    let text = |at: Option<usize>, column| {
+        let value = at.map(|i| row[i].trim()).filter(|v| !v.is_empty());
+        match value {
+            Some(v) if v.chars().count() > MAX_TEXT_CHARS => {
+                Err(RowProblem::TextTooLong { column })
+            }
+            v => Ok(v.map(str::to_string)),
+        }
+    };
+    let name = text(columns.name, "name")?;
+    let organisation = text(columns.organisation, "organisation")?;
+    let cell = columns.topics.map(|i| row[i]).unwrap_or("");
+    let topics: TopicSet = cell
+        .split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| catalog.parse(s))
+        .collect::<Result<_, _>>()
+        .map_err(RowProblem::UnknownTopic)?;
+    Ok(ImportRow {
+        line: 0,
+        email,
+        name,
+        organisation,
+        topics: if topics.is_empty() {
+            default_topics.clone()
+        } else {
+            topics
+        },
+    })
+}
+
+/// At most 60 characters of something the user wrote, for a message.
+fn shorten(s: &str) -> String {
+    if s.chars().count() <= 60 {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(59).collect::<String>())
+    }
+}
+
+/// A row that was left alone on purpose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kept {
+    pub line: u64,
+    pub email: String,
+    pub reason: KeptReason,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeptReason {
+    /// Already subscribed (active or pending): left as they are.
+    AlreadySubscribed(SubscriberStatus),
+    /// Unsubscribed, bounced or blocked: an import never brings them back.
+    HasLeft(SubscriberStatus),
+    /// Erased at their request: an import never brings them back.
+    Erased(DateTime<Utc>),
+}
+
+impl fmt::Display for KeptReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::AlreadySubscribed(status) => write!(f, "already subscribed ({status})"),
+            Self::HasLeft(status) => write!(f, "{status}, so not resubscribed"),
+            Self::Erased(at) => write!(
+                f,
+                "previously erased (on {}), so not added again",
+                at.format("%Y-%m-%d")
+            ),
+        }
+    }
+}
+
+/// What an import did.
+#[derive(Debug, Default)]
+pub struct ImportReport {
+    /// Rows added, in file order of their lines.
+    pub added: Vec<u64>,
+    pub kept: Vec<Kept>,
+}
+
+impl ImportReport {
+    pub fn count(&self, f: impl Fn(&KeptReason) -> bool) -> usize {
+        self.kept.iter().filter(|k| f(&k.reason)).count()
+    }
+}
+
+impl Store {
+    /// Writes the checked rows of `file` in one transaction: all of them or, on failure, none.
+    pub async fn import(
+        &self,
+        file: &ImportFile,
+        status: SubscriberStatus,
+        progress: &dyn Progress,
+    ) -> Result<ImportReport, StoreError> {
+        let source = ConsentSource::import(&file.path);
+        let mut tx = self.pool.begin().await?;
+        let mut report = ImportReport::default();
+        let fresh = classify(&mut tx, &file.rows, &mut report).await?;
+
+        progress.begin("writing", fresh.len() as u64);
+        for batch in fresh.chunks(BATCH) {
+            let inserted = insert_batch(&mut tx, batch, status).await?;
+            let by_email: HashMap<&str, i64> =
+                inserted.iter().map(|(id, e)| (e.as_str(), *id)).collect();
+            let (mut topic_ids, mut topic_slugs) = (Vec::new(), Vec::new());
+            let (mut log_ids, mut log_details) = (Vec::new(), Vec::new());
+            for row in batch {
+                let normalised = row.email.normalised();
+                let Some(&id) = by_email.get(normalised.as_str()) else {
+                    // Added by someone else since `classify` looked.
+                    report.kept.push(Kept {
+                        line: row.line,
+                        email: row.email.to_string(),
+                        reason: KeptReason::AlreadySubscribed(status),
+                    });
+                    continue;
+                };
+                let slugs = slugs(&row.topics);
+                for slug in &slugs {
+                    topic_ids.push(id);
+                    topic_slugs.push(slug.clone());
+                }
+                log_ids.push(id);
+                log_details.push(json!({
+                    "status": status.as_str(),
+                    "topics": slugs,
+                    "line": row.line,
+                }));
+                report.added.push(row.line);
+            }
+            insert_topics(&mut tx, &topic_ids, &topic_slugs).await?;
+            consent::record_many(
+                &mut tx,
+                &log_ids,
+                ConsentAction::Subscribed,
+                &source,
+                &log_details,
+            )
+            .await?;
+            progress.advance(batch.len() as u64);
+        }
+        tx.commit().await?;
+        progress.end();
+        report.kept.sort_by_key(|k| k.line);
+        Ok(report)
+    }
+}
+
+/// Sorts the rows into those already known (recorded in `report`) and those to add.
+async fn classify<'r>(
+    tx: &mut Transaction<'_, Postgres>,
+    rows: &'r [ImportRow],
+    report: &mut ImportReport,
+) -> Result<Vec<&'r ImportRow>, StoreError> {
+    let normalised: Vec<String> = rows.iter().map(|r| r.email.normalised()).collect();
+    let existing: HashMap<String, SubscriberStatus> = existing(tx, &normalised)
+        .await?
+        .into_iter()
+        .map(|(e, s)| Ok((e, SubscriberStatus::from_store(&s)?)))
+        .collect::<Result<_, StoreError>>()?;
+
+    let key = erase::key(tx).await?;
+    let tombstone = |row: &ImportRow| key.as_ref().map(|k| k.tombstone(&row.email));
+    let candidates: Vec<Vec<u8>> = rows
+        .iter()
+        .filter(|r| !existing.contains_key(&r.email.normalised()))
+        .filter_map(tombstone)
+        .collect();
+    let erased: HashMap<Vec<u8>, DateTime<Utc>> = if candidates.is_empty() {
+        HashMap::new()
+    } else {
+        erase::existing_tombstones(tx, &candidates)
+            .await?
+            .into_iter()
+            .collect()
+    };
+
+    let mut fresh = Vec::new();
+    for row in rows {
+        let reason = match existing.get(&row.email.normalised()) {
+            Some(&status) if status.has_left() => Some(KeptReason::HasLeft(status)),
+            Some(&status) => Some(KeptReason::AlreadySubscribed(status)),
+            None => tombstone(row)
+                .and_then(|t| erased.get(&t).copied())
+                .map(KeptReason::Erased),
+        };
+        match reason {
+            Some(reason) => report.kept.push(Kept {
+                line: row.line,
+                email: row.email.to_string(),
+                reason,
+            }),
+            None => fresh.push(row),
+        }
+    }
+    Ok(fresh)
+}
+
+async fn existing(
+    conn: &mut PgConnection,
+    normalised: &[String],
+) -> Result<Vec<(String, String)>, StoreError> {
+    Ok(sqlx::query!(
+        "SELECT email_normalised, status FROM subscribers WHERE email_normalised = ANY($1)",
+        normalised
+    )
+    .fetch_all(conn)
+    .await?
+    .into_iter()
+    .map(|r| (r.email_normalised, r.status))
+    .collect())
+}
+
+/// Inserts the rows, skipping any address added meanwhile; returns the new ids.
+async fn insert_batch(
+    tx: &mut Transaction<'_, Postgres>,
+    rows: &[&ImportRow],
+    status: SubscriberStatus,
+) -> Result<Vec<(i64, String)>, StoreError> {
+    let mut emails = Vec::with_capacity(rows.len());
+    let mut normalised = Vec::with_capacity(rows.len());
+    let mut names = Vec::with_capacity(rows.len());
+    let mut organisations = Vec::with_capacity(rows.len());
+    let mut link_ids = Vec::with_capacity(rows.len());
+    let mut link_secrets = Vec::with_capacity(rows.len());
+    for row in rows {
+        let keys = LinkKeys::generate()?;
+        emails.push(row.email.as_str().to_string());
+        normalised.push(row.email.normalised());
+        // Empty means none: UNNEST cannot take arrays of NULLs as simply.
+        names.push(row.name.clone().unwrap_or_default());
+        organisations.push(row.organisation.clone().unwrap_or_default());
+        link_ids.push(keys.id);
+        link_secrets.push(keys.secret);
+    }
+    let inserted = sqlx::query!(
+        "INSERT INTO subscribers (email, email_normalised, name, organisation, status, link_id, link_secret)
+         SELECT email, normalised, NULLIF(name, ''), NULLIF(organisation, ''), $7, link_id, link_secret
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::bytea[])
+              AS r (email, normalised, name, organisation, link_id, link_secret)
+         ON CONFLICT (email_normalised) DO NOTHING
+         RETURNING id, email_normalised",
+        &emails,
+        &normalised,
+        &names,
+        &organisations,
+        &link_ids,
+        &link_secrets,
+        status.as_str(),
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(inserted
+        .into_iter()
+        .map(|r| (r.id, r.email_normalised))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_may_come_in_any_order_and_any_case() {
+        let c = Columns::from_header(&["Topics", "EMAIL", "name"]).expect("valid");
+        assert_eq!(
+            (c.email, c.topics, c.name, c.organisation),
+            (1, Some(0), Some(2), None)
+        );
+    }
+
+    #[test]
+    fn a_byte_order_mark_before_the_first_column_is_ignored() {
+        assert!(Columns::from_header(&["\u{feff}email", "name"]).is_ok());
+    }
+
+    #[test]
+    fn a_header_without_email_or_with_an_unknown_column_is_refused() {
+        let e = |h: &[&str]| Columns::from_header(h).err().unwrap_or_default();
+        assert_eq!(e(&["name", "topics"]), "there is no `email` column");
+        assert_eq!(e(&["email", "phone"]), "unknown column `phone`");
+        assert_eq!(e(&["email", "Email"]), "the column `email` appears twice");
+    }
+}

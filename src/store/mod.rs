@@ -1,0 +1,242 @@
+//! Subscribers, their topics and the consent log, in PostgreSQL.
+//!
+//! The database is `DATABASE_URL`, else `database_url` in `lscp-mail.toml`. The schema is the
+//! migrations in `migrations/`, embedded in the binary: `lscp-mail db migrate` applies them,
+//! and every command that uses the database applies any that are pending before it starts, so
+//! an upgraded binary never runs against an old schema.
+//!
+//! One module per job: [`email`] (the address newtype), [`subscriber`] (status, read model,
+//! changes), [`topics`], [`consent`] (the log), [`token`] (link secrets), [`erase`]
+//! (forgetting with a tombstone), [`import`] and [`export`] (CSV). Each SQL statement is one
+//! small function next to its caller; writes take the `Transaction` they belong to.
+
+pub mod consent;
+pub mod email;
+pub mod erase;
+pub mod export;
+pub mod import;
+pub mod subscriber;
+pub mod token;
+pub mod topics;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret;
+use sqlx::migrate::{MigrateDatabase, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool, Postgres};
+
+pub use consent::{ConsentAction, ConsentEntry, ConsentSource};
+pub use email::{EmailError, SubscriberEmail};
+pub use erase::Erasure;
+pub use import::{ImportError, ImportFile, ImportReport};
+pub use subscriber::{Change, NewSubscriber, Subscriber, SubscriberFilter, SubscriberStatus};
+pub use token::{BadLink, LinkToken};
+pub use topics::StoredTopic;
+
+use crate::config::{Config, redact_url};
+use crate::content::topic::TopicError;
+
+static MIGRATOR: Migrator = sqlx::migrate!();
+
+/// How long to wait for the server before saying it cannot be reached.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+const CONNECT_HINT: &str = "is PostgreSQL running there? For a local one, \
+`eval \"$(scripts/test --only-services)\"` starts it and sets DATABASE_URL; \
+otherwise check DATABASE_URL or `database_url` in lscp-mail.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "no database is configured: set DATABASE_URL or `database_url` in lscp-mail.toml, \
+         such as postgres://postgres@127.0.0.1:5432/lscp_mail"
+    )]
+    NoDatabase,
+    #[error("the database URL {url} is not valid")]
+    BadUrl {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("cannot connect to the database at {url} ({CONNECT_HINT})")]
+    Connect {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("the database at {url} does not exist: `lscp-mail db migrate` creates it")]
+    NoSuchDatabase { url: String },
+    #[error("cannot bring the database schema up to date")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("no subscriber has the address {0}")]
+    NotFound(String),
+    #[error("{email} is already subscribed ({status})")]
+    AlreadySubscribed {
+        email: String,
+        status: SubscriberStatus,
+    },
+    #[error(
+        "{email} is {status}: only they can ask to come back (then add them with --resubscribe)"
+    )]
+    HasLeft {
+        email: String,
+        status: SubscriberStatus,
+    },
+    #[error(
+        "this address was erased at the practitioner's request on {}: add it again only if \
+         they ask to subscribe (with --resubscribe)",
+        erased_at.format("%Y-%m-%d")
+    )]
+    Erased { erased_at: DateTime<Utc> },
+    #[error("{email} is {status}, not awaiting confirmation")]
+    NotPending {
+        email: String,
+        status: SubscriberStatus,
+    },
+    #[error(transparent)]
+    BadLink(#[from] BadLink),
+    #[error(transparent)]
+    Topic(#[from] TopicError),
+    #[error("the topic `{0}` exists already")]
+    TopicExists(String),
+    #[error("the operating system's random generator failed: {0}")]
+    Random(String),
+    #[error("the database holds something this version does not understand: {0}")]
+    Corrupt(String),
+    #[error("database error")]
+    Sql(#[from] sqlx::Error),
+}
+
+impl StoreError {
+    /// True when the command line or the input, not the system, is at fault: the caller can
+    /// fix it by asking differently (exit code 1 rather than 3).
+    pub fn is_input_problem(&self) -> bool {
+        matches!(
+            self,
+            Self::NotFound(_)
+                | Self::AlreadySubscribed { .. }
+                | Self::HasLeft { .. }
+                | Self::Erased { .. }
+                | Self::NotPending { .. }
+                | Self::BadLink(_)
+                | Self::Topic(_)
+                | Self::TopicExists(_)
+        )
+    }
+}
+
+/// The subscriber database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: PgPool,
+}
+
+/// What `migrate` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migrated {
+    /// Descriptions of the migrations applied now, oldest first.
+    pub applied: Vec<String>,
+    /// The schema version now in force.
+    pub version: Option<i64>,
+}
+
+impl Store {
+    /// Connects to the configured database; it must exist (`create_database` makes it).
+    pub async fn connect(config: &Config) -> Result<Self, StoreError> {
+        let (url, options) = options(config)?;
+        // One connection first, for a prompt and specific error; then the pool.
+        let first = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
+            .await
+            .unwrap_or(Err(sqlx::Error::PoolTimedOut));
+        match first {
+            Ok(conn) => conn.close().await?,
+            Err(e) if is_missing_database(&e) => return Err(StoreError::NoSuchDatabase { url }),
+            Err(source) => return Err(StoreError::Connect { url, source }),
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(CONNECT_TIMEOUT)
+            .connect_lazy_with(options);
+        Ok(Self { pool })
+    }
+
+    /// Creates the configured database when it does not exist; true when it did not.
+    pub async fn create_database(config: &Config) -> Result<bool, StoreError> {
+        let (url, _) = options(config)?;
+        let full = config
+            .database_url
+            .as_ref()
+            .ok_or(StoreError::NoDatabase)?
+            .expose_secret()
+            .to_string();
+        let connect = |source| StoreError::Connect {
+            url: url.clone(),
+            source,
+        };
+        if Postgres::database_exists(&full).await.map_err(connect)? {
+            return Ok(false);
+        }
+        Postgres::create_database(&full).await.map_err(connect)?;
+        Ok(true)
+    }
+
+    /// For tests and for embedding: a store over an existing pool.
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Applies the migrations not yet applied. Safe to run concurrently: one waits for the
+    /// other.
+    pub async fn migrate(&self) -> Result<Migrated, StoreError> {
+        let before = self.applied_versions().await?;
+        MIGRATOR.run(&self.pool).await?;
+        let after = self.applied_versions().await?;
+        Ok(Migrated {
+            applied: MIGRATOR
+                .iter()
+                .filter(|m| after.contains(&m.version) && !before.contains(&m.version))
+                .map(|m| format!("{} {}", m.version, m.description))
+                .collect(),
+            version: after.iter().max().copied(),
+        })
+    }
+
+    async fn applied_versions(&self) -> Result<Vec<i64>, StoreError> {
+        use sqlx::migrate::Migrate;
+        let mut conn = self.pool.acquire().await?;
+        conn.ensure_migrations_table("_sqlx_migrations").await?;
+        Ok(conn
+            .list_applied_migrations("_sqlx_migrations")
+            .await?
+            .into_iter()
+            .map(|m| m.version)
+            .collect())
+    }
+}
+
+/// The redacted URL for messages, and the connect options.
+fn options(config: &Config) -> Result<(String, PgConnectOptions), StoreError> {
+    let secret = config.database_url.as_ref().ok_or(StoreError::NoDatabase)?;
+    let url = redact_url(secret.expose_secret());
+    let options = PgConnectOptions::from_str(secret.expose_secret())
+        .map_err(|source| StoreError::BadUrl {
+            url: url.clone(),
+            source,
+        })?
+        .application_name("lscp-mail");
+    Ok((url, options))
+}
+
+/// PostgreSQL's `invalid_catalog_name`: the database named in the URL does not exist.
+fn is_missing_database(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|c| c == "3D000")
+}
