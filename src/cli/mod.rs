@@ -3,7 +3,10 @@
 
 mod check;
 mod compose;
+mod db;
 pub mod report;
+mod subscribers;
+mod topics;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,6 +52,9 @@ pub struct Cli {
 pub enum Command {
     Compose(compose::Args),
     Check(check::Args),
+    Db(db::Args),
+    Subscribers(subscribers::Args),
+    Topics(topics::Args),
 }
 
 /// An error the user can fix by calling the command differently: exit code 2.
@@ -62,6 +68,9 @@ impl Cli {
         match self.command {
             Command::Compose(args) => args.run(&config),
             Command::Check(args) => args.run(&config),
+            Command::Db(args) => args.run(&config),
+            Command::Subscribers(args) => args.run(&config),
+            Command::Topics(args) => args.run(&config),
         }
     }
 }

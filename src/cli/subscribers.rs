@@ -1,0 +1,500 @@
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::db::with_store;
+use super::{code, exit};
+use crate::config::Config;
+use crate::content::{TopicCatalog, TopicSet};
+use crate::store::import::{KeptReason, Progress};
+use crate::store::{
+    ConsentEntry, ConsentSource, ImportFile, NewSubscriber, Store, SubscriberEmail,
+    SubscriberFilter, SubscriberStatus, export,
+};
+
+/// Manage the practitioners who receive the newsletter
+///
+/// Subscribers, their topics and the log of every change (what UK GDPR and PECR ask a sender
+/// to be able to show) are kept in PostgreSQL: DATABASE_URL, else `database_url` in
+/// lscp-mail.toml. Pending schema migrations are applied before each command runs.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  lscp-mail subscribers import subscribers/example.csv\n  \
+lscp-mail subscribers list --topic training --status active\n  \
+lscp-mail subscribers set-topics ann.smith@example.org training reviews\n  \
+lscp-mail subscribers export subscribers.csv\n\n\
+Exit codes: 0 done, 1 the input has problems (an unknown address or topic, rows skipped by an \
+import, a file that cannot be imported), 2 bad usage, 3 other failure (database, files)."
+)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: SubscribersCommand,
+}
+
+/// The statuses a new subscriber can start with.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum StartStatus {
+    /// Their consent is on record: they receive the newsletter
+    Active,
+    /// They still have to confirm by email (double opt-in)
+    Pending,
+}
+
+impl From<StartStatus> for SubscriberStatus {
+    fn from(s: StartStatus) -> Self {
+        match s {
+            StartStatus::Active => SubscriberStatus::Active,
+            StartStatus::Pending => SubscriberStatus::Pending,
+        }
+    }
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum SubscribersCommand {
+    /// Add the practitioners in a CSV file
+    ///
+    /// The header line names the columns: email (required), name, organisation, topics
+    /// (slugs separated by `;`), in any order. Rows with a bad address, an unknown topic or the
+    /// address of an earlier row are reported with their line number and skipped; the rest go
+    /// in within one transaction. Importing the same file again changes nothing, and someone
+    /// who unsubscribed, bounced, was blocked or was erased is never added back. A file with an
+    /// unknown column or text that is not UTF-8 imports nothing.
+    #[command(
+        after_help = "Example:\n  lscp-mail subscribers import subscribers/example.csv --status pending\n\n\
+Exit codes: 0 every row imported or already there, 1 rows skipped with problems (the others \
+were imported) or the file cannot be imported (nothing was), 3 other failure."
+    )]
+    Import {
+        /// The CSV file, such as subscribers/example.csv
+        file: PathBuf,
+        /// Topics for rows whose topics cell is empty, such as `training,events` [default: all]
+        #[arg(long, value_name = "LIST")]
+        topics: Option<String>,
+        /// The status of the practitioners added
+        #[arg(long, value_enum, default_value = "active")]
+        status: StartStatus,
+    },
+    /// Add one practitioner
+    Add {
+        email: SubscriberEmail,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        organisation: Option<String>,
+        /// Their topics, such as `training,events` [default: all]
+        #[arg(long, value_name = "LIST")]
+        topics: Option<String>,
+        #[arg(long, value_enum, default_value = "active")]
+        status: StartStatus,
+        /// They unsubscribed or were erased, and have now asked to subscribe again
+        #[arg(long)]
+        resubscribe: bool,
+    },
+    /// List subscribers in address order
+    List {
+        /// Only those who chose this topic
+        #[arg(long, value_name = "SLUG")]
+        topic: Option<String>,
+        /// Only those with this status: pending, active, unsubscribed, bounced or blocked
+        #[arg(long)]
+        status: Option<SubscriberStatus>,
+    },
+    /// Show a subscriber's status, topics and change log
+    Show { email: SubscriberEmail },
+    /// Replace a subscriber's topics
+    #[command(
+        after_help = "Example:\n  lscp-mail subscribers set-topics ann.smith@example.org training reviews"
+    )]
+    SetTopics {
+        email: SubscriberEmail,
+        /// The topics they receive from now on (none: they stay subscribed to nothing)
+        #[arg(value_name = "TOPIC")]
+        topics: Vec<String>,
+    },
+    /// Unsubscribe a practitioner (they stay on record so no import adds them back)
+    Unsubscribe { email: SubscriberEmail },
+    /// Write subscribers with their topics as CSV
+    #[command(
+        after_help = "Columns: email, name, organisation, topics (`;`-separated), status, created_at, confirmed_at.\n\
+Cells that a spreadsheet would run as a formula (starting with = + - @) get a leading '."
+    )]
+    Export {
+        /// The file to write [default: standard output]
+        file: Option<PathBuf>,
+        #[arg(long, value_name = "SLUG")]
+        topic: Option<String>,
+        #[arg(long)]
+        status: Option<SubscriberStatus>,
+    },
+    /// Erase a practitioner's personal data at their request
+    ///
+    /// Removes the address, name, organisation, topics and link secret. Kept: a keyed hash of
+    /// the address (so no later import can add them back without saying so) and the change log
+    /// with no personal data in it.
+    Forget { email: SubscriberEmail },
+}
+
+impl Args {
+    pub fn run(self, config: &Config) -> anyhow::Result<ExitCode> {
+        let source = ConsentSource::Cli;
+        match self.command {
+            SubscribersCommand::Import {
+                file,
+                topics,
+                status,
+            } => with_store(config, async |store| {
+                import(store, &file, topics.as_deref(), status.into()).await
+            }),
+            SubscribersCommand::Add {
+                email,
+                name,
+                organisation,
+                topics,
+                status,
+                resubscribe,
+            } => with_store(config, async |store| {
+                let catalog = store.topic_catalog().await?;
+                let new = NewSubscriber {
+                    email,
+                    name: name.filter(|n| !n.trim().is_empty()),
+                    organisation: organisation.filter(|o| !o.trim().is_empty()),
+                    topics: topic_list(&catalog, topics.as_deref())?,
+                };
+                let added = store
+                    .add_subscriber(&new, status.into(), &source, resubscribe)
+                    .await?;
+                println!(
+                    "added {} ({}), topics: {}",
+                    added.email,
+                    added.status,
+                    topics_text(&added.topics)
+                );
+                Ok(code(exit::OK))
+            }),
+            SubscribersCommand::List { topic, status } => with_store(config, async |store| {
+                let filter = filter(store, topic.as_deref(), status).await?;
+                print_list(&store.subscribers(&filter).await?);
+                Ok(code(exit::OK))
+            }),
+            SubscribersCommand::Show { email } => {
+                with_store(config, async |store| show(store, &email).await)
+            }
+            SubscribersCommand::SetTopics { email, topics } => with_store(config, async |store| {
+                let catalog = store.topic_catalog().await?;
+                let topics = catalog.parse_list(&topics.join(","))?;
+                let change = store.set_topics(&email, &topics, &source).await?;
+                if change.changed() {
+                    println!(
+                        "{email}: topics changed from {} to {}",
+                        topics_text(&change.before),
+                        topics_text(&change.after)
+                    );
+                } else {
+                    println!("{email}: topics unchanged ({})", topics_text(&change.after));
+                }
+                Ok(code(exit::OK))
+            }),
+            SubscribersCommand::Unsubscribe { email } => with_store(config, async |store| {
+                let change = store.unsubscribe(&email, &source).await?;
+                if change.changed() {
+                    println!("{email}: unsubscribed (was {})", change.before);
+                } else {
+                    println!("{email}: already unsubscribed");
+                }
+                Ok(code(exit::OK))
+            }),
+            SubscribersCommand::Export {
+                file,
+                topic,
+                status,
+            } => with_store(config, async |store| {
+                let filter = filter(store, topic.as_deref(), status).await?;
+                let subscribers = store.subscribers(&filter).await?;
+                match &file {
+                    Some(path) => write_export(path, &subscribers)?,
+                    None => export::write_csv(&subscribers, std::io::stdout().lock())?,
+                }
+                if let Some(path) = &file {
+                    eprintln!(
+                        "wrote {} subscriber{} to {}",
+                        subscribers.len(),
+                        plural(subscribers.len()),
+                        path.display()
+                    );
+                }
+                Ok(code(exit::OK))
+            }),
+            SubscribersCommand::Forget { email } => with_store(config, async |store| {
+                let erased_at = store.forget(&email, &source).await?;
+                println!(
+                    "{email}: erased on {}; a keyed hash of the address and the change log \
+                     (without personal data) are kept",
+                    erased_at.format("%Y-%m-%d %H:%M UTC")
+                );
+                Ok(code(exit::OK))
+            }),
+        }
+    }
+}
+
+async fn import(
+    store: &Store,
+    file: &Path,
+    topics: Option<&str>,
+    status: SubscriberStatus,
+) -> anyhow::Result<ExitCode> {
+    let catalog = store.topic_catalog().await?;
+    let default_topics = topic_list(&catalog, topics)?;
+    let progress = Bar::new();
+    let checked = ImportFile::read(file, &catalog, &default_topics, &progress)?;
+    let report = store.import(&checked, status, &progress).await?;
+
+    let name = file.display();
+    for issue in &checked.problems {
+        println!("{name}:{}: {} (skipped)", issue.line, issue.problem);
+    }
+    for kept in &report.kept {
+        if !matches!(kept.reason, KeptReason::AlreadySubscribed(_)) {
+            println!("{name}:{}: {}: {}", kept.line, kept.email, kept.reason);
+        }
+    }
+    let rows = checked.rows.len() + checked.problems.len();
+    let already = report.count(|r| matches!(r, KeptReason::AlreadySubscribed(_)));
+    let left = report.count(|r| matches!(r, KeptReason::HasLeft(_)));
+    let erased = report.count(|r| matches!(r, KeptReason::Erased(_)));
+    println!(
+        "{name}: {rows} row{}: {} added ({status}), {already} already subscribed, \
+         {left} not resubscribed, {erased} previously erased, {} skipped with problems",
+        plural(rows),
+        report.added.len(),
+        checked.problems.len(),
+    );
+    Ok(code(if checked.problems.is_empty() {
+        exit::OK
+    } else {
+        exit::INPUT
+    }))
+}
+
+/// `--topics training,events`, or every topic when not given.
+fn topic_list(catalog: &TopicCatalog, list: Option<&str>) -> anyhow::Result<TopicSet> {
+    match list {
+        None => Ok(catalog.all()),
+        Some(list) => Ok(catalog
+            .parse_list(list)
+            .map_err(crate::store::StoreError::Topic)?),
+    }
+}
+
+async fn filter(
+    store: &Store,
+    topic: Option<&str>,
+    status: Option<SubscriberStatus>,
+) -> anyhow::Result<SubscriberFilter> {
+    let topic = match topic {
+        Some(t) => Some(
+            store
+                .topic_catalog()
+                .await?
+                .parse(t)
+                .map_err(crate::store::StoreError::Topic)?
+                .to_string(),
+        ),
+        None => None,
+    };
+    Ok(SubscriberFilter { status, topic })
+}
+
+fn print_list(subscribers: &[crate::store::Subscriber]) {
+    let width = subscribers
+        .iter()
+        .map(|s| s.email.as_str().chars().count())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    let topics = subscribers
+        .iter()
+        .map(|s| topics_text(&s.topics).chars().count())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    println!(
+        "{:width$}  {:12}  {:topics$}  NAME",
+        "EMAIL", "STATUS", "TOPICS"
+    );
+    for s in subscribers {
+        let who = match (&s.name, &s.organisation) {
+            (Some(n), Some(o)) => format!("{n} ({o})"),
+            (Some(n), None) => n.clone(),
+            (None, Some(o)) => format!("({o})"),
+            (None, None) => String::new(),
+        };
+        println!(
+            "{:width$}  {:12}  {:topics$}  {who}",
+            s.email.as_str(),
+            s.status.as_str(),
+            topics_text(&s.topics)
+        );
+    }
+    println!(
+        "{} subscriber{}",
+        subscribers.len(),
+        plural(subscribers.len())
+    );
+}
+
+async fn show(store: &Store, email: &SubscriberEmail) -> anyhow::Result<ExitCode> {
+    let subscriber = match store.subscriber(email).await {
+        Ok(s) => s,
+        Err(crate::store::StoreError::NotFound(_)) => {
+            return match store.erasure(email).await? {
+                Some(erasure) => {
+                    println!(
+                        "{email} was erased on {}; its change log is kept without personal data:",
+                        erasure.erased_at.format("%Y-%m-%d %H:%M UTC")
+                    );
+                    print_history(&erasure.history);
+                    Ok(code(exit::OK))
+                }
+                None => Err(crate::store::StoreError::NotFound(email.to_string()).into()),
+            };
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let when = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
+    println!("{}", subscriber.email);
+    println!(
+        "  name:          {}",
+        subscriber.name.as_deref().unwrap_or("-")
+    );
+    println!(
+        "  organisation:  {}",
+        subscriber.organisation.as_deref().unwrap_or("-")
+    );
+    println!("  status:        {}", subscriber.status);
+    println!("  topics:        {}", topics_text(&subscriber.topics));
+    println!("  added:         {}", when(subscriber.created_at));
+    println!(
+        "  confirmed:     {}",
+        subscriber
+            .confirmed_at
+            .map(when)
+            .unwrap_or_else(|| "-".into())
+    );
+    println!("  last changed:  {}", when(subscriber.updated_at));
+    println!("history:");
+    print_history(&store.history(&subscriber).await?);
+    Ok(code(exit::OK))
+}
+
+fn print_history(entries: &[ConsentEntry]) {
+    for e in entries {
+        println!(
+            "  {}  {:14}  {:24}  {}",
+            e.at.format("%Y-%m-%d %H:%M:%S UTC"),
+            e.action.as_str(),
+            e.source.to_string(),
+            detail_text(&e.detail)
+        );
+    }
+}
+
+/// `{"from": "active", "topics": ["a", "b"]}` as `from=active topics=a,b`.
+fn detail_text(detail: &serde_json::Value) -> String {
+    let Some(map) = detail.as_object() else {
+        return detail.to_string();
+    };
+    map.iter()
+        .map(|(k, v)| {
+            let v = match v {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Array(items) => items
+                    .iter()
+                    .map(|i| {
+                        i.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| i.to_string())
+                    })
+                    .collect::<Vec<_>>()
+                    .join(","),
+                other => other.to_string(),
+            };
+            format!("{k}={v}")
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn topics_text(topics: &[String]) -> String {
+    if topics.is_empty() {
+        "(none)".into()
+    } else {
+        topics.join(", ")
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// Writes beside the target and renames, so a failed export never leaves half a file.
+fn write_export(path: &Path, subscribers: &[crate::store::Subscriber]) -> anyhow::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(".lscp-mail-export-{}.tmp", std::process::id()));
+    let written = std::fs::File::create(&tmp)
+        .map_err(anyhow::Error::from)
+        .and_then(|mut f| {
+            export::write_csv(subscribers, &mut f)?;
+            f.flush()?;
+            f.sync_all()?;
+            Ok(())
+        })
+        .and_then(|()| Ok(std::fs::rename(&tmp, path)?));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// An import's progress bar on standard error; indicatif hides it when that is not a terminal.
+struct Bar(ProgressBar);
+
+impl Bar {
+    fn new() -> Self {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{msg:8} [{bar:40}] {percent:>3}% {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        Self(bar)
+    }
+}
+
+impl Progress for Bar {
+    fn begin(&self, stage: &'static str, total: u64) {
+        self.0.reset();
+        self.0.set_length(total);
+        self.0.set_message(stage);
+    }
+
+    fn advance(&self, by: u64) {
+        self.0.inc(by);
+    }
+
+    fn end(&self) {
+        self.0.set_position(self.0.length().unwrap_or(0));
+    }
+}
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
+    }
+}
