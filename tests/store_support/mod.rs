@@ -1,0 +1,134 @@
+//! Shared by the subscriber-store tests: each `#[sqlx::test]` gets a fresh, migrated database
+//! on the server in DATABASE_URL (`eval "$(scripts/test --only-services)"` sets it).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use lscp_mail::content::{TopicCatalog, TopicSet};
+use lscp_mail::store::import::{ImportFile, ImportReport, Silent};
+use lscp_mail::store::{NewSubscriber, Store, SubscriberEmail, SubscriberStatus};
+use sqlx::PgPool;
+use sqlx::postgres::PgConnectOptions;
+
+pub fn example_csv() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("subscribers/example.csv")
+}
+
+/// Writes `content` to `name` in `dir`.
+pub fn csv(dir: &tempfile::TempDir, name: &str, content: impl AsRef<[u8]>) -> PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, content).expect("write the test file");
+    path
+}
+
+pub fn email(s: &str) -> SubscriberEmail {
+    SubscriberEmail::parse(s).expect("a valid address")
+}
+
+pub fn topics(catalog: &TopicCatalog, list: &str) -> TopicSet {
+    catalog.parse_list(list).expect("known topics")
+}
+
+pub async fn add(store: &Store, address: &str, list: &str) {
+    let catalog = store.topic_catalog().await.expect("topics");
+    let new = NewSubscriber {
+        email: email(address),
+        name: Some("Test Practitioner".into()),
+        organisation: None,
+        topics: topics(&catalog, list),
+    };
+    store
+        .add_subscriber(
+            &new,
+            SubscriberStatus::Active,
+            &lscp_mail::store::ConsentSource::Cli,
+            false,
+        )
+        .await
+        .expect("added");
+}
+
+/// Reads `path` with every topic as the default, then imports it.
+pub async fn import(store: &Store, path: &Path) -> (ImportFile, ImportReport) {
+    let catalog = store.topic_catalog().await.expect("topics");
+    let file = ImportFile::read(path, &catalog, &catalog.all(), &Silent).expect("readable");
+    let report = store
+        .import(&file, SubscriberStatus::Active, &Silent)
+        .await
+        .expect("imported");
+    (file, report)
+}
+
+/// Row counts of every table an import or a change writes to: equal counts before and after
+/// show nothing was written.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub struct Counts {
+    pub subscribers: i64,
+    pub topics: i64,
+    pub log: i64,
+    pub erasures: i64,
+}
+
+pub async fn counts(pool: &PgPool) -> Counts {
+    let c = sqlx::query!(
+        r#"SELECT (SELECT count(*) FROM subscribers) AS "subscribers!",
+                  (SELECT count(*) FROM subscriber_topics) AS "topics!",
+                  (SELECT count(*) FROM consent_log) AS "log!",
+                  (SELECT count(*) FROM erasures) AS "erasures!""#
+    )
+    .fetch_one(pool)
+    .await
+    .expect("count");
+    Counts {
+        subscribers: c.subscribers,
+        topics: c.topics,
+        log: c.log,
+        erasures: c.erasures,
+    }
+}
+
+pub const NOTHING: Counts = Counts {
+    subscribers: 0,
+    topics: 0,
+    log: 0,
+    erasures: 0,
+};
+
+/// The URL of the test's own database, for running the binary against it.
+pub fn url_of(options: &PgConnectOptions) -> String {
+    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL is set for the tests");
+    let mut url = url::Url::parse(&base).expect("DATABASE_URL is a URL");
+    url.set_path(
+        options
+            .get_database()
+            .expect("the test database has a name"),
+    );
+    url.to_string()
+}
+
+/// The outcome of running `lscp-mail`.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `lscp-mail ARGS` against `database_url` (none: no database configured), in an empty
+/// folder so no developer's lscp-mail.toml is read.
+pub fn lscp_mail(database_url: Option<&str>, args: &[&str]) -> Run {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lscp-mail"));
+    cmd.args(args)
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL");
+    if let Some(url) = database_url {
+        cmd.env("DATABASE_URL", url);
+    }
+    let out = cmd.output().expect("lscp-mail runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
