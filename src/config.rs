@@ -335,6 +335,55 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_file_says_exactly_the_defaults() {
+        figment::Jail::expect_with(|_| {
+            let example = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_CONFIG_FILE);
+            let config = Config::load(Some(&example)).map_err(|e| e.to_string())?;
+            let defaults = Config::default();
+            assert_eq!(
+                serde_json::to_value(&config.brand).ok(),
+                serde_json::to_value(&defaults.brand).ok()
+            );
+            assert_eq!(config.topics, defaults.topics);
+            assert_eq!(config.site.base_url, defaults.site.base_url);
+            assert_eq!(config.mail.from, defaults.mail.from);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn database_and_smtp_urls_come_from_their_usual_variables_and_stay_secret() {
+        use secrecy::ExposeSecret;
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("DATABASE_URL", "postgres://app:s3cret@db:5432/news");
+            jail.set_env("SMTP_URL", "smtp://mailer:hunter2@smtp.example.org:587");
+            jail.set_env("LSCP_MAIL_SITE__BASE_URL", "https://news.example.org");
+            let config = Config::from_figment(Figment::new()).map_err(|e| e.to_string())?;
+            assert_eq!(
+                config.database_url.as_ref().map(|u| u.expose_secret()),
+                Some("postgres://app:s3cret@db:5432/news")
+            );
+            assert_eq!(config.site.base_url, "https://news.example.org");
+            let debug = format!("{config:?}");
+            assert!(
+                !debug.contains("s3cret") && !debug.contains("hunter2"),
+                "{debug}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_unknown_setting_is_an_error_not_ignored() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("lscp-mail.toml", "[brand]\norganisaton = \"Typo\"\n")?;
+            let err = Config::load(Some(Path::new("lscp-mail.toml"))).expect_err("typo refused");
+            assert!(err.to_string().contains("organisaton"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn a_password_in_a_url_is_never_shown() {
         assert_eq!(
             redact_url("postgres://app:s3cret@db.internal:5432/news"),
