@@ -251,6 +251,7 @@ async fn import(
     let progress = Bar::new();
     let checked = ImportFile::read(file, &catalog, &default_topics, &progress)?;
     let report = store.import(&checked, status, &progress).await?;
+    drop(progress);
 
     let name = file.display();
     for issue in &checked.problems {
@@ -391,12 +392,13 @@ async fn show(store: &Store, email: &SubscriberEmail) -> anyhow::Result<ExitCode
 }
 
 fn print_history(entries: &[ConsentEntry]) {
-    for e in entries {
+    let sources: Vec<String> = entries.iter().map(|e| e.source.to_string()).collect();
+    let width = sources.iter().map(|s| s.chars().count()).max().unwrap_or(0);
+    for (e, source) in entries.iter().zip(&sources) {
         println!(
-            "  {}  {:14}  {:24}  {}",
+            "  {}  {:14}  {source:width$}  {}",
             e.at.format("%Y-%m-%d %H:%M:%S UTC"),
             e.action.as_str(),
-            e.source.to_string(),
             detail_text(&e.detail)
         );
     }
