@@ -220,7 +220,12 @@ impl Config {
     /// The built-in defaults with the environment's overrides: for tests and embedding.
     pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
         let figment = figment
-            .merge(Env::prefixed("LSCP_MAIL_").split("__"))
+            // LSCP_MAIL_LOG sets the log filter (main.rs); it is not a setting.
+            .merge(
+                Env::prefixed("LSCP_MAIL_")
+                    .filter(|k| k != "log")
+                    .split("__"),
+            )
             .merge(
                 Env::raw()
                     .only(&["DATABASE_URL"])
@@ -323,6 +328,8 @@ impl fmt::Display for Colour {
 }
 
 #[cfg(test)]
+// figment's Jail fixes the closures' error type.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 
@@ -369,6 +376,15 @@ mod tests {
                 !debug.contains("s3cret") && !debug.contains("hunter2"),
                 "{debug}"
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_log_filter_variable_is_not_mistaken_for_a_setting() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("LSCP_MAIL_LOG", "debug");
+            Config::from_figment(Figment::new()).map_err(|e| e.to_string())?;
             Ok(())
         });
     }

@@ -96,9 +96,7 @@ impl Cx<'_> {
             }
         };
         let issue_path = dir.join(ISSUE_FILE);
-        let Some(text) = self.read(&issue_path) else {
-            return None;
-        };
+        let text = self.read(&issue_path)?;
         let file = File {
             src: Source {
                 path: &issue_path,
