@@ -12,4 +12,5 @@ pub mod cli;
 pub mod config;
 pub mod content;
 pub mod render;
+pub mod send;
 pub mod store;
