@@ -4,6 +4,7 @@
 use std::fmt::Write;
 
 use super::markdown::{to_text, wrap};
+use super::view::{calendar_link, session_event_id};
 use super::{Audience, ReaderLinks};
 use crate::config::Config;
 use crate::content::{Issue, Markdown, Section, SectionBody, TopicCatalog};
@@ -47,7 +48,7 @@ pub fn render(
             t.out.push_str(&format!("[{}]\n", topic.name));
         }
         t.heading(&s.heading, '=');
-        section(&mut t, s);
+        section(&mut t, s, links);
     }
     t.rule();
     t.heading(&brand.signup_heading, '-');
@@ -74,7 +75,7 @@ pub fn render(
     t.out.trim_end().to_string() + "\n"
 }
 
-fn section(t: &mut Text, s: &Section) {
+fn section(t: &mut Text, s: &Section, links: &ReaderLinks) {
     match &s.body {
         SectionBody::Article(a) => {
             t.markdown(&a.body);
@@ -103,7 +104,15 @@ fn section(t: &mut Text, s: &Section) {
                     t.markdown(a);
                 }
                 if !c.sessions.is_empty() {
-                    let list: Vec<String> = c.sessions.iter().map(|s| format!("- {s}")).collect();
+                    let list: Vec<String> = c
+                        .sessions
+                        .iter()
+                        .enumerate()
+                        .map(|(i, s)| {
+                            let ics = calendar_link(links, &session_event_id(c, i + 1));
+                            format!("- {s}\n  Add to calendar: {ics}")
+                        })
+                        .collect();
                     t.raw(&list.join("\n"));
                 }
                 if let Some(url) = c.booking.url() {
@@ -138,7 +147,11 @@ fn section(t: &mut Text, s: &Section) {
             let list: Vec<String> = d
                 .dates
                 .iter()
-                .map(|d| wrap(&format!("- {}: {}", d.when, d.label), WIDTH))
+                .map(|d| {
+                    let ics = calendar_link(links, &d.id);
+                    let line = wrap(&format!("- {}: {}", d.when, d.label), WIDTH);
+                    format!("{line}\n  Add to calendar: {ics}")
+                })
                 .collect();
             t.raw(&list.join("\n"));
         }

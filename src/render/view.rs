@@ -113,10 +113,17 @@ pub struct CourseView<'a> {
     pub title: &'a str,
     pub description_html: String,
     pub audience_html: Option<String>,
-    pub sessions: Vec<String>,
+    pub sessions: Vec<SessionView>,
     pub booking_label: &'a str,
     pub booking_url: Option<&'a str>,
     pub booking_email: Option<&'a str>,
+}
+
+/// A session with its "Add to calendar" link.
+#[derive(Serialize)]
+pub struct SessionView {
+    pub when: String,
+    pub calendar: String,
 }
 
 #[derive(Serialize)]
@@ -140,6 +147,19 @@ pub struct DiaryDateView<'a> {
     pub id: &'a str,
     pub when: String,
     pub label: &'a str,
+    pub calendar: String,
+}
+
+/// The calendar id of a course's `n`th session (from 1): `training-3-session-2`. Course and
+/// diary ids are the section anchor and a position, so these never meet a diary date's.
+pub fn session_event_id(course: &Course, n: usize) -> String {
+    format!("{}-session-{n}", course.id)
+}
+
+/// The "Add to calendar" link of an event of the issue whose page is `links.view_online`:
+/// `…/issues/2026-02/events/training-3-session-2.ics`, served by `lscp-mail serve`.
+pub fn calendar_link(links: &ReaderLinks, event_id: &str) -> String {
+    format!("{}/events/{event_id}.ics", links.view_online)
 }
 
 impl<'a> EmailView<'a> {
@@ -174,7 +194,7 @@ impl<'a> EmailView<'a> {
             },
             sections: sections
                 .into_iter()
-                .map(|s| section(s, catalog, colour))
+                .map(|s| section(s, catalog, colour, links))
                 .collect(),
             brand: &config.brand,
             topics: catalog.info(),
@@ -188,7 +208,12 @@ fn html(md: Option<&Markdown>, colour: &str) -> Option<String> {
         .map(|m| markdown::to_html(m, colour))
 }
 
-fn section<'a>(s: &'a Section, catalog: &'a TopicCatalog, colour: &str) -> SectionView<'a> {
+fn section<'a>(
+    s: &'a Section,
+    catalog: &'a TopicCatalog,
+    colour: &str,
+    links: &ReaderLinks,
+) -> SectionView<'a> {
     let head = Heading {
         anchor: &s.anchor,
         heading: &s.heading,
@@ -221,7 +246,7 @@ fn section<'a>(s: &'a Section, catalog: &'a TopicCatalog, colour: &str) -> Secti
         SectionBody::Training(t) => SectionView::Training(TrainingView {
             head,
             intro_html: html(t.intro.as_ref(), colour),
-            groups: group_courses(&t.courses, colour),
+            groups: group_courses(&t.courses, colour, links),
         }),
         SectionBody::Links(l) => SectionView::Links(LinksView {
             head,
@@ -241,20 +266,25 @@ fn section<'a>(s: &'a Section, catalog: &'a TopicCatalog, colour: &str) -> Secti
         SectionBody::Diary(d) => SectionView::Diary(DiaryView {
             head,
             intro_html: html(d.intro.as_ref(), colour),
-            dates: d.dates.iter().map(diary_date).collect(),
+            dates: d.dates.iter().map(|d| diary_date(d, links)).collect(),
         }),
     }
 }
 
-fn diary_date(d: &DiaryDate) -> DiaryDateView<'_> {
+fn diary_date<'a>(d: &'a DiaryDate, links: &ReaderLinks) -> DiaryDateView<'a> {
     DiaryDateView {
         id: &d.id,
         when: d.when.to_string(),
         label: &d.label,
+        calendar: calendar_link(links, &d.id),
     }
 }
 
-fn group_courses<'a>(courses: &'a [Course], colour: &str) -> Vec<CourseGroup<'a>> {
+fn group_courses<'a>(
+    courses: &'a [Course],
+    colour: &str,
+    links: &ReaderLinks,
+) -> Vec<CourseGroup<'a>> {
     let mut groups: Vec<CourseGroup<'a>> = Vec::new();
     for c in courses {
         let view = CourseView {
@@ -262,7 +292,15 @@ fn group_courses<'a>(courses: &'a [Course], colour: &str) -> Vec<CourseGroup<'a>
             title: &c.title,
             description_html: markdown::to_html(&c.description, colour),
             audience_html: html(c.audience.as_ref(), colour),
-            sessions: c.sessions.iter().map(ToString::to_string).collect(),
+            sessions: c
+                .sessions
+                .iter()
+                .enumerate()
+                .map(|(i, s)| SessionView {
+                    when: s.to_string(),
+                    calendar: calendar_link(links, &session_event_id(c, i + 1)),
+                })
+                .collect(),
             booking_label: c.booking.label(),
             booking_url: c.booking.url().map(|u| u.as_str()),
             booking_email: match &c.booking {
