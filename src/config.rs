@@ -26,6 +26,7 @@ pub struct Config {
     /// `DATABASE_URL` overrides it.
     pub database_url: Option<SecretString>,
     pub smtp: Smtp,
+    pub serve: Serve,
 }
 
 impl Default for Config {
@@ -38,6 +39,7 @@ impl Default for Config {
             compose: Compose::default(),
             database_url: None,
             smtp: Smtp::default(),
+            serve: Serve::default(),
         }
     }
 }
@@ -119,12 +121,15 @@ impl<'de> Deserialize<'de> for Colour {
 pub struct Site {
     /// Links in messages start with this: `LSCP_MAIL_SITE__BASE_URL` overrides it.
     pub base_url: String,
+    /// Where every page's "Quick leave" button goes: a neutral site that reveals nothing.
+    pub quick_leave_url: String,
 }
 
 impl Default for Site {
     fn default() -> Self {
         Self {
             base_url: "https://news.leedsscp.org.uk".into(),
+            quick_leave_url: "https://www.bbc.co.uk/weather".into(),
         }
     }
 }
@@ -179,6 +184,36 @@ pub struct Smtp {
     /// `smtp://user:pass@host:587` (STARTTLS), `smtps://…` (TLS), `smtp://127.0.0.1:2525`
     /// (plain, local). `SMTP_URL` overrides it.
     pub url: Option<SecretString>,
+}
+
+/// `lscp-mail serve`: the web server behind the links.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Serve {
+    /// The address and port to listen on; `--listen` overrides it.
+    pub listen: String,
+    /// The folder of issues the archive pages are made from.
+    pub issues_dir: PathBuf,
+    /// Sign-up form posts one client may make an hour.
+    pub signup_per_hour: u32,
+    /// Requests one client may make a minute to pages with a link token in their address.
+    pub link_requests_per_minute: u32,
+    /// Behind a reverse proxy, count requests by the address the proxy appended to
+    /// `X-Forwarded-For` instead of the connection's. Only when a proxy you run sets it: anyone
+    /// can send the header.
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for Serve {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            issues_dir: "issues".into(),
+            signup_per_hour: 10,
+            link_requests_per_minute: 30,
+            trust_forwarded_for: false,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -243,6 +278,7 @@ impl Config {
         self.topic_catalog()?;
         for (key, value) in [
             ("site.base_url", &self.site.base_url),
+            ("site.quick_leave_url", &self.site.quick_leave_url),
             ("brand.website", &self.brand.website),
         ] {
             match url::Url::parse(value) {
@@ -254,6 +290,15 @@ impl Config {
                 }
             }
         }
+        self.serve
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .map_err(|_| {
+                ConfigError::Invalid(format!(
+                    "`serve.listen` = \"{}\" is not an address and port like \"127.0.0.1:8080\"",
+                    self.serve.listen
+                ))
+            })?;
         self.mail
             .from
             .parse::<lettre::message::Mailbox>()
@@ -352,7 +397,14 @@ mod tests {
                 serde_json::to_value(&defaults.brand).ok()
             );
             assert_eq!(config.topics, defaults.topics);
-            assert_eq!(config.site.base_url, defaults.site.base_url);
+            assert_eq!(
+                serde_json::to_value(&config.site).ok(),
+                serde_json::to_value(&defaults.site).ok()
+            );
+            assert_eq!(
+                serde_json::to_value(&config.serve).ok(),
+                serde_json::to_value(&defaults.serve).ok()
+            );
             assert_eq!(config.mail.from, defaults.mail.from);
             Ok(())
         });

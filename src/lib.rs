@@ -5,6 +5,7 @@
 //! - [`content`]: an issue folder of TOML sections, loaded and checked;
 //! - [`render`]: handlebars templates to MJML, MJML to HTML with `mrml`, plus the plain-text part;
 //! - [`store`]: subscribers, their topics and the consent log in PostgreSQL;
+//! - [`web`]: `lscp-mail serve`, the pages behind the email's links;
 //! - [`config`]: `lscp-mail.toml` and the environment;
 //! - [`cli`]: the command-line front end, one file per subcommand.
 
@@ -14,3 +15,4 @@ pub mod content;
 pub mod render;
 pub mod send;
 pub mod store;
+pub mod web;

@@ -5,6 +5,7 @@ mod check;
 mod compose;
 mod db;
 pub mod report;
+mod serve;
 mod subscribers;
 mod topics;
 
@@ -55,6 +56,7 @@ pub enum Command {
     Db(db::Args),
     Subscribers(subscribers::Args),
     Topics(topics::Args),
+    Serve(serve::Args),
 }
 
 /// An error the user can fix by calling the command differently: exit code 2.
@@ -71,6 +73,7 @@ impl Cli {
             Command::Db(args) => args.run(&config),
             Command::Subscribers(args) => args.run(&config),
             Command::Topics(args) => args.run(&config),
+            Command::Serve(args) => args.run(config),
         }
     }
 }

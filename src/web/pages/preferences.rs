@@ -1,0 +1,175 @@
+//! `/p/{token}`: the reader's topics as checkboxes, saved by a form post; and resubscribing
+//! after an unsubscribe.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::Serialize;
+
+use super::{Fields, Forms, Reader, TopicChoice, mask, topic_choices};
+use crate::content::TopicCatalog;
+use crate::store::{ConsentSource, NewSubscriber, Subscriber, SubscriberStatus};
+use crate::web::{AppState, WebError};
+
+#[derive(Serialize)]
+struct PreferencesPage<'a> {
+    email: String,
+    token: &'a str,
+    csrf: String,
+    unsubscribe_csrf: String,
+    resubscribe_csrf: String,
+    topics: Vec<TopicChoice<'a>>,
+    active: bool,
+    unsubscribed: bool,
+    /// Bounced or blocked: we do not write to them, and they cannot resubscribe here.
+    stopped: bool,
+    contact_email: &'a str,
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    Reader { subscriber, token }: Reader,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    page(&state, &subscriber, &token, &headers).await
+}
+
+async fn page(
+    state: &AppState,
+    subscriber: &Subscriber,
+    token: &str,
+    headers: &HeaderMap,
+) -> Result<Response, WebError> {
+    let catalog = state.store.topic_catalog().await?;
+    let forms = Forms::of(state, headers)?;
+    let page = PreferencesPage {
+        email: mask(subscriber.email.as_str()),
+        token,
+        csrf: forms.token(state, "preferences")?,
+        unsubscribe_csrf: forms.token(state, "unsubscribe")?,
+        resubscribe_csrf: forms.token(state, "resubscribe")?,
+        topics: topic_choices(&catalog, |slug| subscriber.topics.iter().any(|t| t == slug)),
+        active: matches!(
+            subscriber.status,
+            SubscriberStatus::Active | SubscriberStatus::Pending
+        ),
+        unsubscribed: subscriber.status == SubscriberStatus::Unsubscribed,
+        stopped: matches!(
+            subscriber.status,
+            SubscriberStatus::Bounced | SubscriberStatus::Blocked
+        ),
+        contact_email: &state.config.brand.contact_email,
+    };
+    let body = state
+        .pages
+        .render("preferences", "Your newsletter choices", &page)?;
+    Ok(forms.respond(StatusCode::OK, body))
+}
+
+#[derive(Serialize)]
+struct SavedPage<'a> {
+    token: &'a str,
+    changed: bool,
+    added: Vec<&'a str>,
+    removed: Vec<&'a str>,
+    now: String,
+}
+
+/// Replaces the reader's topics with the ticked ones: adding as well as removing.
+pub async fn save(
+    State(state): State<AppState>,
+    Reader { subscriber, token }: Reader,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, WebError> {
+    let fields = Fields::parse(&body);
+    fields.check(&state, &headers, "preferences")?;
+    let catalog = state.store.topic_catalog().await?;
+    // A box for a topic that no longer exists is ignored, like an unticked one.
+    let wanted = fields
+        .all("topic")
+        .filter_map(|slug| catalog.parse(slug).ok())
+        .collect();
+    let change = state
+        .store
+        .set_topics(&subscriber.email, &wanted, &ConsentSource::Web)
+        .await?;
+    let name = |slug| topic_name(&catalog, slug);
+    let page = SavedPage {
+        token: &token,
+        changed: change.changed(),
+        added: change
+            .after
+            .iter()
+            .filter(|t| !change.before.contains(t))
+            .map(name)
+            .collect(),
+        removed: change
+            .before
+            .iter()
+            .filter(|t| !change.after.contains(t))
+            .map(name)
+            .collect(),
+        now: change.after.iter().map(name).collect::<Vec<_>>().join(", "),
+    };
+    let title = if page.changed {
+        "Your choices are saved"
+    } else {
+        "Nothing changed"
+    };
+    let body = state.pages.render("preferences-saved", title, &page)?;
+    Ok(super::html(StatusCode::OK, body, None))
+}
+
+#[derive(Serialize)]
+struct ResubscribedPage<'a> {
+    email: String,
+    token: &'a str,
+}
+
+/// Someone who unsubscribed comes back, with the topics they had. The link came in a message
+/// to their address, so it proves the address is theirs: no second confirmation is needed.
+pub async fn resubscribe(
+    State(state): State<AppState>,
+    Reader { subscriber, token }: Reader,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, WebError> {
+    Fields::parse(&body).check(&state, &headers, "resubscribe")?;
+    if subscriber.status == SubscriberStatus::Unsubscribed {
+        let catalog = state.store.topic_catalog().await?;
+        let topics = subscriber
+            .topics
+            .iter()
+            .filter_map(|slug| catalog.parse(slug).ok())
+            .collect();
+        let again = NewSubscriber {
+            email: subscriber.email.clone(),
+            name: subscriber.name.clone(),
+            organisation: subscriber.organisation.clone(),
+            topics,
+        };
+        state
+            .store
+            .add_subscriber(&again, SubscriberStatus::Active, &ConsentSource::Web, true)
+            .await?;
+    } else if subscriber.status != SubscriberStatus::Active {
+        // Bounced or blocked: the preferences page says whom to ask.
+        return page(&state, &subscriber, &token, &headers).await;
+    }
+    let page = ResubscribedPage {
+        email: mask(subscriber.email.as_str()),
+        token: &token,
+    };
+    let body = state.pages.render("resubscribed", "Welcome back", &page)?;
+    Ok(super::html(StatusCode::OK, body, None))
+}
+
+fn topic_name<'a>(catalog: &'a TopicCatalog, slug: &'a String) -> &'a str {
+    catalog
+        .info()
+        .iter()
+        .find(|t| &t.slug == slug)
+        .map_or(slug.as_str(), |t| t.name.as_str())
+}

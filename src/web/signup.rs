@@ -1,0 +1,365 @@
+//! Sign-up with double opt-in: the form makes a pending subscriber (or finds the one there is)
+//! and a confirmation link that works once, for 48 hours; only following it and pressing
+//! "Confirm" makes them active. Only a SHA-256 of the link's random token is stored.
+//!
+//! Whatever the address's state, the visitor is told the same thing ("check your inbox"), so
+//! the form reveals nothing about who is subscribed. What the mailbox receives differs: a
+//! confirmation link for a new, pending or departed address (a pending one gets a fresh
+//! link); a note with their preferences link for an active one; nothing for a blocked one.
+//! Mail goes out after the answer, so the answer's timing does not depend on it either.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use lettre::message::header::ContentType;
+use sha2::{Digest, Sha256};
+use sqlx::PgConnection;
+
+use crate::config::Config;
+use crate::content::TopicSet;
+use crate::render::message;
+use crate::send::smtp::{Connection, Failure, SmtpTarget};
+use crate::store::subscriber::{self, slugs};
+use crate::store::token::random;
+use crate::store::{
+    ConsentSource, LinkToken, NewSubscriber, Store, StoreError, Subscriber, SubscriberStatus,
+};
+
+/// How long a confirmation link works.
+pub const CONFIRM_WITHIN_HOURS: i32 = 48;
+const TOKEN_LEN: usize = 32;
+/// Waits before the second and third attempt to send, when the server says "try later".
+const RETRIES: [Duration; 2] = [Duration::from_secs(5), Duration::from_secs(60)];
+
+/// What a sign-up leads to. The visitor sees the same page whichever it is.
+pub enum Signup {
+    /// A new, pending or departed address: send this confirmation link.
+    Confirm {
+        subscriber: Subscriber,
+        token: String,
+    },
+    /// Already receiving the newsletter: send a note with their preferences link.
+    AlreadyActive {
+        subscriber: Subscriber,
+        link: LinkToken,
+    },
+    /// Stopped by an administrator: send nothing.
+    Nothing,
+}
+
+pub async fn sign_up(store: &Store, new: &NewSubscriber) -> Result<Signup, StoreError> {
+    let subscriber = match store.subscriber(&new.email).await {
+        Ok(s) => s,
+        Err(StoreError::NotFound(_)) => {
+            // resubscribe: an erased address may sign up again; it is only pending until then.
+            let web = ConsentSource::Web;
+            match store
+                .add_subscriber(new, SubscriberStatus::Pending, &web, true)
+                .await
+            {
+                Ok(s) => s,
+                // Two sign-ups at once: the other one added them.
+                Err(StoreError::AlreadySubscribed { .. }) => store.subscriber(&new.email).await?,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(e) => return Err(e),
+    };
+    match subscriber.status {
+        SubscriberStatus::Active => Ok(Signup::AlreadyActive {
+            link: store.link_token(&subscriber).await?,
+            subscriber,
+        }),
+        SubscriberStatus::Blocked => Ok(Signup::Nothing),
+        SubscriberStatus::Pending | SubscriberStatus::Unsubscribed | SubscriberStatus::Bounced => {
+            let token = random(TOKEN_LEN)?;
+            let mut conn = store.pool().acquire().await?;
+            insert(
+                &mut conn,
+                subscriber.id,
+                &digest(&token),
+                &slugs(&new.topics),
+            )
+            .await?;
+            Ok(Signup::Confirm {
+                subscriber,
+                token: URL_SAFE_NO_PAD.encode(token),
+            })
+        }
+    }
+}
+
+/// Where a confirmation link stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    /// Malformed, forged, or its subscriber was erased.
+    Unknown,
+    Usable,
+    Expired,
+    Used,
+}
+
+pub async fn link_state(store: &Store, token: &str) -> Result<LinkState, StoreError> {
+    let mut conn = store.pool().acquire().await?;
+    Ok(match state(&mut conn, &hash_of(token)).await? {
+        None => LinkState::Unknown,
+        Some((true, _)) => LinkState::Used,
+        Some((false, true)) => LinkState::Expired,
+        Some((false, false)) => LinkState::Usable,
+    })
+}
+
+/// What confirming did.
+pub enum Confirmed {
+    /// They are active now (or already were, through another link).
+    Subscribed(Subscriber),
+    /// The link cannot be used: why.
+    NotUsable(LinkState),
+}
+
+/// Uses the link once: a pending subscriber becomes active with the topics of the form; one
+/// who had left comes back with them.
+pub async fn confirm(store: &Store, token: &str) -> Result<Confirmed, StoreError> {
+    let hash = hash_of(token);
+    let mut conn = store.pool().acquire().await?;
+    let Some((claim, subscriber_id, topics)) = claim(&mut conn, &hash).await? else {
+        return Ok(Confirmed::NotUsable(link_state(store, token).await?));
+    };
+    match apply(store, &mut conn, subscriber_id, &topics).await {
+        Ok(Some(s)) => Ok(Confirmed::Subscribed(s)),
+        // Blocked since: the link stays used.
+        Ok(None) => Ok(Confirmed::NotUsable(LinkState::Used)),
+        Err(e) => {
+            // Nothing changed, so the link may be tried again.
+            unclaim(&mut conn, claim).await?;
+            Err(e)
+        }
+    }
+}
+
+async fn apply(
+    store: &Store,
+    conn: &mut PgConnection,
+    subscriber_id: i64,
+    topics: &[String],
+) -> Result<Option<Subscriber>, StoreError> {
+    let subscriber = subscriber::by_id(conn, subscriber_id).await?;
+    let catalog = store.topic_catalog().await?;
+    // A topic removed since the form was sent is dropped.
+    let topics: TopicSet = topics
+        .iter()
+        .filter_map(|t| catalog.parse(t).ok())
+        .collect();
+    let web = ConsentSource::Web;
+    match subscriber.status {
+        SubscriberStatus::Pending => {
+            store.set_topics(&subscriber.email, &topics, &web).await?;
+            store.confirm(&subscriber.email, &web).await?;
+        }
+        SubscriberStatus::Unsubscribed | SubscriberStatus::Bounced => {
+            let again = NewSubscriber {
+                email: subscriber.email.clone(),
+                name: subscriber.name.clone(),
+                organisation: subscriber.organisation.clone(),
+                topics,
+            };
+            store
+                .add_subscriber(&again, SubscriberStatus::Active, &web, true)
+                .await?;
+        }
+        SubscriberStatus::Active => {}
+        SubscriberStatus::Blocked => return Ok(None),
+    }
+    Ok(Some(subscriber::by_id(conn, subscriber_id).await?))
+}
+
+/// The stored form of a token: its SHA-256. A malformed token hashes to something no stored
+/// token has, and is looked up like any other, so it takes as long.
+fn hash_of(token: &str) -> Vec<u8> {
+    match URL_SAFE_NO_PAD.decode(token) {
+        Ok(bytes) if bytes.len() == TOKEN_LEN => digest(&bytes),
+        _ => vec![0; 32],
+    }
+}
+
+fn digest(bytes: &[u8]) -> Vec<u8> {
+    Sha256::digest(bytes).to_vec()
+}
+
+async fn insert(
+    conn: &mut PgConnection,
+    subscriber_id: i64,
+    token_hash: &[u8],
+    topics: &[String],
+) -> Result<(), StoreError> {
+    sqlx::query!(
+        "INSERT INTO signup_confirmations (subscriber_id, token_hash, topics, expires_at)
+         VALUES ($1, $2, $3, now() + make_interval(hours => $4))",
+        subscriber_id,
+        token_hash,
+        topics,
+        CONFIRM_WITHIN_HOURS
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// (used, expired) of the link with this hash.
+async fn state(conn: &mut PgConnection, hash: &[u8]) -> Result<Option<(bool, bool)>, StoreError> {
+    Ok(sqlx::query!(
+        r#"SELECT used_at IS NOT NULL AS "used!", expires_at <= now() AS "expired!"
+           FROM signup_confirmations WHERE token_hash = $1"#,
+        hash
+    )
+    .fetch_optional(conn)
+    .await?
+    .map(|r| (r.used, r.expired)))
+}
+
+/// Marks a usable link used, in one statement, so two presses of "Confirm" cannot both use it.
+async fn claim(
+    conn: &mut PgConnection,
+    hash: &[u8],
+) -> Result<Option<(i64, i64, Vec<String>)>, StoreError> {
+    Ok(sqlx::query!(
+        "UPDATE signup_confirmations SET used_at = now()
+         WHERE token_hash = $1 AND used_at IS NULL AND expires_at > now()
+         RETURNING id, subscriber_id, topics",
+        hash
+    )
+    .fetch_optional(conn)
+    .await?
+    .map(|r| (r.id, r.subscriber_id, r.topics)))
+}
+
+async fn unclaim(conn: &mut PgConnection, id: i64) -> Result<(), StoreError> {
+    sqlx::query!(
+        "UPDATE signup_confirmations SET used_at = NULL WHERE id = $1",
+        id
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A plain-text email to one person.
+pub struct Mail {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+}
+
+pub fn confirmation_mail(config: &Config, subscriber: &Subscriber, token: &str) -> Mail {
+    let link = config.site.url(&format!("/confirm/{token}"));
+    mail(
+        config,
+        subscriber,
+        format!(
+            "Confirm your {} newsletter sign-up",
+            config.brand.short_name
+        ),
+        &format!(
+            "To confirm, open this link and press \"Confirm\" within {CONFIRM_WITHIN_HOURS} \
+             hours:\n\n{link}\n\n\
+             If it was not you, ignore this email: we will not write to you again."
+        ),
+    )
+}
+
+pub fn already_subscribed_mail(config: &Config, subscriber: &Subscriber, link: &LinkToken) -> Mail {
+    let link = config.site.url(&format!("/p/{}", link.expose()));
+    mail(
+        config,
+        subscriber,
+        format!(
+            "You already receive the {} newsletter",
+            config.brand.short_name
+        ),
+        &format!(
+            "It already is, so nothing has changed.\n\n\
+             To choose your topics, or to unsubscribe:\n\n{link}"
+        ),
+    )
+}
+
+fn mail(config: &Config, subscriber: &Subscriber, subject: String, middle: &str) -> Mail {
+    let brand = &config.brand;
+    let name = subscriber
+        .name
+        .as_deref()
+        .map(|n| format!(" {n}"))
+        .unwrap_or_default();
+    Mail {
+        to: subscriber.email.to_string(),
+        subject,
+        text: format!(
+            "Hello{name},\n\n\
+             Someone, probably you, asked for the {} newsletter to be sent to this address.\n\
+             {middle}\n\n{}\n{}\n{}\n",
+            brand.organisation, brand.organisation, brand.postal_address, brand.contact_email,
+        ),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error(transparent)]
+    Message(#[from] message::MessageError),
+    #[error("the mail server refused the message: {}", .0.reply())]
+    Refused(Failure),
+}
+
+/// Sends through the configured SMTP server (the same connection code `send` uses), trying
+/// again later when the server says so.
+pub async fn deliver(
+    config: &Config,
+    target: &SmtpTarget,
+    mail: &Mail,
+) -> Result<String, MailError> {
+    let to = message::mailbox("to", &mail.to)?;
+    let email = message::build(config, &mail.subject, to)?
+        .header(ContentType::TEXT_PLAIN)
+        .body(mail.text.clone())
+        .map_err(message::MessageError::Build)?;
+    let bytes = email.formatted();
+    let mut waits = RETRIES.iter();
+    loop {
+        match send_once(config, target, email.envelope(), &bytes).await {
+            Ok(reply) => return Ok(reply),
+            Err(Failure::Temporary(reply)) => match waits.next() {
+                Some(wait) => tokio::time::sleep(*wait).await,
+                None => return Err(MailError::Refused(Failure::Temporary(reply))),
+            },
+            Err(failure) => return Err(MailError::Refused(failure)),
+        }
+    }
+}
+
+async fn send_once(
+    config: &Config,
+    target: &SmtpTarget,
+    envelope: &lettre::address::Envelope,
+    bytes: &[u8],
+) -> Result<String, Failure> {
+    let limit = Duration::from_secs(30);
+    let mut conn = Connection::open(target, &config.mail.message_id_domain, limit).await?;
+    let reply = conn.send(envelope, bytes).await;
+    conn.quit().await;
+    reply
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_is_stored_only_as_its_hash() {
+        let token = URL_SAFE_NO_PAD.encode([5u8; TOKEN_LEN]);
+        assert_eq!(hash_of(&token), digest(&[5u8; TOKEN_LEN]));
+        assert_eq!(hash_of(&token).len(), 32);
+        assert_eq!(hash_of("not a token"), vec![0; 32]);
+        assert_eq!(hash_of(&token[..20]), vec![0; 32]);
+    }
+}
