@@ -1,23 +1,19 @@
 //! A real headless Chromium driven over WebDriver (Debian's `chromium` and `chromium-driver`,
 //! which scripts/test installs). Each test gets its own chromedriver on a free port.
+//! `axe` runs axe-core (AXE_CORE_JS, which scripts/test installs) inside the page.
+#![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder};
 
+use super::free_port;
+
 pub struct Browser {
     pub client: Client,
     driver: Child,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free local port")
 }
 
 impl Browser {
@@ -101,6 +97,101 @@ impl Browser {
         let png = self.client.screenshot().await.expect("screenshot");
         let path = dir.join(format!("{name}.png"));
         std::fs::write(&path, png).expect("screenshot written");
+        path
+    }
+
+    /// Waits until `script` returns true, up to 20 s (generous: a loaded 2-core machine).
+    pub async fn wait_until(&self, what: &str, script: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let done = self
+                .client
+                .execute(script, vec![])
+                .await
+                .ok()
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false);
+            if done {
+                return;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits for the page whose first heading is `h1`.
+    pub async fn wait_for_heading(&self, h1: &str) {
+        let script = format!(
+            "const h = document.querySelector('h1'); return document.readyState === 'complete' \
+             && !!h && h.textContent.trim() === {};",
+            serde_json::Value::String(h1.to_string())
+        );
+        self.wait_until(&format!("the page \"{h1}\""), &script)
+            .await;
+    }
+
+    pub async fn url(&self) -> String {
+        self.client.current_url().await.expect("a URL").to_string()
+    }
+
+    /// Runs axe-core's WCAG 2.0 and 2.1 A and AA rules in the page; fails on any violation.
+    pub async fn axe(&self, page: &str) {
+        let path = std::env::var("AXE_CORE_JS").unwrap_or_else(|_| {
+            format!(
+                "{}/target/web-tests/node_modules/axe-core/axe.min.js",
+                env!("CARGO_MANIFEST_DIR")
+            )
+        });
+        let source = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!("axe-core is missing at {path} ({e}): run ./scripts/test, which installs it")
+        });
+        // WebDriver runs scripts as function bodies: put axe on window explicitly.
+        let install = format!("{source}\n;window.axe = axe; return true;");
+        self.client
+            .execute(&install, vec![])
+            .await
+            .expect("axe-core loads");
+        let run = r#"
+            const done = arguments[arguments.length - 1];
+            axe.run(document, { runOnly: { type: 'tag',
+                                           values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } })
+              .then(r => done(r.violations.map(v => v.id + ': ' + v.help + ' at ' +
+                    v.nodes.map(n => n.target.join(' ')).join(', '))))
+              .catch(e => done(['axe failed: ' + e]));"#;
+        let violations = self
+            .client
+            .execute_async(run, vec![])
+            .await
+            .expect("axe runs");
+        let violations: Vec<String> = serde_json::from_value(violations).expect("a list");
+        assert!(
+            violations.is_empty(),
+            "{page}: accessibility violations:\n{}",
+            violations.join("\n")
+        );
+    }
+
+    /// Fails when the page is wider than the viewport, so scrolls sideways.
+    pub async fn fits_width(&self, page: &str) {
+        let width = self.js_u32("return window.innerWidth").await;
+        let scroll = self
+            .js_u32("return document.documentElement.scrollWidth")
+            .await;
+        assert!(
+            scroll <= width,
+            "{page}: {scroll} px wide in a {width} px viewport"
+        );
+    }
+
+    /// A screenshot of the whole page at `width`, then the viewport as it was.
+    pub async fn full_screenshot(&self, name: &str, width: u32) -> PathBuf {
+        let height = self
+            .js_u32("return document.documentElement.scrollHeight")
+            .await;
+        let before = self.js_u32("return window.innerHeight").await;
+        self.viewport(width, height.clamp(200, 12_000)).await;
+        let path = self.screenshot(name).await;
+        self.viewport(width, before).await;
         path
     }
 
