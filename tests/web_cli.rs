@@ -63,7 +63,10 @@ async fn serve_migrates_answers_and_stops_cleanly_on_ctrl_c(
     };
     let stderr = std::io::read_to_string(server.stderr.take().expect("stderr")).unwrap_or_default();
     assert!(status.success(), "{status}: {stderr}");
-    assert!(stderr.contains(&format!("serving {base}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("listening on {base} for the links to {base}")),
+        "{stderr}"
+    );
 }
 
 #[test]

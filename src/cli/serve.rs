@@ -59,7 +59,7 @@ impl Args {
                 .with_context(|| format!("cannot listen on {listen}"))?;
             let base = config.site.base_url.clone();
             let state = AppState::new(store, config, smtp).await?;
-            eprintln!("serving {base} on http://{listen} (Ctrl-C stops)");
+            eprintln!("listening on http://{listen} for the links to {base} (Ctrl-C stops)");
             web::serve(listener, state, shutdown())
                 .await
                 .context("the server stopped")?;

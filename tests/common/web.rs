@@ -113,9 +113,9 @@ impl Site {
                  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
                  issue_id text NOT NULL UNIQUE,
                  subject text NOT NULL,
-                 content_hash text NOT NULL,
+                 content_hash text NOT NULL CHECK (length(content_hash) = 64),
                  topics text[] NOT NULL,
-                 status text NOT NULL,
+                 status text NOT NULL DEFAULT 'sending',
                  created_at timestamptz NOT NULL DEFAULT now(),
                  updated_at timestamptz NOT NULL DEFAULT now(),
                  finished_at timestamptz)",
@@ -125,7 +125,7 @@ impl Site {
         .expect("campaigns table");
         sqlx::query(
             "INSERT INTO campaigns (issue_id, subject, content_hash, topics, status)
-             VALUES ($1, 'subject', 'hash', '{}', 'finished')",
+             VALUES ($1, 'subject', repeat('0', 64), '{}', 'finished')",
         )
         .bind(issue)
         .execute(&self.pool)
