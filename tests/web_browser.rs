@@ -132,7 +132,7 @@ async fn a_reader_changes_topics_unsubscribes_and_comes_back_from_their_message(
 
 #[sqlx::test]
 async fn a_practitioner_signs_up_and_confirms_from_the_email(pool: PgPool) {
-    let sink = SmtpSink::start();
+    let sink = SmtpSink::start(&[]);
     let site = Site::start_with(pool, &sink.url(), |_| {}).await;
     let browser = Browser::start().await;
     browser.viewport(PHONE, 800).await;

@@ -365,7 +365,7 @@ fn confirm_path(site: &Site, text: &str) -> String {
 
 #[sqlx::test]
 async fn signing_up_sends_a_link_that_confirms_once_with_the_topics_chosen(pool: PgPool) {
-    let sink = SmtpSink::start();
+    let sink = SmtpSink::start(&[]);
     let site = Site::start_with(pool, &sink.url(), |_| {}).await;
 
     let page = sign_up(&site, "Bob@Example.org", &["training", "events"]).await;
@@ -416,7 +416,7 @@ async fn signing_up_sends_a_link_that_confirms_once_with_the_topics_chosen(pool:
 
 #[sqlx::test]
 async fn an_expired_confirmation_link_confirms_nothing(pool: PgPool) {
-    let sink = SmtpSink::start();
+    let sink = SmtpSink::start(&[]);
     let site = Site::start_with(pool, &sink.url(), |_| {}).await;
     sign_up(&site, "bob@example.org", &["training"]).await;
     let path = confirm_path(&site, &sink.wait_for(1, MAIL_WAIT).await[0].text());
@@ -447,7 +447,7 @@ async fn an_expired_confirmation_link_confirms_nothing(pool: PgPool) {
 
 #[sqlx::test]
 async fn signing_up_again_or_when_already_subscribed_reveals_nothing(pool: PgPool) {
-    let sink = SmtpSink::start();
+    let sink = SmtpSink::start(&[]);
     let site = Site::start_with(pool, &sink.url(), |_| {}).await;
     site.reader("ann@example.org", "training").await;
     let same = |page: &common::web::Page, email: &str| page.body.replace(email, "EMAIL");

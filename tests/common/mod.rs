@@ -1,3 +1,6 @@
+//! Shared by the integration tests; each test file uses some of it.
+#![allow(dead_code)]
+
 pub mod browser;
 pub mod smtp_sink;
 pub mod web;

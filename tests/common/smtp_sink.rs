@@ -1,7 +1,8 @@
-//! A real SMTP server for tests: postfix's `smtp-sink` (Debian `postfix`, which scripts/test
-//! installs) on a free port, dumping every message it accepts to a file of its own in a
-//! temporary folder. Extra arguments change how it answers, e.g. `["-f", "rcpt", "-b",
-//! "451 4.7.1 Try later"]`... see smtp-sink(1). Killed when dropped.
+//! A real SMTP server for tests: postfix's `smtp-sink` (Debian's `postfix` package, which
+//! scripts/test installs), on a free port of 127.0.0.1, dumping every message it accepts to a
+//! file of its own in a temporary folder. Extra arguments make it refuse, see smtp-sink(1):
+//! `-r RCPT -b "451 4.7.1 Try later"` (temporary), `-f RCPT -B "550 5.1.1 No such user"`
+//! (permanent). Killed when dropped.
 #![allow(dead_code)]
 
 use std::net::TcpStream;
@@ -10,16 +11,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::free_port;
+pub use super::free_port;
 
 pub struct SmtpSink {
+    child: Child,
     pub port: u16,
     dir: tempfile::TempDir,
-    child: Child,
 }
 
-/// One message as the sink dumped it: the envelope (`X-Mail-Args`, `X-Rcpt-Args`), then the
-/// message itself.
+/// One message as smtp-sink dumped it: its `X-` lines (the envelope: `X-Mail-Args`,
+/// `X-Rcpt-Args`…), then the message itself.
 pub struct Dumped {
     pub path: PathBuf,
     pub raw: Vec<u8>,
@@ -32,13 +33,13 @@ impl Dumped {
             .expect("a dumped message parses")
     }
 
-    /// The envelope recipients, without angle brackets.
+    /// The envelope's recipients, without angle brackets.
     pub fn recipients(&self) -> Vec<String> {
-        self.header_values("X-Rcpt-Args")
+        envelope(&self.raw, "X-Rcpt-Args")
     }
 
     pub fn sender(&self) -> Option<String> {
-        self.header_values("X-Mail-Args").into_iter().next()
+        envelope(&self.raw, "X-Mail-Args").into_iter().next()
     }
 
     /// The plain-text body, decoded.
@@ -48,72 +49,77 @@ impl Dumped {
             .map(|t| t.into_owned())
             .unwrap_or_default()
     }
+}
 
-    fn header_values(&self, name: &str) -> Vec<String> {
-        let text = String::from_utf8_lossy(&self.raw);
-        text.lines()
-            .take_while(|l| !l.is_empty())
-            .filter_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-            .map(|v| {
-                v.split_whitespace()
-                    .next()
-                    .unwrap_or("")
-                    .trim_matches(['<', '>'])
-                    .to_string()
-            })
-            .collect()
-    }
+/// The values of one of smtp-sink's envelope lines, such as `X-Rcpt-Args: <ann@example.org>`.
+fn envelope(raw: &[u8], name: &str) -> Vec<String> {
+    String::from_utf8_lossy(raw)
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .map(|v| {
+            v.split_whitespace()
+                .next()
+                .unwrap_or("")
+                .trim_matches(['<', '>'])
+                .to_string()
+        })
+        .collect()
 }
 
 impl SmtpSink {
-    /// Accepts every message.
-    pub fn start() -> Self {
-        Self::start_with(&[])
-    }
-
-    /// With extra smtp-sink options before the address, such as `["-f", "rcpt"]`.
-    pub fn start_with(extra: &[&str]) -> Self {
-        let program = std::env::var("SMTP_SINK").unwrap_or_else(|_| "/usr/sbin/smtp-sink".into());
-        assert!(
-            Path::new(&program).exists(),
-            "{program} is missing: run ./scripts/test, which installs postfix's smtp-sink"
-        );
-        // Another process may take a port between our finding it free and smtp-sink binding
-        // it: then smtp-sink exits and we try another.
+    /// Starts on a free port, with smtp-sink options such as `["-f", "RCPT"]` (none: it
+    /// accepts everything).
+    pub fn start(extra: &[&str]) -> Self {
+        // Another process may take the port between our finding it free and smtp-sink binding
+        // it: then smtp-sink exits, and another port is tried.
         for _ in 0..5 {
-            let dir = tempfile::tempdir().expect("a dump folder");
-            // smtp-sink runs as `nobody` under root, and must write there.
-            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
-                .expect("dump folder writable by all");
-            let port = free_port();
-            let mut cmd = Command::new(&program);
-            if is_root() {
-                cmd.args(["-u", "nobody"]);
-            }
-            let template = format!("{}/%Y%m%d%H%M%S.", dir.path().display());
-            let mut child = cmd
-                .args(extra)
-                .args(["-d", &template])
-                .arg(format!("127.0.0.1:{port}"))
-                .arg("20")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("smtp-sink starts");
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Self { port, dir, child };
-                }
-                if matches!(child.try_wait(), Ok(Some(_))) || Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
+            if let Some(sink) = Self::try_start(free_port(), extra) {
+                return sink;
             }
         }
         panic!("smtp-sink did not start on a free port");
+    }
+
+    /// Starts on `port`: for a server that comes back after failing.
+    pub fn start_on(port: u16, extra: &[&str]) -> Self {
+        Self::try_start(port, extra).unwrap_or_else(|| panic!("smtp-sink did not listen on {port}"))
+    }
+
+    fn try_start(port: u16, extra: &[&str]) -> Option<Self> {
+        let bin = std::env::var("SMTP_SINK").unwrap_or_else(|_| "/usr/sbin/smtp-sink".into());
+        assert!(
+            Path::new(&bin).exists(),
+            "{bin} is missing: run ./scripts/test, which installs postfix's smtp-sink"
+        );
+        let dir = tempfile::tempdir().expect("dump folder");
+        // smtp-sink drops to `nobody` when started as root; it must be able to write here.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
+            .expect("chmod dump folder");
+        let template = format!("{}/%Y%m%d%H%M%S.", dir.path().display());
+        let mut cmd = Command::new(&bin);
+        if is_root() {
+            cmd.args(["-u", "nobody"]);
+        }
+        let mut child = cmd
+            .args(["-d", &template])
+            .args(extra)
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("256")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("smtp-sink starts");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if matches!(child.try_wait(), Ok(Some(_))) || Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(Self { child, port, dir })
     }
 
     /// `smtp://127.0.0.1:PORT`, for SMTP_URL.
@@ -125,17 +131,18 @@ impl SmtpSink {
         self.dir.path()
     }
 
-    /// The messages dumped so far, oldest first (by name, then by time of writing).
-    pub fn messages(&self) -> Vec<Dumped> {
-        let mut paths: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
-            .expect("dump folder readable")
+    /// Every message accepted so far, oldest first, as dumped.
+    pub fn dumped(&self) -> Vec<Dumped> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
+            .expect("dump folder")
             .filter_map(|e| e.ok().map(|e| e.path()))
             .collect();
-        paths.sort_by_key(|p| {
-            let modified = std::fs::metadata(p).and_then(|m| m.modified()).ok();
-            (modified, p.clone())
+        // Names hold the time to the second; the files' times order messages within one.
+        files.sort_by_key(|f| {
+            let modified = std::fs::metadata(f).and_then(|m| m.modified()).ok();
+            (modified, f.clone())
         });
-        paths
+        files
             .into_iter()
             .filter_map(|path| {
                 let raw = std::fs::read(&path).ok()?;
@@ -144,14 +151,27 @@ impl SmtpSink {
             .collect()
     }
 
-    /// Waits until at least `n` complete messages are there (a message is complete when its
-    /// file has stopped growing and parses), up to `timeout`. Async, so that the tasks sending
-    /// them can run meanwhile on the test's runtime.
+    /// The raw bytes of every message accepted so far, oldest first.
+    pub fn messages(&self) -> Vec<Vec<u8>> {
+        self.dumped().into_iter().map(|d| d.raw).collect()
+    }
+
+    /// The first envelope recipient of each message so far.
+    pub fn recipients(&self) -> Vec<String> {
+        self.dumped()
+            .iter()
+            .filter_map(|d| d.recipients().into_iter().next())
+            .collect()
+    }
+
+    /// Waits until at least `n` complete messages are there (complete: the file has stopped
+    /// growing and parses), up to `timeout`. Async, so that whatever sends them on the test's
+    /// runtime can run meanwhile.
     pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Dumped> {
         let deadline = Instant::now() + timeout;
         let mut last_sizes: Vec<usize> = Vec::new();
         loop {
-            let messages = self.messages();
+            let messages = self.dumped();
             let sizes: Vec<usize> = messages.iter().map(|m| m.raw.len()).collect();
             let settled = messages.len() >= n
                 && sizes == last_sizes
@@ -172,11 +192,22 @@ impl SmtpSink {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+
+    pub fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn is_root() -> bool {
-    std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+    // The effective uid, from /proc, which every Linux has.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|u| u.split_whitespace().nth(1).map(|e| e == "0"))
+        })
         .unwrap_or(false)
 }
 
