@@ -11,6 +11,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use crate::content::{TopicCatalog, TopicInfo};
+use crate::send::throttle::Rate;
 
 pub const DEFAULT_CONFIG_FILE: &str = "lscp-mail.toml";
 
@@ -27,6 +28,9 @@ pub struct Config {
     pub database_url: Option<SecretString>,
     pub smtp: Smtp,
     pub serve: Serve,
+    pub send: SendSettings,
+    /// Sign every message with DKIM when set.
+    pub dkim: Option<Dkim>,
 }
 
 impl Default for Config {
@@ -40,6 +44,8 @@ impl Default for Config {
             database_url: None,
             smtp: Smtp::default(),
             serve: Serve::default(),
+            send: SendSettings::default(),
+            dkim: None,
         }
     }
 }
@@ -148,6 +154,11 @@ pub struct Mail {
     pub reply_to: Option<String>,
     /// `Message-ID`s are made on this domain.
     pub message_id_domain: String,
+    /// The `List-Id` header: `<name.domain>` without the angle brackets.
+    pub list_id: String,
+    /// Also offer unsubscribing by email in `List-Unsubscribe` (RFC 2369), e.g.
+    /// `unsubscribe@news.leedsscp.org.uk`.
+    pub unsubscribe_mailto: Option<String>,
 }
 
 impl Default for Mail {
@@ -156,6 +167,8 @@ impl Default for Mail {
             from: "Leeds Safeguarding Children Partnership <lscp.info@leeds.gov.uk>".into(),
             reply_to: None,
             message_id_domain: "news.leedsscp.org.uk".into(),
+            list_id: "practitioners.news.leedsscp.org.uk".into(),
+            unsubscribe_mailto: None,
         }
     }
 }
@@ -214,6 +227,70 @@ impl Default for Serve {
             trust_forwarded_for: false,
         }
     }
+}
+
+/// How `send` paces and retries. Each can be overridden on the command line.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SendSettings {
+    /// `20/s`, `600/min`, `0` for no limit: across all of one process's connections.
+    pub rate: Rate,
+    /// How many messages may go at once after a pause (the token bucket's size).
+    pub burst: u32,
+    /// Deliveries claimed from the ledger at a time by one connection.
+    pub batch: u32,
+    /// SMTP connections at once.
+    pub concurrency: u32,
+    /// Recipients a day (since midnight, Europe/London) across every campaign and process;
+    /// e.g. 10000 for a Microsoft 365 mailbox.
+    pub daily_cap: Option<u32>,
+    /// Tries per recipient for temporary (4xx) failures before giving up.
+    pub max_attempts: u32,
+    /// The first retry waits this long; each later one twice as long, with jitter.
+    pub retry_after_seconds: u64,
+    /// Limit on each SMTP exchange (connect, greeting, each command, the message).
+    pub smtp_timeout_seconds: u64,
+    /// A claim not finished in this time (the sender crashed) returns to the queue.
+    pub lease_seconds: u64,
+}
+
+impl Default for SendSettings {
+    fn default() -> Self {
+        Self {
+            rate: "10/s".parse().unwrap_or(Rate::Unlimited),
+            burst: 1,
+            batch: 50,
+            concurrency: 4,
+            daily_cap: None,
+            max_attempts: 5,
+            retry_after_seconds: 60,
+            smtp_timeout_seconds: 60,
+            lease_seconds: 600,
+        }
+    }
+}
+
+/// DKIM signing of every message.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dkim {
+    /// The `d=` domain, usually the From address's.
+    pub domain: String,
+    /// The `s=` selector: the key is published at `<selector>._domainkey.<domain>`.
+    pub selector: String,
+    /// A PEM RSA private key (`rsa-sha256`) or a base64 Ed25519 key (`ed25519-sha256`).
+    pub key_file: PathBuf,
+    #[serde(default)]
+    pub algorithm: DkimAlgorithm,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub enum DkimAlgorithm {
+    #[default]
+    #[serde(rename = "rsa-sha256")]
+    RsaSha256,
+    #[serde(rename = "ed25519-sha256")]
+    Ed25519Sha256,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -299,6 +376,20 @@ impl Config {
                     self.serve.listen
                 ))
             })?;
+        let s = &self.send;
+        if s.burst == 0 || s.batch == 0 || s.concurrency == 0 || s.max_attempts == 0 {
+            return Err(ConfigError::Invalid(
+                "`send.burst`, `send.batch`, `send.concurrency` and `send.max_attempts` must be at least 1".into(),
+            ));
+        }
+        // A claim must outlast the longest SMTP conversation, or a slow send would be taken over
+        // by another process and go twice.
+        if s.lease_seconds < 3 * s.smtp_timeout_seconds {
+            return Err(ConfigError::Invalid(format!(
+                "`send.lease_seconds` ({}) must be at least three times `send.smtp_timeout_seconds` ({})",
+                s.lease_seconds, s.smtp_timeout_seconds
+            )));
+        }
         self.mail
             .from
             .parse::<lettre::message::Mailbox>()

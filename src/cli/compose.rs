@@ -70,7 +70,7 @@ impl Args {
             .out
             .clone()
             .unwrap_or_else(|| config.compose.out_dir.join(issue.id.to_string()));
-        let eml = message::preview(config, &issue.subject, rendered)?;
+        let eml = message::preview(&config.mail, &issue.subject, rendered)?;
         write_all(
             &out,
             &[

@@ -1,11 +1,13 @@
 //! The command line: one `Args` struct with a `run` per subcommand file. `main.rs` only parses
 //! and reports; everything here is callable from tests.
 
+mod campaign;
 mod check;
 mod compose;
 mod db;
 pub mod report;
 mod serve;
+mod send;
 mod subscribers;
 mod topics;
 
@@ -26,6 +28,9 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// Anything else failed: configuration, files, database, mail server.
     pub const FAILURE: u8 = 3;
+    /// `send` stopped before finishing (interrupted, paused, daily cap): run it again to resume.
+    /// (EX_TEMPFAIL from sysexits.h: try again later.)
+    pub const RESUMABLE: u8 = 75;
 }
 
 #[derive(Debug, Parser)]
@@ -38,7 +43,8 @@ An issue is a folder such as issues/2026-02 holding issue.toml and one TOML file
 Settings come from --config, else ./lscp-mail.toml when present, else built-in defaults; \
 the environment overrides them (DATABASE_URL, SMTP_URL, LSCP_MAIL_<SECTION>__<KEY>).",
     after_help = "Examples:\n  lscp-mail compose issues/2026-02\n  lscp-mail check issues/2026-02 --strict\n\n\
-Exit codes: 0 done, 1 the input has errors, 2 bad usage, 3 other failure."
+Exit codes: 0 done, 1 the input has errors, 2 bad usage, 3 other failure, \
+75 send stopped before finishing (run it again to resume)."
 )]
 pub struct Cli {
     /// Settings file [default: ./lscp-mail.toml when present]
@@ -57,6 +63,11 @@ pub enum Command {
     Subscribers(subscribers::Args),
     Topics(topics::Args),
     Serve(serve::Args),
+    Send(send::Args),
+    Status(campaign::StatusArgs),
+    Pause(campaign::PauseArgs),
+    Cancel(campaign::CancelArgs),
+    RetryFailed(campaign::RetryFailedArgs),
 }
 
 /// An error the user can fix by calling the command differently: exit code 2.
@@ -74,6 +85,11 @@ impl Cli {
             Command::Subscribers(args) => args.run(&config),
             Command::Topics(args) => args.run(&config),
             Command::Serve(args) => args.run(config),
+            Command::Send(args) => args.run(&config),
+            Command::Status(args) => args.run(&config),
+            Command::Pause(args) => args.run(&config),
+            Command::Cancel(args) => args.run(&config),
+            Command::RetryFailed(args) => args.run(&config),
         }
     }
 }

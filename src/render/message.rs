@@ -5,7 +5,7 @@ use lettre::Message;
 use lettre::message::{Mailbox, MessageBuilder, MultiPart};
 
 use super::Rendered;
-use crate::config::Config;
+use crate::config::Mail;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MessageError {
@@ -30,7 +30,7 @@ pub fn mailbox(field: &'static str, value: &str) -> Result<Mailbox, MessageError
 }
 
 /// A `Message-ID` on our own domain: Gmail rejects mail without one, and lettre adds none.
-pub fn message_id(config: &Config) -> String {
+pub fn message_id(mail: &Mail) -> String {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).unwrap_or_else(|_| {
         // No entropy source: the time still makes the id unique enough for a preview.
@@ -40,18 +40,18 @@ pub fn message_id(config: &Config) -> String {
         bytes = nanos.to_le_bytes();
     });
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("<{hex}@{}>", config.mail.message_id_domain)
+    format!("<{hex}@{}>", mail.message_id_domain)
 }
 
 /// The headers every message has; `send` adds its own per reader.
-pub fn build(config: &Config, subject: &str, to: Mailbox) -> Result<MessageBuilder, MessageError> {
+pub fn build(mail: &Mail, subject: &str, to: Mailbox) -> Result<MessageBuilder, MessageError> {
     let mut builder = Message::builder()
-        .from(mailbox("mail.from", &config.mail.from)?)
+        .from(mailbox("mail.from", &mail.from)?)
         .to(to)
         .subject(subject)
-        .message_id(Some(message_id(config)))
+        .message_id(Some(message_id(mail)))
         .date_now();
-    if let Some(reply_to) = &config.mail.reply_to {
+    if let Some(reply_to) = &mail.reply_to {
         builder = builder.reply_to(mailbox("mail.reply_to", reply_to)?);
     }
     Ok(builder)
@@ -62,12 +62,8 @@ pub fn body(rendered: &Rendered) -> MultiPart {
 }
 
 /// The whole preview message, ready to write as `message.eml`.
-pub fn preview(
-    config: &Config,
-    subject: &str,
-    rendered: &Rendered,
-) -> Result<Vec<u8>, MessageError> {
+pub fn preview(mail: &Mail, subject: &str, rendered: &Rendered) -> Result<Vec<u8>, MessageError> {
     let to = mailbox("preview", "Preview reader <preview@example.org>")?;
-    let message = build(config, subject, to)?.multipart(body(rendered))?;
+    let message = build(mail, subject, to)?.multipart(body(rendered))?;
     Ok(message.formatted())
 }

@@ -120,14 +120,7 @@ impl Failure {
     fn from_lettre(e: &lettre::transport::smtp::Error) -> Self {
         let reply = e.to_string();
         if e.is_permanent() {
-            // RFC 3463: 5.1.x is about the address (5.1.1 no such mailbox, 5.1.10 null MX…).
-            let no_such_user = reply
-                .split(|c: char| c.is_whitespace() || c == ':' || c == '(' || c == ')')
-                .any(|w| {
-                    w.starts_with("5.1.")
-                        && w[4..].chars().all(|c| c.is_ascii_digit())
-                        && w.len() > 4
-                });
+            let no_such_user = enhanced_status(&reply).is_some_and(|c| c.starts_with("5.1."));
             Self::Permanent {
                 reply,
                 no_such_user,
@@ -136,6 +129,20 @@ impl Failure {
             Self::Temporary(reply)
         }
     }
+}
+
+/// The RFC 3463 enhanced status code in a reply, such as `5.1.1` (no such mailbox).
+pub fn enhanced_status(reply: &str) -> Option<&str> {
+    reply
+        .split(|c: char| c.is_whitespace() || matches!(c, ':' | '(' | ')' | ','))
+        .find(|w| {
+            let parts: Vec<&str> = w.split('.').collect();
+            parts.len() == 3
+                && matches!(parts[0], "2" | "4" | "5")
+                && parts[1..]
+                    .iter()
+                    .all(|p| !p.is_empty() && p.len() <= 3 && p.chars().all(|c| c.is_ascii_digit()))
+        })
 }
 
 /// An open SMTP session.
@@ -263,6 +270,19 @@ mod tests {
         let tls = target("smtps://user:pass@mail.example.org");
         assert_eq!((tls.security, tls.port), (Security::Tls, 465));
         assert!(SmtpTarget::parse(&SecretString::from("http://x".to_string())).is_err());
+    }
+
+    #[test]
+    fn the_enhanced_status_code_is_found_in_a_reply() {
+        assert_eq!(
+            enhanced_status(
+                "permanent error (550): 5.1.1 <ben@example.org>: Recipient address rejected"
+            ),
+            Some("5.1.1")
+        );
+        assert_eq!(enhanced_status("451 4.7.1 Try again later"), Some("4.7.1"));
+        assert_eq!(enhanced_status("550 Mailbox unavailable"), None);
+        assert_eq!(enhanced_status("version 1.2.3 of something"), None);
     }
 
     #[test]

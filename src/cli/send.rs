@@ -1,0 +1,410 @@
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::db::with_store;
+use super::{UsageError, code, exit};
+use crate::config::Config;
+use crate::content::{Issue, load_issue};
+use crate::render::Renderer;
+use crate::send::campaign::{self, Outcome, Progress, SendOptions};
+use crate::send::ledger::{self, CampaignStatus};
+use crate::send::personalise::Personaliser;
+use crate::send::smtp::{Connection, SmtpError, SmtpTarget};
+use crate::send::throttle::Rate;
+use crate::store::{LinkToken, Store, StoreError, SubscriberEmail};
+
+/// Mail an issue to every active subscriber, each receiving the sections of their topics
+///
+/// The first run freezes the audience (active subscribers whose topics meet the issue's) in
+/// the delivery ledger; later runs resume it, never enqueueing anyone twice. A message is
+/// recorded as sent only after the mail server accepted it. Ctrl-C (or SIGTERM) finishes the
+/// messages in flight, gives back the rest and exits with status 75: run the same command to
+/// resume. After a crash, claims return to the queue when their lease runs out.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  lscp-mail send issues/2026-02\n  \
+lscp-mail send issues/2026-02 --rate 20/s --concurrency 4 --daily-cap 10000\n  \
+lscp-mail send issues/2026-02 --dry-run --out /tmp/messages\n  \
+lscp-mail send issues/2026-02 --test editor@example.org\n\n\
+Exit codes: 0 finished (or nothing left to send), 1 the issue has errors or changed, \
+2 bad usage, 3 could not run (database, mail server), \
+75 stopped before finishing (interrupted, paused, daily cap): run it again to resume.")]
+pub struct Args {
+    /// The issue folder, such as issues/2026-02
+    pub issue: PathBuf,
+
+    /// Write each recipient's message as DIR/<address>.eml instead of sending; changes nothing
+    #[arg(long, requires = "out")]
+    pub dry_run: bool,
+
+    /// Where --dry-run writes the messages
+    #[arg(long, value_name = "DIR", requires = "dry_run")]
+    pub out: Option<PathBuf>,
+
+    /// Send the personalised message to these addresses only, outside the ledger
+    #[arg(long = "test", value_name = "ADDR", num_args = 1.., conflicts_with = "dry_run")]
+    pub test: Vec<String>,
+
+    /// Messages per second or minute across all connections: 20/s, 600/min; 0 for no limit
+    #[arg(long, value_name = "RATE")]
+    pub rate: Option<Rate>,
+
+    /// Deliveries each connection claims at a time
+    #[arg(long, value_name = "N")]
+    pub batch: Option<u32>,
+
+    /// SMTP connections at once
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<u32>,
+
+    /// Recipients a day across all campaigns; at the cap, wait for the next day
+    #[arg(long, value_name = "N")]
+    pub daily_cap: Option<u32>,
+
+    /// At the daily cap, stop with status 75 instead of waiting for the next day
+    #[arg(long)]
+    pub exit_at_cap: bool,
+
+    /// Also send to subscribers who joined since the campaign began
+    #[arg(long)]
+    pub include_new: bool,
+
+    /// Send the rest although the issue's files changed since the campaign began
+    #[arg(long)]
+    pub allow_changed: bool,
+
+    /// A folder of templates that replace the built-in ones of the same name
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+}
+
+impl Args {
+    pub fn run(self, config: &Config) -> anyhow::Result<ExitCode> {
+        let catalog = config.topic_catalog()?;
+        let loaded = load_issue(&self.issue, &catalog);
+        for d in &loaded.diagnostics {
+            eprintln!("{d}");
+        }
+        let Some(issue) = loaded.issue else {
+            eprintln!(
+                "{}: the issue has errors; nothing was sent.",
+                self.issue.display()
+            );
+            return Ok(code(exit::INPUT));
+        };
+        let renderer = Renderer::new(
+            self.templates
+                .as_deref()
+                .or(config.compose.templates.as_deref()),
+        )?;
+        let personaliser = Personaliser::new(&issue, config, &catalog, &renderer)?;
+        let mut options = SendOptions::from_config(config);
+        if let Some(r) = self.rate {
+            options.rate = r;
+        }
+        for (value, name) in [(self.batch, "--batch"), (self.concurrency, "--concurrency")] {
+            if value == Some(0) {
+                return Err(UsageError(format!("{name} must be at least 1")).into());
+            }
+        }
+        options.batch = self.batch.unwrap_or(options.batch);
+        options.concurrency = self.concurrency.unwrap_or(options.concurrency);
+        options.daily_cap = self.daily_cap.or(options.daily_cap);
+        options.wait_at_cap = !self.exit_at_cap;
+        options.include_new = self.include_new;
+        options.allow_changed = self.allow_changed;
+
+        if self.dry_run {
+            let out = self.out.clone().unwrap_or_default();
+            return with_store(config, async |store| {
+                dry_run(store, &issue, &personaliser, &out).await
+            });
+        }
+        let target = smtp_target(config)?;
+        if !self.test.is_empty() {
+            return with_store(config, async |store| {
+                test_send(store, &issue, &personaliser, &target, &self.test, &options).await
+            });
+        }
+        with_store(config, async |store| {
+            send(store, &issue, personaliser, &target, &options).await
+        })
+    }
+}
+
+fn smtp_target(config: &Config) -> anyhow::Result<SmtpTarget> {
+    let url = config.smtp.url.as_ref().ok_or(SmtpError::NotConfigured)?;
+    Ok(SmtpTarget::parse(url)?)
+}
+
+async fn send(
+    store: &Store,
+    issue: &Issue,
+    personaliser: Personaliser,
+    target: &SmtpTarget,
+    options: &SendOptions,
+) -> anyhow::Result<ExitCode> {
+    let campaign = match campaign::prepare(store, issue, options).await {
+        Ok(c) => c,
+        Err(e @ (campaign::SendError::Cancelled(_) | campaign::SendError::Changed { .. })) => {
+            eprintln!("error: {e}");
+            return Ok(code(exit::INPUT));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let before = ledger::counts(store.pool(), campaign.id).await?;
+    if campaign.status == CampaignStatus::Finished && before.remaining() == 0 {
+        println!(
+            "{}: already finished: {} sent, {} failed, {} skipped. `lscp-mail send {} --include-new` sends to subscribers who joined since.",
+            issue.id,
+            before.sent,
+            before.failed,
+            before.skipped,
+            issue.dir.display()
+        );
+        return Ok(code(exit::OK));
+    }
+    println!(
+        "{}: {} to send by {} ({} recipients in all), rate {}, {} connection(s)",
+        issue.id,
+        before.remaining(),
+        target,
+        before.total(),
+        options.rate,
+        options.concurrency
+    );
+    let (stop_tx, stop_rx) = campaign::stop_channel();
+    let signals = tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => return,
+            };
+        let mut asked = false;
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            if asked {
+                eprintln!(
+                    "stopping now; claims in flight return to the queue when their lease runs out"
+                );
+                std::process::exit(130);
+            }
+            asked = true;
+            eprintln!(
+                "stopping: finishing the messages in flight and giving back the rest (again to quit at once)"
+            );
+            let _ = stop_tx.send(true);
+        }
+    });
+    let progress: Arc<dyn Progress> = Arc::new(Bar::new());
+    let report = campaign::run(
+        store,
+        issue,
+        campaign,
+        options,
+        target,
+        personaliser,
+        stop_rx,
+        progress,
+    )
+    .await;
+    signals.abort();
+    let report = report?;
+    let c = report.counts;
+    let secs = report.elapsed.as_secs_f64();
+    let rate = if secs > 0.0 {
+        report.sent as f64 / secs
+    } else {
+        0.0
+    };
+    let this_run = format!(
+        "this run: {} sent, {} failed, {} to retry, in {:.1} s ({:.1}/s; {} variant(s) rendered)",
+        report.sent, report.failed, report.retried, secs, rate, report.variants
+    );
+    let totals = format!(
+        "in all: {} sent, {} failed, {} skipped, {} queued, {} in flight",
+        c.sent, c.failed, c.skipped, c.queued, c.sending
+    );
+    let resume = format!(
+        "run `lscp-mail send {}` again to resume",
+        issue.dir.display()
+    );
+    match report.outcome {
+        Outcome::Finished => {
+            println!("{}: finished; {this_run}; {totals}", issue.id);
+            if c.failed > 0 {
+                println!(
+                    "{} failed: `lscp-mail status {}` shows why; `lscp-mail retry-failed {}` queues them again",
+                    c.failed, issue.id, issue.id
+                );
+            }
+            Ok(code(exit::OK))
+        }
+        Outcome::Interrupted => {
+            println!("{}: interrupted; {this_run}; {totals}; {resume}", issue.id);
+            Ok(code(exit::RESUMABLE))
+        }
+        Outcome::CapReached => {
+            println!(
+                "{}: the daily cap is reached; {this_run}; {totals}; {resume} tomorrow",
+                issue.id
+            );
+            Ok(code(exit::RESUMABLE))
+        }
+        Outcome::Paused => {
+            println!("{}: paused; {this_run}; {totals}; {resume}", issue.id);
+            Ok(code(exit::RESUMABLE))
+        }
+        Outcome::Cancelled => {
+            println!("{}: cancelled; {this_run}; {totals}", issue.id);
+            Ok(code(exit::INPUT))
+        }
+    }
+}
+
+/// Writes every message the issue would send now, named by address, and changes nothing.
+async fn dry_run(
+    store: &Store,
+    issue: &Issue,
+    personaliser: &Personaliser,
+    out: &Path,
+) -> anyhow::Result<ExitCode> {
+    let topics: Vec<String> = issue
+        .topics()
+        .iter()
+        .map(|t| t.as_str().to_string())
+        .collect();
+    let audience = ledger::audience(store.pool(), &topics).await?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let (mut written, mut skipped) = (0, 0);
+    for (r, topics) in audience {
+        if topics.is_empty() {
+            skipped += 1;
+            continue;
+        }
+        let token = LinkToken::new(r.link_id.clone(), r.link_secret.clone());
+        let message = personaliser.message(&r.email, r.name.as_deref(), Some(&topics), &token)?;
+        let name = format!("{}.eml", r.email.to_lowercase().replace(['/', '\\'], "_"));
+        let path = out.join(name);
+        std::fs::write(&path, &message.bytes)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        written += 1;
+    }
+    println!(
+        "{}: wrote {written} message(s) to {} ({skipped} active subscriber(s) have no topic in this issue); nothing was sent or recorded",
+        issue.id,
+        out.display()
+    );
+    Ok(code(exit::OK))
+}
+
+/// Sends the personalised message to a few addresses, outside the ledger.
+async fn test_send(
+    store: &Store,
+    issue: &Issue,
+    personaliser: &Personaliser,
+    target: &SmtpTarget,
+    addresses: &[String],
+    options: &SendOptions,
+) -> anyhow::Result<ExitCode> {
+    let issue_topics = issue.topics();
+    let mut conn = Connection::open(target, personaliser.hello_name(), options.smtp_timeout)
+        .await
+        .map_err(|f| anyhow::anyhow!("{}", f.reply()))?;
+    let mut failed = 0;
+    for address in addresses {
+        let email = SubscriberEmail::parse(address)
+            .map_err(|e| UsageError(format!("--test {address}: {e}")))?;
+        // A subscriber gets their own version and links; anyone else the whole issue, with
+        // links that lead nowhere.
+        let (topics, token, who) = match store.subscriber(&email).await {
+            Ok(s) => {
+                let mine: Vec<String> = s
+                    .topics
+                    .iter()
+                    .filter(|t| issue_topics.iter().any(|i| i.as_str() == t.as_str()))
+                    .cloned()
+                    .collect();
+                let token = store.link_token(&s).await?;
+                (Some(mine).filter(|m| !m.is_empty()), token, "their topics")
+            }
+            Err(StoreError::NotFound(_)) => (
+                None,
+                LinkToken::new(vec![0; 16], vec![0; 32]),
+                "the whole issue (not a subscriber)",
+            ),
+            Err(e) => return Err(e.into()),
+        };
+        let message = personaliser.message(email.as_str(), None, topics.as_deref(), &token)?;
+        match conn.send(&message.envelope, &message.bytes).await {
+            Ok(reply) => println!("sent to {address} ({who}): {reply}"),
+            Err(f) => {
+                failed += 1;
+                println!("NOT sent to {address}: {}", f.reply());
+            }
+        }
+    }
+    conn.quit().await;
+    Ok(code(if failed == 0 { exit::OK } else { exit::FAILURE }))
+}
+
+/// The progress bar: sent, failed and remaining, and the current rate. Hidden when stderr is
+/// not a terminal.
+struct Bar {
+    bar: ProgressBar,
+    started: Mutex<Instant>,
+}
+
+impl Bar {
+    fn new() -> Self {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("[{bar:30}] {pos}/{len} {msg} ({elapsed}, {eta} left)")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        Self {
+            bar,
+            started: Mutex::new(Instant::now()),
+        }
+    }
+}
+
+impl Progress for Bar {
+    fn start(&self, remaining: u64) {
+        self.bar.set_length(remaining);
+        if let Ok(mut s) = self.started.lock() {
+            *s = Instant::now();
+        }
+    }
+
+    fn advance(&self, sent: u64, failed: u64, retried: u64) {
+        let secs = self
+            .started
+            .lock()
+            .map(|s| s.elapsed().as_secs_f64())
+            .unwrap_or(1.0)
+            .max(0.001);
+        self.bar.set_position(sent + failed);
+        self.bar.set_message(format!(
+            "sent {sent} · failed {failed} · retrying {retried} · {:.1}/s",
+            sent as f64 / secs
+        ));
+    }
+
+    fn note(&self, message: &str) {
+        self.bar.println(message);
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}

@@ -1,0 +1,681 @@
+//! Sending a campaign: freeze the audience, then let `concurrency` workers, each with its own
+//! SMTP connection, claim batches from the ledger, wait on the shared throttle, send, and record
+//! the outcome. A row is `sent` only after the server accepted it; a claim never holds a lock
+//! across the SMTP conversation; a stop request finishes what is in flight and gives back the
+//! rest; a database outage pauses the workers until it returns.
+
+use std::num::NonZeroU32;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeZone, Utc};
+use chrono_tz::Europe::London;
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+
+use super::ledger::{self, Campaign, CampaignStatus, CapClaim, Claimed, Counts, FinalStatus};
+use super::personalise::{MessageError, Personaliser};
+use super::smtp::{Connection, Failure, SmtpTarget, enhanced_status};
+use super::throttle::{Rate, Throttle};
+use crate::config::Config;
+use crate::content::Issue;
+use crate::store::{LinkToken, Store, StoreError};
+
+#[derive(Debug, Clone)]
+pub struct SendOptions {
+    pub rate: Rate,
+    pub burst: NonZeroU32,
+    pub batch: u32,
+    pub concurrency: u32,
+    pub daily_cap: Option<u32>,
+    /// At the cap: wait for the next day (true) or stop with a resumable status (false).
+    pub wait_at_cap: bool,
+    pub include_new: bool,
+    /// Go on although the issue's files changed since the campaign began.
+    pub allow_changed: bool,
+    pub max_attempts: u32,
+    pub retry_after: Duration,
+    pub smtp_timeout: Duration,
+    pub lease: Duration,
+}
+
+impl SendOptions {
+    pub fn from_config(config: &Config) -> Self {
+        let s = &config.send;
+        Self {
+            rate: s.rate,
+            burst: NonZeroU32::new(s.burst).unwrap_or(NonZeroU32::MIN),
+            batch: s.batch.max(1),
+            concurrency: s.concurrency.max(1),
+            daily_cap: s.daily_cap,
+            wait_at_cap: true,
+            include_new: false,
+            allow_changed: false,
+            max_attempts: s.max_attempts.max(1),
+            retry_after: Duration::from_secs(s.retry_after_seconds),
+            smtp_timeout: Duration::from_secs(s.smtp_timeout_seconds),
+            lease: Duration::from_secs(s.lease_seconds),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error(
+        "the campaign for {0} was cancelled; it cannot be sent again (its ledger is kept for the record)"
+    )]
+    Cancelled(String),
+    #[error(
+        "the issue's files changed since sending began on {began} (content hash {was:.12} → {now:.12}); readers already sent the earlier version. Pass --allow-changed to send the rest the new version"
+    )]
+    Changed {
+        began: String,
+        was: String,
+        now: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("database error")]
+    Sql(#[from] sqlx::Error),
+    #[error(transparent)]
+    Message(#[from] MessageError),
+    #[error("cannot read the issue folder {path}: {source}")]
+    ReadIssue {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// How a run ended. Everything but `Finished` can be resumed by running `send` again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every delivery has its final status.
+    Finished,
+    /// SIGINT or SIGTERM: what was in flight finished, the rest went back to the queue.
+    Interrupted,
+    /// The daily cap was reached and the run was asked not to wait.
+    CapReached,
+    /// Someone ran `lscp-mail pause`.
+    Paused,
+    /// Someone ran `lscp-mail cancel`.
+    Cancelled,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub outcome: Outcome,
+    pub counts: Counts,
+    pub sent: u64,
+    pub failed: u64,
+    pub retried: u64,
+    pub elapsed: Duration,
+    pub variants: usize,
+}
+
+/// What a run reports as it goes, for the progress bar.
+pub trait Progress: Send + Sync {
+    fn start(&self, remaining: u64);
+    fn advance(&self, sent: u64, failed: u64, retried: u64);
+    fn note(&self, message: &str);
+    fn finish(&self);
+}
+
+/// No progress display (tests, and when stderr is not a terminal).
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn start(&self, _: u64) {}
+    fn advance(&self, _: u64, _: u64, _: u64) {}
+    fn note(&self, _: &str) {}
+    fn finish(&self) {}
+}
+
+/// Asks a run to stop: `stop.send(true)`.
+pub type StopSender = watch::Sender<bool>;
+pub type StopReceiver = watch::Receiver<bool>;
+
+pub fn stop_channel() -> (StopSender, StopReceiver) {
+    watch::channel(false)
+}
+
+/// SHA-256 over the issue's files (names and contents, in name order): a changed issue is not
+/// sent on silently.
+pub fn content_hash(dir: &Path) -> Result<String, SendError> {
+    let read_err = |source| SendError::ReadIssue {
+        path: dir.display().to_string(),
+        source,
+    };
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map_err(read_err)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    let mut hash = Sha256::new();
+    for f in files {
+        let bytes = std::fs::read(&f).map_err(read_err)?;
+        hash.update(
+            f.file_name()
+                .map(|n| n.as_encoded_bytes())
+                .unwrap_or_default(),
+        );
+        hash.update((bytes.len() as u64).to_le_bytes());
+        hash.update(&bytes);
+    }
+    Ok(hash.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The campaign for `issue`: created with its audience frozen on the first run; on later runs
+/// resumed, with newcomers added only when asked. `None` when it is finished and nothing is new.
+pub async fn prepare(
+    store: &Store,
+    issue: &Issue,
+    options: &SendOptions,
+) -> Result<Campaign, SendError> {
+    let hash = content_hash(&issue.dir)?;
+    let topics: Vec<String> = issue
+        .topics()
+        .iter()
+        .map(|t| t.as_str().to_string())
+        .collect();
+    let pool = store.pool();
+    let mut tx = pool.begin().await?;
+    if let Some(id) =
+        ledger::create_campaign(&mut *tx, issue.id, &issue.subject, &hash, &topics).await?
+    {
+        let n = ledger::enqueue(&mut *tx, id).await?;
+        tracing::info!(campaign = id, recipients = n, "audience frozen");
+    } else {
+        let existing = ledger::campaign(&mut *tx, issue.id)
+            .await?
+            .ok_or_else(|| sqlx::Error::RowNotFound)?;
+        if existing.status == CampaignStatus::Cancelled {
+            return Err(SendError::Cancelled(issue.id.to_string()));
+        }
+        if existing.content_hash != hash && !options.allow_changed {
+            return Err(SendError::Changed {
+                began: existing.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+                was: existing.content_hash,
+                now: hash,
+            });
+        }
+        let added = if options.include_new {
+            ledger::enqueue(&mut *tx, existing.id).await?
+        } else {
+            0
+        };
+        let has_work = added > 0 || ledger::counts(&mut *tx, existing.id).await?.remaining() > 0;
+        if existing.status != CampaignStatus::Sending && has_work {
+            ledger::set_status(&mut *tx, existing.id, CampaignStatus::Sending).await?;
+        }
+    }
+    let campaign = ledger::campaign(&mut *tx, issue.id)
+        .await?
+        .ok_or_else(|| sqlx::Error::RowNotFound)?;
+    tx.commit().await?;
+    Ok(campaign)
+}
+
+/// Everything the workers share.
+struct Shared {
+    store: Store,
+    campaign: Campaign,
+    options: SendOptions,
+    personaliser: Personaliser,
+    target: SmtpTarget,
+    throttle: Throttle,
+    stop: StopReceiver,
+    progress: Arc<dyn Progress>,
+    sent: AtomicU64,
+    failed: AtomicU64,
+    retried: AtomicU64,
+    run_id: String,
+}
+
+impl Shared {
+    fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    fn report_progress(&self) {
+        self.progress.advance(
+            self.sent.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+            self.retried.load(Ordering::Relaxed),
+        );
+    }
+
+    /// Sleeps for `d`, or less when a stop is requested.
+    async fn nap(&self, d: Duration) {
+        let mut stop = self.stop.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(d) => {}
+            _ = stop.wait_for(|s| *s) => {}
+        }
+    }
+
+    /// Runs a database step, waiting out an outage: nothing is recorded that did not happen,
+    /// and what did happen is recorded once the database is back.
+    async fn db<T, F, Fut>(&self, what: &str, mut step: F) -> Result<T, sqlx::Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+    {
+        let mut wait = Duration::from_millis(250);
+        loop {
+            match step().await {
+                Ok(v) => return Ok(v),
+                Err(e) if is_outage(&e) => {
+                    tracing::warn!("database unavailable while {what} ({e}); retrying in {wait:?}");
+                    self.progress
+                        .note(&format!("database unavailable: waiting ({e})"));
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(15));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// A lost connection or a server going down, as opposed to a bad statement.
+fn is_outage(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+        sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            // Class 08: connection exception; 57P0x: the server is shutting down or starting.
+            c.starts_with("08") || c.starts_with("57P")
+        }),
+        _ => false,
+    }
+}
+
+/// Sends what is due in `campaign` until it is finished, stopped, paused, cancelled, or at the
+/// daily cap.
+#[allow(clippy::too_many_arguments)]
+pub async fn run(
+    store: &Store,
+    issue: &Issue,
+    campaign: Campaign,
+    options: &SendOptions,
+    target: &SmtpTarget,
+    personaliser: Personaliser,
+    stop: StopReceiver,
+    progress: Arc<dyn Progress>,
+) -> Result<RunReport, SendError> {
+    let started = Instant::now();
+    let counts = ledger::counts(store.pool(), campaign.id).await?;
+    progress.start(counts.remaining().max(0) as u64);
+    let variants = personaliser.variant_count();
+    let shared = Arc::new(Shared {
+        store: store.clone(),
+        campaign: campaign.clone(),
+        options: options.clone(),
+        personaliser,
+        target: target.clone(),
+        throttle: Throttle::new(options.rate, options.burst),
+        stop,
+        progress: progress.clone(),
+        sent: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        retried: AtomicU64::new(0),
+        run_id: run_id(),
+    });
+    tracing::info!(issue = %issue.id, run = %shared.run_id, "sending");
+    let mut workers = tokio::task::JoinSet::new();
+    for n in 0..options.concurrency {
+        let shared = shared.clone();
+        workers.spawn(async move { worker(shared, n).await });
+    }
+    let mut outcome = Outcome::Finished;
+    let mut error = None;
+    while let Some(done) = workers.join_next().await {
+        match done {
+            Ok(Ok(o)) => outcome = worst(outcome, o),
+            Ok(Err(e)) => error = Some(e),
+            Err(join) => {
+                tracing::error!("a send worker crashed: {join}");
+                error = Some(SendError::Sql(sqlx::Error::WorkerCrashed));
+            }
+        }
+    }
+    progress.finish();
+    if let Some(e) = error {
+        return Err(e);
+    }
+    if outcome == Outcome::Finished {
+        ledger::finish_if_done(store.pool(), campaign.id).await?;
+    }
+    Ok(RunReport {
+        outcome,
+        counts: ledger::counts(store.pool(), campaign.id).await?,
+        sent: shared.sent.load(Ordering::Relaxed),
+        failed: shared.failed.load(Ordering::Relaxed),
+        retried: shared.retried.load(Ordering::Relaxed),
+        elapsed: started.elapsed(),
+        variants,
+    })
+}
+
+/// When workers end differently, the run reports the reason that needs the user most.
+fn worst(a: Outcome, b: Outcome) -> Outcome {
+    let rank = |o: Outcome| match o {
+        Outcome::Finished => 0,
+        Outcome::Interrupted => 1,
+        Outcome::CapReached => 2,
+        Outcome::Paused => 3,
+        Outcome::Cancelled => 4,
+    };
+    if rank(b) > rank(a) { b } else { a }
+}
+
+fn run_id() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
+    let mut r = [0u8; 4];
+    let _ = getrandom::fill(&mut r);
+    format!(
+        "{host}:{}:{:08x}",
+        std::process::id(),
+        u32::from_le_bytes(r)
+    )
+}
+
+/// London midnight that starts the day containing `now`, in UTC: where the daily cap resets.
+pub fn start_of_day(now: DateTime<Utc>) -> DateTime<Utc> {
+    let local = now.with_timezone(&London).date_naive();
+    London
+        .from_local_datetime(&local.and_hms_opt(0, 0, 0).unwrap_or_default())
+        .earliest()
+        .map_or(now, |d| d.with_timezone(&Utc))
+}
+
+async fn worker(shared: Arc<Shared>, n: u32) -> Result<Outcome, SendError> {
+    let me = format!("{}:{n}", shared.run_id);
+    let mut conn: Option<Connection> = None;
+    let result = worker_loop(&shared, &me, &mut conn).await;
+    if let Some(c) = conn {
+        c.quit().await;
+    }
+    result
+}
+
+async fn worker_loop(
+    shared: &Shared,
+    me: &str,
+    conn: &mut Option<Connection>,
+) -> Result<Outcome, SendError> {
+    let pool = shared.store.pool();
+    let campaign = shared.campaign.id;
+    let lease = shared.options.lease.as_secs_f64();
+    let batch = i64::from(shared.options.batch);
+    loop {
+        if shared.stopping() {
+            return Ok(Outcome::Interrupted);
+        }
+        let claimed = match shared.options.daily_cap {
+            None => {
+                shared
+                    .db("claiming", || {
+                        ledger::claim(pool, campaign, me, batch, lease)
+                    })
+                    .await?
+            }
+            Some(cap) => {
+                let since = start_of_day(Utc::now());
+                match shared
+                    .db("claiming", || {
+                        ledger::claim_within_cap(
+                            pool,
+                            campaign,
+                            me,
+                            batch,
+                            lease,
+                            cap.into(),
+                            since,
+                        )
+                    })
+                    .await?
+                {
+                    CapClaim::Claimed(c) => c,
+                    CapClaim::CapReached { used } => {
+                        if !shared.options.wait_at_cap {
+                            return Ok(Outcome::CapReached);
+                        }
+                        let tomorrow = since + chrono::Duration::hours(25);
+                        let next = start_of_day(tomorrow);
+                        shared.progress.note(&format!(
+                            "daily cap of {cap} reached ({used} today): waiting until {}",
+                            next.with_timezone(&London).format("%Y-%m-%d %H:%M %Z")
+                        ));
+                        let wait = (next - Utc::now())
+                            .to_std()
+                            .unwrap_or(Duration::from_secs(1));
+                        shared.nap(wait.min(Duration::from_secs(60))).await;
+                        continue;
+                    }
+                }
+            }
+        };
+        if claimed.is_empty() {
+            match idle(shared).await? {
+                Some(outcome) => return Ok(outcome),
+                None => continue,
+            }
+        }
+        let mut rest = claimed.into_iter();
+        while let Some(d) = rest.next() {
+            if shared.stopping() {
+                let ids: Vec<i64> = std::iter::once(d.id).chain(rest.map(|d| d.id)).collect();
+                shared
+                    .db("giving back claims", || ledger::release(pool, &ids, me))
+                    .await?;
+                return Ok(Outcome::Interrupted);
+            }
+            deliver(shared, me, conn, d).await?;
+        }
+    }
+}
+
+/// Nothing was due: the campaign is done, paused or cancelled, or retries are waiting.
+async fn idle(shared: &Shared) -> Result<Option<Outcome>, SendError> {
+    let pool = shared.store.pool();
+    let campaign = shared.campaign.id;
+    let status = shared
+        .db("reading the campaign", || {
+            ledger::campaign_status(pool, campaign)
+        })
+        .await?;
+    match status {
+        Some(CampaignStatus::Paused) => return Ok(Some(Outcome::Paused)),
+        Some(CampaignStatus::Cancelled) | None => return Ok(Some(Outcome::Cancelled)),
+        _ => {}
+    }
+    let counts = shared
+        .db("counting", || ledger::counts(pool, campaign))
+        .await?;
+    if counts.remaining() == 0 {
+        return Ok(Some(Outcome::Finished));
+    }
+    // Retries not yet due, or another sender's claims: look again when the next is due.
+    let next = shared
+        .db("finding the next due", || ledger::next_due(pool, campaign))
+        .await?;
+    let wait = next
+        .and_then(|t| (t - Utc::now()).to_std().ok())
+        .unwrap_or(Duration::from_millis(200))
+        .clamp(Duration::from_millis(50), Duration::from_secs(2));
+    shared.nap(wait).await;
+    Ok(None)
+}
+
+/// Sends one claimed delivery and records how it went.
+async fn deliver(
+    shared: &Shared,
+    me: &str,
+    conn: &mut Option<Connection>,
+    d: Claimed,
+) -> Result<(), SendError> {
+    let pool = shared.store.pool();
+    let Some(r) = &d.recipient else {
+        shared
+            .db("recording a skip", || {
+                ledger::mark_final(
+                    pool,
+                    d.id,
+                    me,
+                    FinalStatus::Skipped,
+                    "the reader unsubscribed, bounced or was erased before their turn",
+                )
+            })
+            .await?;
+        return Ok(());
+    };
+    let token = LinkToken::new(r.link_id.clone(), r.link_secret.clone());
+    let out =
+        match shared
+            .personaliser
+            .message(&r.email, r.name.as_deref(), Some(&d.topics), &token)
+        {
+            Ok(out) => out,
+            Err(e) => {
+                let why = e.to_string();
+                shared
+                    .db("recording a failure", || {
+                        ledger::mark_final(pool, d.id, me, FinalStatus::Failed, &why)
+                    })
+                    .await?;
+                shared.failed.fetch_add(1, Ordering::Relaxed);
+                shared.report_progress();
+                return Ok(());
+            }
+        };
+    shared.throttle.ready().await;
+    let result = match conn {
+        Some(c) if c.is_usable() => c.send(&out.envelope, &out.bytes).await,
+        _ => match Connection::open(
+            &shared.target,
+            shared.personaliser.hello_name(),
+            shared.options.smtp_timeout,
+        )
+        .await
+        {
+            Ok(mut c) => {
+                let r = c.send(&out.envelope, &out.bytes).await;
+                *conn = Some(c);
+                r
+            }
+            Err(f) => Err(f),
+        },
+    };
+    match result {
+        Ok(reply) => {
+            shared
+                .db("recording a sent message", || {
+                    ledger::mark_sent(pool, d.id, me, &reply, &out.message_id)
+                })
+                .await?;
+            shared.sent.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(Failure::Temporary(reply)) => {
+            // A fresh connection next time: the old one may be what failed.
+            if let Some(c) = conn.take() {
+                c.quit().await;
+            }
+            if d.attempts >= shared.options.max_attempts as i32 {
+                let why = format!("gave up after {} attempts: {reply}", d.attempts);
+                shared
+                    .db("recording a failure", || {
+                        ledger::mark_final(pool, d.id, me, FinalStatus::Failed, &why)
+                    })
+                    .await?;
+                shared.failed.fetch_add(1, Ordering::Relaxed);
+            } else {
+                let wait = backoff(shared.options.retry_after, d.attempts);
+                shared
+                    .db("scheduling a retry", || {
+                        ledger::mark_retry(pool, d.id, me, &reply, wait.as_secs_f64())
+                    })
+                    .await?;
+                shared.retried.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Err(Failure::Permanent {
+            reply,
+            no_such_user,
+        }) => {
+            if conn.as_ref().is_some_and(|c| !c.is_usable()) {
+                *conn = None;
+            }
+            shared
+                .db("recording a failure", || {
+                    ledger::mark_final(pool, d.id, me, FinalStatus::Failed, &reply)
+                })
+                .await?;
+            if no_such_user {
+                let code = enhanced_status(&reply).unwrap_or("5.1.0").to_string();
+                ledger::bounce(pool, r.subscriber_id, &code).await?;
+            }
+            shared.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    shared.report_progress();
+    Ok(())
+}
+
+/// `base` × 2^(attempt−1), at most six hours, with ±25% jitter so retries do not arrive at the
+/// server together.
+pub fn backoff(base: Duration, attempt: i32) -> Duration {
+    let exp = attempt.clamp(1, 16) as u32 - 1;
+    let plain = base
+        .saturating_mul(1 << exp)
+        .min(Duration::from_secs(6 * 3600));
+    let mut r = [0u8; 2];
+    let _ = getrandom::fill(&mut r);
+    let jitter = 0.75 + (u16::from_le_bytes(r) as f64 / u16::MAX as f64) * 0.5;
+    plain.mul_f64(jitter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_exponentially_with_bounded_jitter() {
+        let base = Duration::from_secs(60);
+        for (attempt, plain) in [(1, 60.0), (2, 120.0), (3, 240.0), (10, 30720.0)] {
+            let plain: f64 = f64::min(plain, 21600.0);
+            let d = backoff(base, attempt).as_secs_f64();
+            assert!(
+                d >= plain * 0.75 && d <= plain * 1.25,
+                "attempt {attempt}: {d} s"
+            );
+        }
+    }
+
+    #[test]
+    fn the_daily_cap_resets_at_london_midnight() {
+        let summer = Utc
+            .with_ymd_and_hms(2026, 7, 1, 12, 0, 0)
+            .single()
+            .expect("date");
+        assert_eq!(
+            start_of_day(summer),
+            Utc.with_ymd_and_hms(2026, 6, 30, 23, 0, 0)
+                .single()
+                .expect("date")
+        );
+        let winter = Utc
+            .with_ymd_and_hms(2026, 1, 15, 0, 30, 0)
+            .single()
+            .expect("date");
+        assert_eq!(
+            start_of_day(winter),
+            Utc.with_ymd_and_hms(2026, 1, 15, 0, 0, 0)
+                .single()
+                .expect("date")
+        );
+    }
+}

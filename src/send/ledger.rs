@@ -1,0 +1,620 @@
+//! The delivery ledger in PostgreSQL: campaigns and one delivery per recipient. Every statement
+//! is short and set-based; no transaction is held across an SMTP conversation.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgExecutor, PgPool};
+
+use crate::content::IssueId;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CampaignStatus {
+    Sending,
+    Paused,
+    Finished,
+    Cancelled,
+}
+
+impl CampaignStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sending => "sending",
+            Self::Paused => "paused",
+            Self::Finished => "finished",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, sqlx::Error> {
+        Ok(match s {
+            "sending" => Self::Sending,
+            "paused" => Self::Paused,
+            "finished" => Self::Finished,
+            "cancelled" => Self::Cancelled,
+            other => {
+                return Err(sqlx::Error::Decode(
+                    format!("unknown campaign status {other}").into(),
+                ));
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for CampaignStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Campaign {
+    pub id: i64,
+    pub issue_id: String,
+    pub subject: String,
+    pub content_hash: String,
+    pub topics: Vec<String>,
+    pub status: CampaignStatus,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+struct CampaignRow {
+    id: i64,
+    issue_id: String,
+    subject: String,
+    content_hash: String,
+    topics: Vec<String>,
+    status: String,
+    created_at: DateTime<Utc>,
+    finished_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<CampaignRow> for Campaign {
+    type Error = sqlx::Error;
+
+    fn try_from(r: CampaignRow) -> Result<Self, Self::Error> {
+        Ok(Self {
+            id: r.id,
+            issue_id: r.issue_id,
+            subject: r.subject,
+            content_hash: r.content_hash,
+            topics: r.topics,
+            status: CampaignStatus::parse(&r.status)?,
+            created_at: r.created_at,
+            finished_at: r.finished_at,
+        })
+    }
+}
+
+pub async fn campaign(
+    db: impl PgExecutor<'_>,
+    issue: IssueId,
+) -> Result<Option<Campaign>, sqlx::Error> {
+    sqlx::query_as!(
+        CampaignRow,
+        r#"SELECT id, issue_id, subject, content_hash, topics, status, created_at, finished_at
+           FROM campaigns WHERE issue_id = $1"#,
+        issue.to_string()
+    )
+    .fetch_optional(db)
+    .await?
+    .map(Campaign::try_from)
+    .transpose()
+}
+
+pub async fn campaign_status(
+    db: impl PgExecutor<'_>,
+    campaign_id: i64,
+) -> Result<Option<CampaignStatus>, sqlx::Error> {
+    sqlx::query_scalar!("SELECT status FROM campaigns WHERE id = $1", campaign_id)
+        .fetch_optional(db)
+        .await?
+        .map(|s| CampaignStatus::parse(&s))
+        .transpose()
+}
+
+/// Creates the campaign unless it exists; returns it and whether it is new.
+pub async fn create_campaign(
+    db: impl PgExecutor<'_>,
+    issue: IssueId,
+    subject: &str,
+    content_hash: &str,
+    topics: &[String],
+) -> Result<Option<i64>, sqlx::Error> {
+    let id = sqlx::query_scalar!(
+        r#"INSERT INTO campaigns (issue_id, subject, content_hash, topics)
+           VALUES ($1, $2, $3, $4)
+           ON CONFLICT (issue_id) DO NOTHING
+           RETURNING id"#,
+        issue.to_string(),
+        subject,
+        content_hash,
+        topics
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(id)
+}
+
+/// Freezes the audience in one statement: every active subscriber, `queued` when their topics
+/// meet the issue's and `skipped` when they do not. Someone already in the ledger is left as
+/// they are, so running it again only adds who joined since.
+pub async fn enqueue(db: impl PgExecutor<'_>, campaign_id: i64) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query!(
+        r#"INSERT INTO deliveries (campaign_id, subscriber_id, topics, status, last_reply)
+           SELECT c.id, s.id, t.topics,
+                  CASE WHEN cardinality(t.topics) > 0 THEN 'queued' ELSE 'skipped' END,
+                  CASE WHEN cardinality(t.topics) > 0 THEN NULL
+                       ELSE 'none of the reader''s topics is in this issue' END
+           FROM campaigns c
+           CROSS JOIN subscribers s
+           CROSS JOIN LATERAL (
+               SELECT coalesce(array_agg(st.topic ORDER BY st.topic), '{}') AS topics
+               FROM subscriber_topics st
+               WHERE st.subscriber_id = s.id AND st.topic = ANY(c.topics)
+           ) t
+           WHERE c.id = $1 AND s.status = 'active'
+           ON CONFLICT (campaign_id, subscriber_id) DO NOTHING"#,
+        campaign_id
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// A delivery claimed for sending, with what is needed to write the message.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: i64,
+    pub attempts: i32,
+    pub topics: Vec<String>,
+    /// `None` when the subscriber left or was erased since the audience was frozen.
+    pub recipient: Option<Recipient>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Recipient {
+    pub subscriber_id: i64,
+    pub email: String,
+    pub name: Option<String>,
+    pub link_id: Vec<u8>,
+    pub link_secret: Vec<u8>,
+}
+
+/// Claims up to `limit` due deliveries: queued ones whose time has come, and claims whose lease
+/// ran out (their sender died). One short statement; `SKIP LOCKED` lets several senders share
+/// a campaign without waiting on each other or taking the same row.
+pub async fn claim(
+    db: impl PgExecutor<'_>,
+    campaign_id: i64,
+    worker: &str,
+    limit: i64,
+    lease_seconds: f64,
+) -> Result<Vec<Claimed>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"WITH due AS (
+               SELECT d.id FROM deliveries d
+               JOIN campaigns c ON c.id = d.campaign_id AND c.status = 'sending'
+               WHERE d.campaign_id = $1
+                 AND ((d.status = 'queued' AND d.next_attempt_at <= now())
+                      OR (d.status = 'sending' AND d.lease_until < now()))
+               ORDER BY d.id
+               LIMIT $2
+               FOR UPDATE OF d SKIP LOCKED
+           ), claimed AS (
+               UPDATE deliveries d
+               SET status = 'sending', claimed_by = $3,
+                   lease_until = now() + make_interval(secs => $4),
+                   attempts = d.attempts + 1, updated_at = now()
+               FROM due WHERE d.id = due.id
+               RETURNING d.id, d.subscriber_id, d.topics, d.attempts
+           )
+           SELECT c.id AS "id!", c.attempts AS "attempts!", c.topics AS "topics!",
+                  s.id AS "subscriber_id?", s.email AS "email?", s.name AS "name?",
+                  s.link_id AS "link_id?", s.link_secret AS "link_secret?"
+           FROM claimed c
+           LEFT JOIN subscribers s ON s.id = c.subscriber_id AND s.status = 'active'
+           ORDER BY c.id"#,
+        campaign_id,
+        limit,
+        worker,
+        lease_seconds
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Claimed {
+            id: r.id,
+            attempts: r.attempts,
+            topics: r.topics,
+            recipient: match (r.subscriber_id, r.email, r.link_id, r.link_secret) {
+                (Some(subscriber_id), Some(email), Some(link_id), Some(link_secret)) => {
+                    Some(Recipient {
+                        subscriber_id,
+                        email,
+                        name: r.name,
+                        link_id,
+                        link_secret,
+                    })
+                }
+                _ => None,
+            },
+        })
+        .collect())
+}
+
+/// The server accepted the message. Only the claim's holder may record it.
+pub async fn mark_sent(
+    db: impl PgExecutor<'_>,
+    id: i64,
+    worker: &str,
+    reply: &str,
+    message_id: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query!(
+        r#"UPDATE deliveries
+           SET status = 'sent', sent_at = now(), last_reply = $3, message_id = $4,
+               claimed_by = NULL, lease_until = NULL, updated_at = now()
+           WHERE id = $1 AND claimed_by = $2 AND status = 'sending'"#,
+        id,
+        worker,
+        reply,
+        message_id
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A temporary failure: back to the queue, to be tried again at `retry_at`.
+pub async fn mark_retry(
+    db: impl PgExecutor<'_>,
+    id: i64,
+    worker: &str,
+    reply: &str,
+    retry_in_seconds: f64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query!(
+        r#"UPDATE deliveries
+           SET status = 'queued', last_reply = $3,
+               next_attempt_at = now() + make_interval(secs => $4),
+               claimed_by = NULL, lease_until = NULL, updated_at = now()
+           WHERE id = $1 AND claimed_by = $2 AND status = 'sending'"#,
+        id,
+        worker,
+        reply,
+        retry_in_seconds
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A final outcome other than sent: `failed` (with the server's reply) or `skipped`.
+pub async fn mark_final(
+    db: impl PgExecutor<'_>,
+    id: i64,
+    worker: &str,
+    status: FinalStatus,
+    reply: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query!(
+        r#"UPDATE deliveries
+           SET status = $3, last_reply = $4,
+               claimed_by = NULL, lease_until = NULL, updated_at = now()
+           WHERE id = $1 AND claimed_by = $2 AND status = 'sending'"#,
+        id,
+        worker,
+        status.as_str(),
+        reply
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinalStatus {
+    Failed,
+    Skipped,
+}
+
+impl FinalStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+        }
+    }
+}
+
+/// Gives back claims this sender holds but did not finish (on SIGINT/SIGTERM), without
+/// counting the attempt.
+pub async fn release(
+    db: impl PgExecutor<'_>,
+    ids: &[i64],
+    worker: &str,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query!(
+        r#"UPDATE deliveries
+           SET status = 'queued', attempts = greatest(attempts - 1, 0),
+               claimed_by = NULL, lease_until = NULL, updated_at = now()
+           WHERE id = ANY($1) AND claimed_by = $2 AND status = 'sending'"#,
+        ids,
+        worker
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// How many deliveries there are in each status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub queued: i64,
+    pub sending: i64,
+    pub sent: i64,
+    pub failed: i64,
+    pub skipped: i64,
+}
+
+impl Counts {
+    pub fn remaining(&self) -> i64 {
+        self.queued + self.sending
+    }
+
+    pub fn total(&self) -> i64 {
+        self.queued + self.sending + self.sent + self.failed + self.skipped
+    }
+}
+
+pub async fn counts(db: impl PgExecutor<'_>, campaign_id: i64) -> Result<Counts, sqlx::Error> {
+    let r = sqlx::query!(
+        r#"SELECT count(*) FILTER (WHERE status = 'queued') AS "queued!",
+                  count(*) FILTER (WHERE status = 'sending') AS "sending!",
+                  count(*) FILTER (WHERE status = 'sent') AS "sent!",
+                  count(*) FILTER (WHERE status = 'failed') AS "failed!",
+                  count(*) FILTER (WHERE status = 'skipped') AS "skipped!"
+           FROM deliveries WHERE campaign_id = $1"#,
+        campaign_id
+    )
+    .fetch_one(db)
+    .await?;
+    Ok(Counts {
+        queued: r.queued,
+        sending: r.sending,
+        sent: r.sent,
+        failed: r.failed,
+        skipped: r.skipped,
+    })
+}
+
+/// Messages sent since `since` across every campaign: what the daily cap counts.
+pub async fn sent_since(db: impl PgExecutor<'_>, since: DateTime<Utc>) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM deliveries WHERE sent_at >= $1"#,
+        since
+    )
+    .fetch_one(db)
+    .await
+}
+
+/// Messages currently claimed across every campaign, which the daily cap also reserves.
+pub async fn in_flight(db: impl PgExecutor<'_>) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM deliveries WHERE status = 'sending' AND lease_until >= now()"#
+    )
+    .fetch_one(db)
+    .await
+}
+
+pub async fn set_status(
+    db: impl PgExecutor<'_>,
+    campaign_id: i64,
+    status: CampaignStatus,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        r#"UPDATE campaigns
+           SET status = $2, updated_at = now(),
+               finished_at = CASE WHEN $2 IN ('finished', 'cancelled') THEN now() END
+           WHERE id = $1"#,
+        campaign_id,
+        status.as_str()
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Marks the campaign finished when nothing is left to send.
+pub async fn finish_if_done(
+    db: impl PgExecutor<'_>,
+    campaign_id: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query!(
+        r#"UPDATE campaigns SET status = 'finished', finished_at = now(), updated_at = now()
+           WHERE id = $1 AND status = 'sending'
+             AND NOT EXISTS (SELECT 1 FROM deliveries
+                             WHERE campaign_id = $1 AND status IN ('queued', 'sending'))"#,
+        campaign_id
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Puts every failed delivery back in the queue with a fresh count of attempts.
+pub async fn retry_failed(db: impl PgExecutor<'_>, campaign_id: i64) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query!(
+        r#"UPDATE deliveries d
+           SET status = 'queued', attempts = 0, next_attempt_at = now(), updated_at = now()
+           FROM subscribers s
+           WHERE d.campaign_id = $1 AND d.status = 'failed'
+             AND s.id = d.subscriber_id AND s.status = 'active'"#,
+        campaign_id
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// The next time a queued delivery becomes due, when none is due now.
+pub async fn next_due(
+    db: impl PgExecutor<'_>,
+    campaign_id: i64,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT min(least(CASE WHEN status = 'queued' THEN next_attempt_at END,
+                            CASE WHEN status = 'sending' THEN lease_until END))
+           FROM deliveries WHERE campaign_id = $1 AND status IN ('queued', 'sending')"#,
+        campaign_id
+    )
+    .fetch_one(db)
+    .await
+}
+
+/// The most recent failures and retries, for `status`.
+pub async fn last_errors(
+    db: impl PgExecutor<'_>,
+    campaign_id: i64,
+    limit: i64,
+) -> Result<Vec<(DateTime<Utc>, String, String)>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"SELECT updated_at, status, last_reply AS "last_reply!"
+           FROM deliveries
+           WHERE campaign_id = $1 AND last_reply IS NOT NULL
+             AND (status = 'failed' OR (status = 'queued' AND attempts > 0))
+           ORDER BY updated_at DESC LIMIT $2"#,
+        campaign_id,
+        limit
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.updated_at, r.status, r.last_reply))
+        .collect())
+}
+
+/// Sent in the last `seconds`, for the current rate.
+pub async fn sent_in_last(
+    db: impl PgExecutor<'_>,
+    campaign_id: i64,
+    seconds: f64,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM deliveries
+           WHERE campaign_id = $1 AND sent_at >= now() - make_interval(secs => $2)"#,
+        campaign_id,
+        seconds
+    )
+    .fetch_one(db)
+    .await
+}
+
+pub type Pool = PgPool;
+
+/// Like [`claim`], but under an advisory lock that makes the daily cap exact across every
+/// process: the count of what was sent today and what is in flight, and the claim, happen as
+/// one step.
+pub async fn claim_within_cap(
+    pool: &PgPool,
+    campaign_id: i64,
+    worker: &str,
+    limit: i64,
+    lease_seconds: f64,
+    cap: i64,
+    since: DateTime<Utc>,
+) -> Result<CapClaim, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query!("SELECT pg_advisory_xact_lock(7242017)")
+        .execute(&mut *tx)
+        .await?;
+    let used = sent_since(&mut *tx, since).await? + in_flight(&mut *tx).await?;
+    let room = cap - used;
+    if room <= 0 {
+        tx.commit().await?;
+        return Ok(CapClaim::CapReached { used });
+    }
+    let claimed = claim(
+        &mut *tx,
+        campaign_id,
+        worker,
+        limit.min(room),
+        lease_seconds,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(CapClaim::Claimed(claimed))
+}
+
+pub enum CapClaim {
+    Claimed(Vec<Claimed>),
+    CapReached { used: i64 },
+}
+
+/// Who would receive the issue now, without touching the ledger: for `--dry-run`.
+pub async fn audience(
+    db: impl PgExecutor<'_>,
+    issue_topics: &[String],
+) -> Result<Vec<(Recipient, Vec<String>)>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"SELECT s.id, s.email, s.name, s.link_id, s.link_secret, t.topics AS "topics!"
+           FROM subscribers s
+           CROSS JOIN LATERAL (
+               SELECT coalesce(array_agg(st.topic ORDER BY st.topic), '{}') AS topics
+               FROM subscriber_topics st
+               WHERE st.subscriber_id = s.id AND st.topic = ANY($1)
+           ) t
+           WHERE s.status = 'active'
+           ORDER BY s.id"#,
+        issue_topics
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            (
+                Recipient {
+                    subscriber_id: r.id,
+                    email: r.email,
+                    name: r.name,
+                    link_id: r.link_id,
+                    link_secret: r.link_secret,
+                },
+                r.topics,
+            )
+        })
+        .collect())
+}
+
+/// Marks a subscriber bounced after a 5.1.x reply. The consent log keeps the status code only:
+/// the reply itself usually quotes the address, which the log must never hold.
+pub async fn bounce(
+    pool: &PgPool,
+    subscriber_id: i64,
+    status_code: &str,
+) -> Result<(), crate::store::StoreError> {
+    let mut tx = pool.begin().await?;
+    let changed = sqlx::query!(
+        r#"UPDATE subscribers SET status = 'bounced', updated_at = now()
+           WHERE id = $1 AND status = 'active'"#,
+        subscriber_id
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if changed == 1 {
+        crate::store::consent::record(
+            &mut tx,
+            subscriber_id,
+            crate::store::ConsentAction::Bounced,
+            &crate::store::ConsentSource::Bounce,
+            serde_json::json!({ "from": "active", "to": "bounced", "smtp_status": status_code }),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
