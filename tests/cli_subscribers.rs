@@ -2,17 +2,10 @@
 
 mod store_support;
 
-use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use store_support::*;
 
 /// The test's database as a pool (for counting) and as a URL (for the binary).
-async fn database(pool_options: PgPoolOptions, options: PgConnectOptions) -> (PgPool, String) {
-    let url = url_of(&options);
-    let pool = pool_options.connect_with(options).await.expect("connect");
-    (pool, url)
-}
-
 fn example() -> String {
     example_csv().display().to_string()
 }

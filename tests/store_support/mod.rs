@@ -9,7 +9,7 @@ use lscp_mail::content::{TopicCatalog, TopicSet};
 use lscp_mail::store::import::{ImportFile, ImportReport, Silent};
 use lscp_mail::store::{NewSubscriber, Store, SubscriberEmail, SubscriberStatus};
 use sqlx::PgPool;
-use sqlx::postgres::PgConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 pub fn example_csv() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("subscribers/example.csv")
@@ -94,6 +94,13 @@ pub const NOTHING: Counts = Counts {
     log: 0,
     erasures: 0,
 };
+
+/// The test's own database: a pool for the test, and its URL for running the binary.
+pub async fn database(pool_options: PgPoolOptions, options: PgConnectOptions) -> (PgPool, String) {
+    let url = url_of(&options);
+    let pool = pool_options.connect_with(options).await.expect("connect");
+    (pool, url)
+}
 
 /// The URL of the test's own database, for running the binary against it.
 pub fn url_of(options: &PgConnectOptions) -> String {

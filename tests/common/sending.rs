@@ -1,0 +1,69 @@
+//! Running a campaign in-process against a test database and an SMTP port.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lscp_mail::config::Config;
+use lscp_mail::content::{Issue, TopicCatalog, load_issue};
+use lscp_mail::render::Renderer;
+use lscp_mail::send::campaign::{self, Quiet, RunReport, SendOptions};
+use lscp_mail::send::personalise::Personaliser;
+use lscp_mail::send::smtp::SmtpTarget;
+use lscp_mail::send::throttle::Rate;
+use lscp_mail::store::Store;
+use secrecy::SecretString;
+
+pub fn shipped_issue(id: &str) -> Issue {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("issues")
+        .join(id);
+    load_issue(&dir, &TopicCatalog::builtin())
+        .issue
+        .expect("shipped issue loads")
+}
+
+/// No rate limit, short retries: tests wait on outcomes, not on the clock.
+pub fn fast_options() -> SendOptions {
+    SendOptions {
+        rate: Rate::Unlimited,
+        concurrency: 2,
+        batch: 5,
+        retry_after: Duration::from_millis(300),
+        smtp_timeout: Duration::from_secs(10),
+        lease: Duration::from_secs(30),
+        ..SendOptions::from_config(&Config::default())
+    }
+}
+
+/// Prepares the campaign and runs it to its end with SMTP at 127.0.0.1:`port`.
+pub async fn send_with(
+    store: &Store,
+    issue: &Issue,
+    port: u16,
+    options: &SendOptions,
+) -> RunReport {
+    let config = Config::default();
+    let catalog = TopicCatalog::builtin();
+    let renderer = Renderer::new(None).expect("templates");
+    let personaliser = Personaliser::new(issue, &config, &catalog, &renderer).expect("renders");
+    let target = SmtpTarget::parse(&SecretString::from(format!("smtp://127.0.0.1:{port}")))
+        .expect("smtp url");
+    let campaign = campaign::prepare(store, issue, options)
+        .await
+        .expect("campaign");
+    let (_stop, rx) = campaign::stop_channel();
+    campaign::run(
+        store,
+        issue,
+        campaign,
+        options,
+        &target,
+        personaliser,
+        rx,
+        Arc::new(Quiet),
+    )
+    .await
+    .expect("sends")
+}

@@ -1,0 +1,391 @@
+//! `lscp-mail send` as processes an operator runs, stops and kills, against a real PostgreSQL
+//! and a real SMTP server: nobody is lost, nobody gets the issue twice but for what was in
+//! flight at a kill, and every stop says how to resume.
+
+mod common;
+mod store_support;
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::smtp_sink::SmtpSink;
+use lscp_mail::store::Store;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use store_support::{add, database};
+
+const ISSUE: &str = "issues/2026-02";
+
+async fn readers(pool: &PgPool, n: usize) {
+    let store = Store::from_pool(pool.clone());
+    for i in 0..n {
+        add(
+            &store,
+            &format!("reader{i:03}@example.org"),
+            "training,events",
+        )
+        .await;
+    }
+}
+
+/// `lscp-mail send …` against the test's database and `sink`, with a short lease so that a
+/// killed sender's claims come back within seconds.
+fn sender(db: &str, sink: &SmtpSink, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lscp-mail"));
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .env("DATABASE_URL", db)
+        .env("SMTP_URL", sink.url())
+        .env("LSCP_MAIL_SEND__LEASE_SECONDS", "3")
+        .env("LSCP_MAIL_SEND__SMTP_TIMEOUT_SECONDS", "1")
+        .env("LSCP_MAIL_SEND__RETRY_AFTER_SECONDS", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+fn finish(child: Child) -> (i32, String) {
+    let out = child.wait_with_output().expect("sender finishes");
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+async fn sent(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE status = 'sent'")
+        .fetch_one(pool)
+        .await
+        .unwrap_or(0)
+}
+
+async fn wait_until_sent(pool: &PgPool, at_least: i64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sent(pool).await < at_least {
+        assert!(
+            Instant::now() < deadline,
+            "fewer than {at_least} sent after 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// How many messages each address received.
+fn received(sink: &SmtpSink) -> HashMap<String, usize> {
+    let mut by = HashMap::new();
+    for r in sink.recipients() {
+        *by.entry(r).or_default() += 1;
+    }
+    by
+}
+
+#[sqlx::test]
+async fn a_sender_killed_mid_send_and_started_again_loses_nobody(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let (pool, url) = database(pool_options, options).await;
+    readers(&pool, 40).await;
+    let sink = SmtpSink::start(&[]);
+    let args = [
+        "send",
+        ISSUE,
+        "--rate",
+        "20/s",
+        "--concurrency",
+        "2",
+        "--batch",
+        "5",
+    ];
+    let mut first = sender(&url, &sink, &args).spawn().expect("spawn");
+    wait_until_sent(&pool, 8).await;
+    first.kill().expect("SIGKILL");
+    let _ = first.wait();
+    let before_restart = sent(&pool).await;
+    assert!(before_restart < 40, "killed mid-send");
+
+    let (code, out) = finish(
+        sender(&url, &sink, &["send", ISSUE, "--rate", "0"])
+            .spawn()
+            .expect("spawn"),
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("finished"), "{out}");
+
+    let got = received(&sink);
+    assert_eq!(got.len(), 40, "every reader got the issue: {got:?}");
+    let extra: usize = got.values().map(|n| n - 1).sum();
+    assert!(
+        extra <= 2,
+        "only what was in flight at the kill (at most one per connection) may go twice; {extra} did"
+    );
+    assert_eq!(sent(&pool).await, 40);
+}
+
+#[sqlx::test]
+async fn two_senders_at_once_deliver_each_message_once(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let (pool, url) = database(pool_options, options).await;
+    readers(&pool, 60).await;
+    let sink = SmtpSink::start(&[]);
+    let args = [
+        "send",
+        ISSUE,
+        "--rate",
+        "40/s",
+        "--concurrency",
+        "2",
+        "--batch",
+        "3",
+    ];
+    let a = sender(&url, &sink, &args).spawn().expect("spawn a");
+    let b = sender(&url, &sink, &args).spawn().expect("spawn b");
+    let (code_a, out_a) = finish(a);
+    let (code_b, out_b) = finish(b);
+    assert_eq!((code_a, code_b), (0, 0), "{out_a}\n{out_b}");
+
+    let got = received(&sink);
+    assert_eq!(got.len(), 60);
+    assert!(
+        got.values().all(|n| *n == 1),
+        "somebody got it twice: {got:?}"
+    );
+    assert_eq!(sent(&pool).await, 60, "the ledger agrees with the server");
+}
+
+#[sqlx::test]
+async fn pause_stops_the_sender_and_send_resumes_it(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let (pool, url) = database(pool_options, options).await;
+    readers(&pool, 30).await;
+    let sink = SmtpSink::start(&[]);
+    let running = sender(
+        &url,
+        &sink,
+        &[
+            "send",
+            ISSUE,
+            "--rate",
+            "10/s",
+            "--concurrency",
+            "1",
+            "--batch",
+            "2",
+        ],
+    )
+    .spawn()
+    .expect("spawn");
+    wait_until_sent(&pool, 3).await;
+
+    let (code, out) = finish(
+        sender(&url, &sink, &["pause", "2026-02"])
+            .spawn()
+            .expect("pause"),
+    );
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = finish(running);
+    assert_eq!(code, 75, "a paused send exits 75: {out}");
+    assert!(
+        out.contains("paused") && out.contains("again to resume"),
+        "{out}"
+    );
+    let (code, status) = finish(
+        sender(&url, &sink, &["status", ISSUE])
+            .spawn()
+            .expect("status"),
+    );
+    assert_eq!(code, 0);
+    assert!(status.contains("paused"), "{status}");
+
+    let (code, out) = finish(
+        sender(&url, &sink, &["send", ISSUE, "--rate", "0"])
+            .spawn()
+            .expect("resume"),
+    );
+    assert_eq!(code, 0, "{out}");
+    let got = received(&sink);
+    assert_eq!(got.len(), 30);
+    assert!(got.values().all(|n| *n == 1), "{got:?}");
+}
+
+#[sqlx::test]
+async fn sigterm_finishes_what_is_in_flight_and_gives_back_the_rest(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let (pool, url) = database(pool_options, options).await;
+    readers(&pool, 30).await;
+    let sink = SmtpSink::start(&[]);
+    let running = sender(
+        &url,
+        &sink,
+        &[
+            "send",
+            ISSUE,
+            "--rate",
+            "10/s",
+            "--concurrency",
+            "2",
+            "--batch",
+            "10",
+        ],
+    )
+    .spawn()
+    .expect("spawn");
+    wait_until_sent(&pool, 3).await;
+    let term = Command::new("kill")
+        .args(["-TERM", &running.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(term.success());
+    let (code, out) = finish(running);
+    assert_eq!(code, 75, "{out}");
+    assert!(
+        out.contains("interrupted") && out.contains("again to resume"),
+        "{out}"
+    );
+    let held: i64 = sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE status = 'sending'")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(held, 0, "claims were given back, not left to expire");
+    assert_eq!(
+        sent(&pool).await as usize,
+        sink.recipients().len(),
+        "sent means accepted"
+    );
+
+    let (code, out) = finish(
+        sender(&url, &sink, &["send", ISSUE, "--rate", "0"])
+            .spawn()
+            .expect("resume"),
+    );
+    assert_eq!(code, 0, "{out}");
+    let got = received(&sink);
+    assert_eq!(got.len(), 30);
+    assert!(got.values().all(|n| *n == 1), "{got:?}");
+}
+
+#[sqlx::test]
+async fn dry_run_writes_each_message_and_changes_nothing(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let (pool, url) = database(pool_options, options).await;
+    readers(&pool, 3).await;
+    add(
+        &Store::from_pool(pool.clone()),
+        "reviews.only@example.org",
+        "reviews",
+    )
+    .await;
+    let sink = SmtpSink::start(&[]);
+    let out_dir = tempfile::tempdir().expect("temp dir");
+    let out = out_dir.path().to_str().expect("utf-8");
+    let (code, text) = finish(
+        sender(&url, &sink, &["send", ISSUE, "--dry-run", "--out", out])
+            .spawn()
+            .expect("spawn"),
+    );
+    assert_eq!(code, 0, "{text}");
+    let mut files: Vec<String> = std::fs::read_dir(out_dir.path())
+        .expect("list")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "reader000@example.org.eml",
+            "reader001@example.org.eml",
+            "reader002@example.org.eml"
+        ]
+    );
+    let campaigns: i64 = sqlx::query_scalar("SELECT count(*) FROM campaigns")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(campaigns, 0, "no ledger for a dry run");
+    assert!(sink.recipients().is_empty(), "nothing went out");
+}
+
+#[sqlx::test]
+async fn test_sends_go_only_to_the_given_addresses_outside_the_ledger(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let (pool, url) = database(pool_options, options).await;
+    readers(&pool, 3).await;
+    let sink = SmtpSink::start(&[]);
+    let (code, text) = finish(
+        sender(
+            &url,
+            &sink,
+            &[
+                "send",
+                ISSUE,
+                "--test",
+                "editor@example.org",
+                "reader001@example.org",
+            ],
+        )
+        .spawn()
+        .expect("spawn"),
+    );
+    assert_eq!(code, 0, "{text}");
+    let mut got = sink.recipients();
+    got.sort();
+    assert_eq!(got, ["editor@example.org", "reader001@example.org"]);
+    let campaigns: i64 = sqlx::query_scalar("SELECT count(*) FROM campaigns")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(campaigns, 0);
+}
+
+#[sqlx::test]
+async fn cancel_ends_a_campaign_for_good(pool_options: PgPoolOptions, options: PgConnectOptions) {
+    let (pool, url) = database(pool_options, options).await;
+    readers(&pool, 2).await;
+    let sink = SmtpSink::start(&[]);
+    let (code, out) = finish(
+        sender(
+            &url,
+            &sink,
+            &["send", ISSUE, "--dry-run", "--out", "/tmp/lscp-unused"],
+        )
+        .spawn()
+        .expect("spawn"),
+    );
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = finish(
+        sender(&url, &sink, &["cancel", ISSUE])
+            .spawn()
+            .expect("cancel"),
+    );
+    assert_eq!(code, 1, "no campaign yet: {out}");
+    assert!(out.contains("no campaign for 2026-02"), "{out}");
+
+    let (code, _) = finish(
+        sender(&url, &sink, &["send", ISSUE, "--rate", "0"])
+            .spawn()
+            .expect("send"),
+    );
+    assert_eq!(code, 0);
+    let (code, out) = finish(
+        sender(&url, &sink, &["cancel", ISSUE])
+            .spawn()
+            .expect("cancel"),
+    );
+    assert_eq!(code, 1, "a finished campaign cannot be cancelled: {out}");
+}
