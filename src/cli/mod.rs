@@ -6,8 +6,8 @@ mod check;
 mod compose;
 mod db;
 pub mod report;
-mod serve;
 mod send;
+mod serve;
 mod subscribers;
 mod topics;
 

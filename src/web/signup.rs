@@ -319,7 +319,7 @@ pub async fn deliver(
     mail: &Mail,
 ) -> Result<String, MailError> {
     let to = message::mailbox("to", &mail.to)?;
-    let email = message::build(config, &mail.subject, to)?
+    let email = message::build(&config.mail, &mail.subject, to)?
         .header(ContentType::TEXT_PLAIN)
         .body(mail.text.clone())
         .map_err(message::MessageError::Build)?;
