@@ -496,7 +496,19 @@ mod tests {
                 serde_json::to_value(&config.serve).ok(),
                 serde_json::to_value(&defaults.serve).ok()
             );
-            assert_eq!(config.mail.from, defaults.mail.from);
+            assert_eq!(
+                serde_json::to_value(&config.mail).ok(),
+                serde_json::to_value(&defaults.mail).ok()
+            );
+            assert_eq!(
+                serde_json::to_value(&config.send).ok(),
+                serde_json::to_value(&defaults.send).ok()
+            );
+            assert_eq!(
+                serde_json::to_value(&config.serve).ok(),
+                serde_json::to_value(&defaults.serve).ok()
+            );
+            assert!(config.dkim.is_none());
             Ok(())
         });
     }
