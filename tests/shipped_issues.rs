@@ -163,3 +163,63 @@ fn sessions_and_diary_dates_read_the_way_the_newsletters_write_them() {
     let november = render(&load("2025-11"), &Audience::Everyone).text;
     assert!(november.contains("25 November to 10 December 2025"));
 }
+
+#[test]
+fn every_variant_assembled_from_one_rendering_is_what_rendering_it_alone_gives() {
+    let config = Config::default();
+    let catalog = TopicCatalog::builtin();
+    let renderer = Renderer::new(None).expect("built-in templates");
+    for id in SHIPPED {
+        let issue = load(id);
+        let links = ReaderLinks::preview(&config, &issue);
+        let all = renderer
+            .render_variants(&issue, &config, &catalog, &links)
+            .expect("renders");
+        let alone = |a: &Audience| {
+            renderer
+                .render(&issue, &config, &catalog, a, &links)
+                .expect("renders")
+        };
+        let full = alone(&Audience::Everyone);
+        assert!(all.full.html == full.html, "{id}: full HTML differs");
+        assert!(all.full.text == full.text, "{id}: full text differs");
+        assert_eq!(all.by_topics.len(), variants(&issue).len());
+        for (set, assembled) in &all.by_topics {
+            let single = alone(&Audience::Topics(set.clone()));
+            // Booleans, not assert_eq!: a failure would otherwise print two whole emails.
+            assert!(assembled.html == single.html, "{id} {set:?}: HTML differs");
+            assert!(assembled.text == single.text, "{id} {set:?}: text differs");
+            assert!(assembled.mjml == single.mjml, "{id} {set:?}: MJML differs");
+            assert!(!assembled.html.contains("lscp-cut"), "no marks left");
+        }
+    }
+}
+
+#[test]
+fn templates_without_cut_marks_still_give_every_reader_only_their_sections() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let layout = include_str!("../templates/email.mjml.hbs")
+        .replace("{{{cut-block anchor}}}", "")
+        .replace("{{{cut-block \"\"}}}", "");
+    std::fs::write(dir.path().join("email.mjml.hbs"), layout).expect("write");
+    let config = Config::default();
+    let catalog = TopicCatalog::builtin();
+    let renderer = Renderer::new(Some(dir.path())).expect("templates");
+    let issue = load("2026-02");
+    let links = ReaderLinks::preview(&config, &issue);
+    let all = renderer
+        .render_variants(&issue, &config, &catalog, &links)
+        .expect("renders");
+    for (set, assembled) in &all.by_topics {
+        let single = renderer
+            .render(
+                &issue,
+                &config,
+                &catalog,
+                &Audience::Topics(set.clone()),
+                &links,
+            )
+            .expect("renders");
+        assert!(assembled.html == single.html, "{set:?}: HTML differs");
+    }
+}

@@ -1,6 +1,7 @@
 //! From an [`Issue`] to an email: handlebars templates make MJML, `mrml` makes responsive HTML,
 //! and [`text`] makes the plain-text part from the same content.
 
+pub mod cut;
 pub mod markdown;
 pub mod message;
 pub mod templates;
@@ -74,6 +75,13 @@ pub fn variants(issue: &Issue) -> Vec<TopicSet> {
         .collect()
 }
 
+/// An issue rendered for everyone and for each topic variant.
+#[derive(Debug, Clone)]
+pub struct Variants {
+    pub full: Rendered,
+    pub by_topics: Vec<(TopicSet, Rendered)>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Rendered {
     pub mjml: String,
@@ -132,9 +140,79 @@ impl Renderer {
             .hb
             .render("email", &view)
             .map_err(|e| RenderError::Render(e.to_string()))?;
-        let html = self.mjml_to_html(&mjml)?;
+        let html = cut::strip(&self.mjml_to_html(&mjml)?);
         let text = text::render(issue, config, catalog, audience, links);
-        Ok(Rendered { mjml, html, text })
+        Ok(Rendered {
+            mjml: cut::strip(&mjml),
+            html,
+            text,
+        })
+    }
+
+    /// The whole issue and every topic variant of it (see [`variants`]). mrml runs once, on the
+    /// whole issue; each variant is assembled from its pieces at the templates' cut marks, and
+    /// its text from the sections' texts, written once. Templates without cut marks are
+    /// rendered once per variant instead.
+    pub fn render_variants(
+        &self,
+        issue: &Issue,
+        config: &Config,
+        catalog: &TopicCatalog,
+        links: &ReaderLinks,
+    ) -> Result<Variants, RenderError> {
+        let view = view::EmailView::new(issue, config, catalog, &Audience::Everyone, links);
+        let mjml = self
+            .hb
+            .render("email", &view)
+            .map_err(|e| RenderError::Render(e.to_string()))?;
+        let html = self.mjml_to_html(&mjml)?;
+        let (mjml_pieces, html_pieces) = (cut::Pieces::split(&mjml), cut::Pieces::split(&html));
+        // Every section's block must carry its own mark (an "In this issue" entry's mark is not
+        // enough), and mrml must have kept the marks.
+        let blocks_marked = issue
+            .sections
+            .iter()
+            .all(|s| mjml.contains(&cut::block_mark(&s.anchor)));
+        let anchors = || issue.sections.iter().map(|s| s.anchor.as_str());
+        if !(blocks_marked && html_pieces.covers(anchors())) {
+            let full = self.render(issue, config, catalog, &Audience::Everyone, links)?;
+            let by_topics = variants(issue)
+                .into_iter()
+                .map(|set| {
+                    let r = self.render(
+                        issue,
+                        config,
+                        catalog,
+                        &Audience::Topics(set.clone()),
+                        links,
+                    )?;
+                    Ok((set, r))
+                })
+                .collect::<Result<_, RenderError>>()?;
+            return Ok(Variants { full, by_topics });
+        }
+        let text = text::parts(issue, config, catalog, links);
+        let assemble = |keep: &dyn Fn(&str) -> bool| Rendered {
+            mjml: mjml_pieces.assemble(keep),
+            html: html_pieces.assemble(keep),
+            text: text.assemble(keep),
+        };
+        let full = assemble(&|_| true);
+        let by_topics = variants(issue)
+            .into_iter()
+            .map(|set| {
+                let audience = Audience::Topics(set.clone());
+                let included: std::collections::HashSet<&str> = issue
+                    .sections
+                    .iter()
+                    .filter(|s| audience.includes(s))
+                    .map(|s| s.anchor.as_str())
+                    .collect();
+                let r = assemble(&|a| included.contains(a));
+                (set, r)
+            })
+            .collect();
+        Ok(Variants { full, by_topics })
     }
 
     pub fn mjml_to_html(&self, mjml: &str) -> Result<String, RenderError> {

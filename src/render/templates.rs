@@ -85,6 +85,8 @@ pub fn registry(overrides: Option<&Path>) -> Result<Handlebars<'static>, RenderE
         }
         out
     });
+    hb.register_helper("cut", Box::new(CutHelper { block: false }));
+    hb.register_helper("cut-block", Box::new(CutHelper { block: true }));
     if let Some(dir) = overrides
         && !dir.is_dir()
     {
@@ -109,4 +111,38 @@ pub fn registry(overrides: Option<&Path>) -> Result<Handlebars<'static>, RenderE
             })?;
     }
     Ok(hb)
+}
+
+/// `{{{cut anchor}}}` inside a text block, `{{{cut-block anchor}}}` between sections: see
+/// [`super::cut`].
+struct CutHelper {
+    block: bool,
+}
+
+impl handlebars::HelperDef for CutHelper {
+    fn call<'reg: 'rc, 'rc>(
+        &self,
+        h: &handlebars::Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc handlebars::Context,
+        _: &mut handlebars::RenderContext<'reg, 'rc>,
+        out: &mut dyn handlebars::Output,
+    ) -> handlebars::HelperResult {
+        let anchor = h.param(0).and_then(|p| p.value().as_str()).unwrap_or("");
+        if !anchor
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return Err(handlebars::RenderErrorReason::Other(format!(
+                "cut marks take a section anchor, not `{anchor}`"
+            ))
+            .into());
+        }
+        if self.block {
+            out.write(&super::cut::block_mark(anchor))?;
+        } else {
+            out.write(&super::cut::mark(anchor))?;
+        }
+        Ok(())
+    }
 }

@@ -1,6 +1,7 @@
 //! The plain-text part, written from the content (not scraped from the HTML) so it reads well
 //! on its own: headings underlined, lists as lists, every link written out on its own line.
 
+use std::collections::HashSet;
 use std::fmt::Write;
 
 use super::markdown::{to_text, wrap};
@@ -18,38 +19,66 @@ pub fn render(
     audience: &Audience,
     links: &ReaderLinks,
 ) -> String {
-    let brand = &config.brand;
-    let sections: Vec<&Section> = issue
+    let included: HashSet<&str> = issue
         .sections
         .iter()
         .filter(|s| audience.includes(s))
+        .map(|s| s.anchor.as_str())
         .collect();
-    let mut t = Text::default();
-    t.heading(&issue.title, '=');
-    t.para(&brand.organisation);
-    t.para(&format!(
+    parts(issue, config, catalog, links).assemble(|a| included.contains(a))
+}
+
+/// The plain text of an issue written once, section by section, so that every reader's
+/// version is put together from the pieces.
+pub struct TextParts {
+    head: String,
+    contents: bool,
+    sections: Vec<SectionText>,
+    tail: String,
+}
+
+struct SectionText {
+    anchor: String,
+    heading: String,
+    text: String,
+}
+
+pub fn parts(
+    issue: &Issue,
+    config: &Config,
+    catalog: &TopicCatalog,
+    links: &ReaderLinks,
+) -> TextParts {
+    let brand = &config.brand;
+    let mut head = Text::default();
+    head.heading(&issue.title, '=');
+    head.para(&brand.organisation);
+    head.para(&format!(
         "View this email in your browser:\n{}",
         links.view_online
     ));
     if let Some(intro) = &issue.intro {
-        t.markdown(intro);
+        head.markdown(intro);
     }
-    if issue.contents && !sections.is_empty() {
-        t.heading("In this issue", '-');
-        let list: Vec<String> = sections
-            .iter()
-            .map(|s| format!("- {}", s.heading))
-            .collect();
-        t.raw(&list.join("\n"));
-    }
-    for s in sections {
-        t.rule();
-        if let Some(topic) = s.topic.as_ref().and_then(|t| catalog.get(t)) {
-            t.out.push_str(&format!("[{}]\n", topic.name));
-        }
-        t.heading(&s.heading, '=');
-        section(&mut t, s, links);
-    }
+    let sections = issue
+        .sections
+        .iter()
+        .map(|s| {
+            let mut t = Text::default();
+            t.rule();
+            if let Some(topic) = s.topic.as_ref().and_then(|t| catalog.get(t)) {
+                t.out.push_str(&format!("[{}]\n", topic.name));
+            }
+            t.heading(&s.heading, '=');
+            section(&mut t, s, links);
+            SectionText {
+                anchor: s.anchor.clone(),
+                heading: s.heading.clone(),
+                text: t.out,
+            }
+        })
+        .collect();
+    let mut t = Text::default();
     t.rule();
     t.heading(&brand.signup_heading, '-');
     t.para(&brand.signup_intro);
@@ -72,7 +101,36 @@ pub fn render(
         brand.contact_email,
         brand.website
     ));
-    t.out.trim_end().to_string() + "\n"
+    TextParts {
+        head: head.out,
+        contents: issue.contents,
+        sections,
+        tail: t.out,
+    }
+}
+
+impl TextParts {
+    /// The text for a reader who gets the sections whose anchors `keep` accepts.
+    pub fn assemble(&self, keep: impl Fn(&str) -> bool) -> String {
+        let included: Vec<&SectionText> =
+            self.sections.iter().filter(|s| keep(&s.anchor)).collect();
+        let mut t = Text {
+            out: self.head.clone(),
+        };
+        if self.contents && !included.is_empty() {
+            t.heading("In this issue", '-');
+            let list: Vec<String> = included
+                .iter()
+                .map(|s| format!("- {}", s.heading))
+                .collect();
+            t.raw(&list.join("\n"));
+        }
+        for s in included {
+            t.out.push_str(&s.text);
+        }
+        t.out.push_str(&self.tail);
+        t.out.trim_end().to_string() + "\n"
+    }
 }
 
 fn section(t: &mut Text, s: &Section, links: &ReaderLinks) {

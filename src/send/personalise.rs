@@ -15,7 +15,7 @@ use lettre::message::{Mailbox, Message};
 use crate::config::{Config, DkimAlgorithm, Mail};
 use crate::content::{Issue, TopicCatalog, TopicSet};
 use crate::render::message::{body, build, mailbox, message_id};
-use crate::render::{Audience, ReaderLinks, RenderError, Rendered, Renderer, variants};
+use crate::render::{ReaderLinks, RenderError, Rendered, Renderer};
 use crate::store::LinkToken;
 
 /// Stands in for a reader's token in the rendered variants. URL-safe and never escaped.
@@ -68,12 +68,12 @@ impl Personaliser {
             unsubscribe: config.site.url(&format!("/u/{TOKEN}")),
             subscribe: config.site.url("/subscribe"),
         };
-        let render = |a: &Audience| renderer.render(issue, config, catalog, a, &links);
-        let mut rendered = HashMap::new();
-        for set in variants(issue) {
-            let r = render(&Audience::Topics(set.clone()))?;
-            rendered.insert(key(&set), r);
-        }
+        let all = renderer.render_variants(issue, config, catalog, &links)?;
+        let rendered: HashMap<Vec<String>, Rendered> = all
+            .by_topics
+            .into_iter()
+            .map(|(set, r)| (key(&set), r))
+            .collect();
         let dkim = match &config.dkim {
             None => None,
             Some(d) => {
@@ -124,7 +124,7 @@ impl Personaliser {
             subject: issue.subject.clone(),
             from: mailbox("mail.from", &config.mail.from)?,
             variants: rendered,
-            full: render(&Audience::Everyone)?,
+            full: all.full,
             dkim,
             list_id: format!(
                 "{} <{}>",
