@@ -116,6 +116,24 @@ fn benches(c: &mut Criterion, config: &Config, catalog: &TopicCatalog, issues: &
     g.sample_size(40)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3));
+    // What `send` does: one mrml run for the whole issue, every variant assembled from it.
+    for s in issues {
+        g.bench_with_input(BenchmarkId::from_parameter(&s.id), s, |b, s| {
+            b.iter(|| {
+                let all = renderer
+                    .render_variants(&s.issue, config, catalog, &s.links)
+                    .expect("the issue renders");
+                black_box(all);
+            })
+        });
+    }
+    g.finish();
+
+    // For comparison: each email rendered on its own, mrml once per variant.
+    let mut g = c.benchmark_group("each_alone");
+    g.sample_size(30)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2));
     for s in issues {
         g.bench_with_input(BenchmarkId::from_parameter(&s.id), s, |b, s| {
             b.iter(|| {
