@@ -76,6 +76,22 @@ async fn wait_until_sent(pool: &PgPool, at_least: i64) {
     }
 }
 
+/// Runs `send` again to its end, then checks that each of the `readers` got exactly one message.
+fn resume_to_the_end(url: &str, sink: &SmtpSink, readers: usize) {
+    let (code, out) = finish(
+        sender(url, sink, &["send", ISSUE, "--rate", "0"])
+            .spawn()
+            .expect("resume"),
+    );
+    assert_eq!(code, 0, "{out}");
+    let got = received(sink);
+    assert_eq!(got.len(), readers, "every reader got the issue");
+    assert!(
+        got.values().all(|n| *n == 1),
+        "somebody got it twice: {got:?}"
+    );
+}
+
 /// How many messages each address received.
 fn received(sink: &SmtpSink) -> HashMap<String, usize> {
     let mut by = HashMap::new();
@@ -207,15 +223,7 @@ async fn pause_stops_the_sender_and_send_resumes_it(
     assert_eq!(code, 0);
     assert!(status.contains("paused"), "{status}");
 
-    let (code, out) = finish(
-        sender(&url, &sink, &["send", ISSUE, "--rate", "0"])
-            .spawn()
-            .expect("resume"),
-    );
-    assert_eq!(code, 0, "{out}");
-    let got = received(&sink);
-    assert_eq!(got.len(), 30);
-    assert!(got.values().all(|n| *n == 1), "{got:?}");
+    resume_to_the_end(&url, &sink, 30);
 }
 
 #[sqlx::test]
@@ -265,15 +273,7 @@ async fn sigterm_finishes_what_is_in_flight_and_gives_back_the_rest(
         "sent means accepted"
     );
 
-    let (code, out) = finish(
-        sender(&url, &sink, &["send", ISSUE, "--rate", "0"])
-            .spawn()
-            .expect("resume"),
-    );
-    assert_eq!(code, 0, "{out}");
-    let got = received(&sink);
-    assert_eq!(got.len(), 30);
-    assert!(got.values().all(|n| *n == 1), "{got:?}");
+    resume_to_the_end(&url, &sink, 30);
 }
 
 #[sqlx::test]

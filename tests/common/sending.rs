@@ -44,10 +44,20 @@ pub async fn send_with(
     port: u16,
     options: &SendOptions,
 ) -> RunReport {
-    let config = Config::default();
+    send_with_config(store, issue, port, options, &Config::default()).await
+}
+
+/// As [`send_with`], with settings of the test's own (DKIM, say).
+pub async fn send_with_config(
+    store: &Store,
+    issue: &Issue,
+    port: u16,
+    options: &SendOptions,
+    config: &Config,
+) -> RunReport {
     let catalog = TopicCatalog::builtin();
     let renderer = Renderer::new(None).expect("templates");
-    let personaliser = Personaliser::new(issue, &config, &catalog, &renderer).expect("renders");
+    let personaliser = Personaliser::new(issue, config, &catalog, &renderer).expect("renders");
     let target = SmtpTarget::parse(&SecretString::from(format!("smtp://127.0.0.1:{port}")))
         .expect("smtp url");
     let campaign = campaign::prepare(store, issue, options)
