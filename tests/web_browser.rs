@@ -1,9 +1,10 @@
 //! The site as readers meet it, in a real headless Chromium over WebDriver at 375 px: from the
-//! links in a message to the database, sign-up with the confirmation email from a real SMTP
+//! links in the message `send --dry-run` wrote to the database, sign-up with the confirmation email from a real SMTP
 //! server, and Quick leave. Every page passes axe-core's WCAG A and AA rules, fits the width,
 //! and is saved as a screenshot in target/screenshots/.
 
 mod common;
+mod store_support;
 
 use std::time::Duration;
 
@@ -12,11 +13,9 @@ use common::smtp_sink::SmtpSink;
 use common::web::Site;
 use fantoccini::Locator;
 use fantoccini::key::Key;
-use lscp_mail::config::Config;
-use lscp_mail::content::load_issue;
-use lscp_mail::render::{Audience, ReaderLinks, Renderer};
-use lscp_mail::store::{Subscriber, SubscriberStatus};
+use lscp_mail::store::SubscriberStatus;
 use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 const PHONE: u32 = 375;
 
@@ -40,33 +39,31 @@ async fn click(browser: &Browser, css: &str) {
         .unwrap_or_else(|e| panic!("cannot click {css}: {e}"));
 }
 
-/// The preferences and unsubscribe links of the message `subscriber` is sent: the email's
-/// HTML with their links, as `send` makes it.
-// TODO(send): once `send` is on main, take them from the message `lscp-mail send 2026-02
-// --dry-run --out DIR` writes for the subscriber instead.
-async fn links_in_their_message(site: &Site, subscriber: &Subscriber) -> (String, String) {
-    let token = site
-        .store
-        .link_token(subscriber)
-        .await
-        .expect("token")
-        .expose();
-    let mut config = Config::default();
-    config.site.base_url = site.base.clone();
-    let catalog = site.catalog();
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("issues/2026-02");
-    let issue = load_issue(&dir, &catalog).issue.expect("issue loads");
-    let links = ReaderLinks {
-        view_online: config.site.url("/issues/2026-02"),
-        preferences: config.site.url(&format!("/p/{token}")),
-        unsubscribe: config.site.url(&format!("/u/{token}")),
-        subscribe: config.site.url("/subscribe"),
-    };
-    let html = Renderer::new(None)
-        .expect("templates")
-        .render(&issue, &config, &catalog, &Audience::Everyone, &links)
-        .expect("renders")
-        .html;
+/// The preferences and unsubscribe links in the message `lscp-mail send --dry-run` writes
+/// for `address`: the binary, run against the test's database, as an editor would run it.
+fn links_in_their_message(site: &Site, database_url: &str, address: &str) -> (String, String) {
+    let out = tempfile::tempdir().expect("temp dir");
+    let issue = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("issues/2026-02");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_lscp-mail"))
+        .arg("send")
+        .arg(&issue)
+        .args(["--dry-run", "--out"])
+        .arg(out.path())
+        .current_dir(out.path())
+        .env("DATABASE_URL", database_url)
+        .env("LSCP_MAIL_SITE__BASE_URL", &site.base)
+        .output()
+        .expect("lscp-mail runs");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let raw = std::fs::read(out.path().join(format!("{address}.eml"))).expect("their message");
+    let message = mail_parser::MessageParser::default()
+        .parse(&raw)
+        .expect("a message");
+    let html = message.body_html(0).expect("an HTML part").into_owned();
     let link_before = |label: &str| {
         let end = html.find(label).expect("the footer link");
         let start = html[..end].rfind("href=\"").expect("its href") + 6;
@@ -79,12 +76,23 @@ async fn links_in_their_message(site: &Site, subscriber: &Subscriber) -> (String
 }
 
 #[sqlx::test]
-async fn a_reader_changes_topics_unsubscribes_and_comes_back_from_their_message(pool: PgPool) {
+async fn a_reader_changes_topics_unsubscribes_and_comes_back_from_their_message(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let pool = pool_options
+        .connect_with(options.clone())
+        .await
+        .expect("pool");
     let site = Site::start(pool).await;
     let (ann, token) = site
         .reader("ann.smith@example.org", "training,events")
         .await;
-    let (preferences, unsubscribe) = links_in_their_message(&site, &ann).await;
+    let (preferences, unsubscribe) = links_in_their_message(
+        &site,
+        &store_support::url_of(&options),
+        "ann.smith@example.org",
+    );
     assert_eq!(preferences, site.url(&format!("/p/{token}")));
     let browser = Browser::start().await;
     browser.viewport(PHONE, 800).await;

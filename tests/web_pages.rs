@@ -639,6 +639,52 @@ async fn only_sent_issues_are_in_the_archive(pool: PgPool) {
 }
 
 #[sqlx::test]
+async fn a_cancelled_issue_stays_in_the_archive_only_if_some_readers_were_sent_it(pool: PgPool) {
+    let site = Site::start(pool).await;
+    site.reader("ann@example.org", "training,events").await;
+    let campaign = site.mark_sent("2026-02").await;
+    let mut visitor = site.visitor();
+    let cancel = async || {
+        sqlx::query!(
+            "UPDATE campaigns SET status = 'cancelled' WHERE id = $1",
+            campaign
+        )
+        .execute(&site.pool)
+        .await
+        .expect("cancelled");
+    };
+
+    cancel().await;
+    assert_eq!(
+        visitor.get("/issues/2026-02").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert!(
+        !visitor
+            .get("/issues")
+            .await
+            .body
+            .contains("/issues/2026-02")
+    );
+
+    sqlx::query!(
+        "UPDATE deliveries SET status = 'sent', sent_at = now() WHERE campaign_id = $1",
+        campaign
+    )
+    .execute(&site.pool)
+    .await
+    .expect("sent to Ann");
+    assert_eq!(visitor.get("/issues/2026-02").await.status, StatusCode::OK);
+    assert!(
+        visitor
+            .get("/issues")
+            .await
+            .body
+            .contains("/issues/2026-02")
+    );
+}
+
+#[sqlx::test]
 async fn every_calendar_link_on_an_issue_gives_an_rfc_5545_event(pool: PgPool) {
     let site = Site::start(pool).await;
     site.mark_sent("2026-02").await;

@@ -1,9 +1,10 @@
 //! The archive: the issues that have been sent, as web pages with the same content as the
 //! email (the same [`EmailView`], laid out for a browser), loaded from the issues folder.
 //!
-//! "Sent" means a `campaigns` row (made by `lscp-mail send`) for the issue that was not
-//! cancelled: an issue in the folder but not yet sent is not shown, so nothing is public
-//! before its email goes out.
+//! "Sent" means `lscp-mail send` has begun a campaign for the issue that was not cancelled, or
+//! was cancelled after some readers were sent it (their "view in browser" links must work): an
+//! issue in the folder but not sent is not shown, so nothing is public before its email goes
+//! out.
 
 use std::path::Path;
 
@@ -16,45 +17,25 @@ use crate::render::view::EmailView;
 use crate::render::{Audience, ReaderLinks};
 use crate::store::{Store, StoreError};
 
-/// PostgreSQL's `undefined_table`: the database has no `campaigns` table yet.
-const UNDEFINED_TABLE: &str = "42P01";
-
 /// The sent issues, newest first.
 pub async fn sent_issues(store: &Store) -> Result<Vec<IssueId>, StoreError> {
-    // Checked at run time until `send`'s campaigns migration is on main (then `query_scalar!`).
-    let rows = sqlx::query_scalar::<_, String>(
-        "SELECT issue_id FROM campaigns WHERE status <> 'cancelled' ORDER BY issue_id DESC",
+    let ids = sqlx::query_scalar!(
+        "SELECT c.issue_id FROM campaigns c
+         WHERE c.status <> 'cancelled'
+            OR EXISTS (SELECT 1 FROM deliveries d WHERE d.campaign_id = c.id AND d.status = 'sent')
+         ORDER BY c.issue_id DESC"
     )
     .fetch_all(store.pool())
-    .await;
-    match rows {
-        Ok(ids) => Ok(ids
-            .iter()
-            .filter_map(|id| IssueId::parse(id).ok())
-            .collect()),
-        Err(e) if is_undefined_table(&e) => Ok(Vec::new()),
-        Err(e) => Err(e.into()),
-    }
+    .await?;
+    Ok(ids
+        .iter()
+        .filter_map(|id| IssueId::parse(id).ok())
+        .collect())
 }
 
+/// One campaign a month: the list is short.
 pub async fn is_sent(store: &Store, id: IssueId) -> Result<bool, StoreError> {
-    let row = sqlx::query_scalar::<_, bool>(
-        "SELECT EXISTS (SELECT 1 FROM campaigns WHERE issue_id = $1 AND status <> 'cancelled')",
-    )
-    .bind(id.to_string())
-    .fetch_one(store.pool())
-    .await;
-    match row {
-        Ok(sent) => Ok(sent),
-        Err(e) if is_undefined_table(&e) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn is_undefined_table(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .and_then(|d| d.code())
-        .is_some_and(|c| c == UNDEFINED_TABLE)
+    Ok(sent_issues(store).await?.contains(&id))
 }
 
 /// The issue `issues_dir/YYYY-MM`, if it is there and has no errors (a broken one is logged).

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use lscp_mail::config::Config;
 use lscp_mail::content::TopicCatalog;
+use lscp_mail::send::campaign::{self, SendOptions};
 use lscp_mail::send::smtp::SmtpTarget;
 use lscp_mail::store::{
     ConsentSource, NewSubscriber, Store, Subscriber, SubscriberEmail, SubscriberStatus,
@@ -104,33 +105,20 @@ impl Site {
             .expect("still there")
     }
 
-    /// Marks `issue` as sent, as `lscp-mail send` does: a campaign row.
-    // TODO(send): once the campaigns migration is on main, drop the CREATE and start a
-    // campaign through send's own code.
-    pub async fn mark_sent(&self, issue: &str) {
-        sqlx::query(
-            "CREATE TABLE IF NOT EXISTS campaigns (
-                 id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                 issue_id text NOT NULL UNIQUE,
-                 subject text NOT NULL,
-                 content_hash text NOT NULL CHECK (length(content_hash) = 64),
-                 topics text[] NOT NULL,
-                 status text NOT NULL DEFAULT 'sending',
-                 created_at timestamptz NOT NULL DEFAULT now(),
-                 updated_at timestamptz NOT NULL DEFAULT now(),
-                 finished_at timestamptz)",
-        )
-        .execute(&self.pool)
-        .await
-        .expect("campaigns table");
-        sqlx::query(
-            "INSERT INTO campaigns (issue_id, subject, content_hash, topics, status)
-             VALUES ($1, 'subject', repeat('0', 64), '{}', 'finished')",
-        )
-        .bind(issue)
-        .execute(&self.pool)
-        .await
-        .expect("campaign row");
+    /// Begins sending `issue` as `lscp-mail send` does: its campaign, the audience queued.
+    /// Returns the campaign's id.
+    pub async fn mark_sent(&self, issue: &str) -> i64 {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("issues")
+            .join(issue);
+        let issue = lscp_mail::content::load_issue(&dir, &self.catalog())
+            .issue
+            .expect("the issue loads");
+        let options = SendOptions::from_config(&Config::default());
+        campaign::prepare(&self.store, &issue, &options)
+            .await
+            .expect("a campaign")
+            .id
     }
 
     /// The number of consent log entries: unchanged means nothing was changed.
