@@ -81,6 +81,8 @@ pub enum SendError {
     Sql(#[from] sqlx::Error),
     #[error(transparent)]
     Message(#[from] MessageError),
+    #[error("a send worker failed unexpectedly ({0}); run send again to resume")]
+    WorkerFailed(String),
     #[error("cannot read the issue folder {path}: {source}")]
     ReadIssue {
         path: String,
@@ -168,7 +170,7 @@ pub fn content_hash(dir: &Path) -> Result<String, SendError> {
 }
 
 /// The campaign for `issue`: created with its audience frozen on the first run; on later runs
-/// resumed, with newcomers added only when asked. `None` when it is finished and nothing is new.
+/// resumed (set sending again when there is work), with newcomers added only when asked.
 pub async fn prepare(
     store: &Store,
     issue: &Issue,
@@ -337,8 +339,7 @@ pub async fn run(
             Ok(Ok(o)) => outcome = worst(outcome, o),
             Ok(Err(e)) => error = Some(e),
             Err(join) => {
-                tracing::error!("a send worker crashed: {join}");
-                error = Some(SendError::Sql(sqlx::Error::WorkerCrashed));
+                error = Some(SendError::WorkerFailed(join.to_string()));
             }
         }
     }
