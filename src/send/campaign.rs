@@ -233,6 +233,9 @@ struct Shared {
     sent: AtomicU64,
     failed: AtomicU64,
     retried: AtomicU64,
+    /// Told each time a worker has been through a claimed batch: workers waiting on another's
+    /// claims look again then, not when the lease would run out.
+    batch_done: tokio::sync::Notify,
     run_id: String,
 }
 
@@ -251,10 +254,16 @@ impl Shared {
 
     /// Sleeps for `d`, or less when a stop is requested.
     async fn nap(&self, d: Duration) {
+        self.nap_or(d, std::future::pending()).await;
+    }
+
+    /// Sleeps for `d`, or less when a stop is requested or `wake` is ready.
+    async fn nap_or(&self, d: Duration, wake: impl std::future::Future<Output = ()>) {
         let mut stop = self.stop.clone();
         tokio::select! {
             _ = tokio::time::sleep(d) => {}
             _ = stop.wait_for(|s| *s) => {}
+            _ = wake => {}
         }
     }
 
@@ -324,6 +333,7 @@ pub async fn run(
         sent: AtomicU64::new(0),
         failed: AtomicU64::new(0),
         retried: AtomicU64::new(0),
+        batch_done: tokio::sync::Notify::new(),
         run_id: run_id(),
     });
     tracing::info!(issue = %issue.id, run = %shared.run_id, "sending");
@@ -477,11 +487,16 @@ async fn worker_loop(
             }
             deliver(shared, me, conn, d).await?;
         }
+        shared.batch_done.notify_waiters();
     }
 }
 
 /// Nothing was due: the campaign is done, paused or cancelled, or retries are waiting.
 async fn idle(shared: &Shared) -> Result<Option<Outcome>, SendError> {
+    // Listening before looking, so that a batch another worker finishes meanwhile still wakes us.
+    let batch_done = shared.batch_done.notified();
+    tokio::pin!(batch_done);
+    batch_done.as_mut().enable();
     let pool = shared.store.pool();
     let campaign = shared.campaign.id;
     let status = shared
@@ -508,7 +523,7 @@ async fn idle(shared: &Shared) -> Result<Option<Outcome>, SendError> {
         .and_then(|t| (t - Utc::now()).to_std().ok())
         .unwrap_or(Duration::from_millis(200))
         .clamp(Duration::from_millis(50), Duration::from_secs(2));
-    shared.nap(wait).await;
+    shared.nap_or(wait, batch_done).await;
     Ok(None)
 }
 
