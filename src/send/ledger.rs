@@ -389,20 +389,14 @@ pub async fn counts(db: impl PgExecutor<'_>, campaign_id: i64) -> Result<Counts,
     })
 }
 
-/// Messages sent since `since` across every campaign: what the daily cap counts.
-pub async fn sent_since(db: impl PgExecutor<'_>, since: DateTime<Utc>) -> Result<i64, sqlx::Error> {
+/// What the daily cap counts, across every campaign: messages sent since `since` and claims
+/// in flight. One statement, so one snapshot: counted in two, a message that went from
+/// `sending` to `sent` between them would be in neither, and the cap would let one more by.
+pub async fn used_since(db: impl PgExecutor<'_>, since: DateTime<Utc>) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar!(
-        r#"SELECT count(*) AS "n!" FROM deliveries WHERE sent_at >= $1"#,
+        r#"SELECT count(*) AS "n!" FROM deliveries
+           WHERE sent_at >= $1 OR (status = 'sending' AND lease_until >= now())"#,
         since
-    )
-    .fetch_one(db)
-    .await
-}
-
-/// Messages currently claimed across every campaign, which the daily cap also reserves.
-pub async fn in_flight(db: impl PgExecutor<'_>) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar!(
-        r#"SELECT count(*) AS "n!" FROM deliveries WHERE status = 'sending' AND lease_until >= now()"#
     )
     .fetch_one(db)
     .await
@@ -530,7 +524,7 @@ pub async fn claim_within_cap(
     sqlx::query!("SELECT pg_advisory_xact_lock(7242017)")
         .execute(&mut *tx)
         .await?;
-    let used = sent_since(&mut *tx, since).await? + in_flight(&mut *tx).await?;
+    let used = used_since(&mut *tx, since).await?;
     let room = cap - used;
     if room <= 0 {
         tx.commit().await?;
