@@ -269,24 +269,46 @@ impl Shared {
 
     /// Runs a database step, waiting out an outage: nothing is recorded that did not happen,
     /// and what did happen is recorded once the database is back.
-    async fn db<T, F, Fut>(&self, what: &str, mut step: F) -> Result<T, sqlx::Error>
+    async fn db<T, E, F, Fut>(&self, what: &str, mut step: F) -> Result<T, E>
     where
+        E: Outage,
         F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+        Fut: std::future::Future<Output = Result<T, E>>,
     {
         let mut wait = Duration::from_millis(250);
         loop {
-            match step().await {
+            let e = match step().await {
                 Ok(v) => return Ok(v),
-                Err(e) if is_outage(&e) => {
-                    tracing::warn!("database unavailable while {what} ({e}); retrying in {wait:?}");
-                    self.progress
-                        .note(&format!("database unavailable: waiting ({e})"));
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(Duration::from_secs(15));
-                }
-                Err(e) => return Err(e),
-            }
+                Err(e) => e,
+            };
+            let Some(cause) = e.outage() else {
+                return Err(e);
+            };
+            tracing::warn!("database unavailable while {what} ({cause}); retrying in {wait:?}");
+            self.progress
+                .note(&format!("database unavailable: waiting ({cause})"));
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(15));
+        }
+    }
+}
+
+/// An error that may be the database going away, which [`Shared::db`] waits out.
+trait Outage {
+    fn outage(&self) -> Option<&sqlx::Error>;
+}
+
+impl Outage for sqlx::Error {
+    fn outage(&self) -> Option<&sqlx::Error> {
+        is_outage(self).then_some(self)
+    }
+}
+
+impl Outage for StoreError {
+    fn outage(&self) -> Option<&sqlx::Error> {
+        match self {
+            StoreError::Sql(e) => e.outage(),
+            _ => None,
         }
     }
 }
@@ -632,7 +654,11 @@ async fn deliver(
                 .await?;
             if no_such_user {
                 let code = enhanced_status(&reply).unwrap_or("5.1.0").to_string();
-                ledger::bounce(pool, r.subscriber_id, &code).await?;
+                shared
+                    .db("recording a bounce", || {
+                        ledger::bounce(pool, r.subscriber_id, &code)
+                    })
+                    .await?;
             }
             shared.failed.fetch_add(1, Ordering::Relaxed);
         }
