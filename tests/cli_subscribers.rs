@@ -416,3 +416,29 @@ async fn topics_can_be_listed_and_added(pool_options: PgPoolOptions, options: Pg
         twice.stderr
     );
 }
+
+#[sqlx::test(migrations = false)]
+async fn an_unknown_topic_is_the_user_s_mistake_and_exits_1(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let (_pool, url) = database(pool_options, options).await;
+    let import = lscp_mail(Some(&url), &["subscribers", "import", &example()]);
+    assert_eq!(import.code, 0, "{}", import.stderr);
+    let email = std::fs::read_to_string(example_csv())
+        .expect("example CSV")
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split(',').next().map(str::to_string))
+        .expect("a first row");
+
+    let set = lscp_mail(
+        Some(&url),
+        &["subscribers", "set-topics", &email, "cooking"],
+    );
+    let list = lscp_mail(Some(&url), &["subscribers", "list", "--topic", "cooking"]);
+
+    assert_eq!(set.code, 1, "{}", set.stderr);
+    assert!(set.stderr.contains("cooking"), "{}", set.stderr);
+    assert_eq!(list.code, 1, "{}", list.stderr);
+}

@@ -2,6 +2,7 @@ use std::process::ExitCode;
 
 use super::{code, exit};
 use crate::config::Config;
+use crate::content::topic::TopicError;
 use crate::store::{ImportError, Store, StoreError};
 
 /// Set up the subscriber database
@@ -83,6 +84,7 @@ pub(super) fn with_store(
 fn is_input_problem(e: &anyhow::Error) -> bool {
     e.downcast_ref::<StoreError>()
         .is_some_and(StoreError::is_input_problem)
+        || e.downcast_ref::<TopicError>().is_some()
         || e.downcast_ref::<ImportError>()
             .is_some_and(|e| !matches!(e, ImportError::Read { .. }))
 }

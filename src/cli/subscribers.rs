@@ -284,9 +284,7 @@ async fn import(
 fn topic_list(catalog: &TopicCatalog, list: Option<&str>) -> anyhow::Result<TopicSet> {
     match list {
         None => Ok(catalog.all()),
-        Some(list) => Ok(catalog
-            .parse_list(list)
-            .map_err(crate::store::StoreError::Topic)?),
+        Some(list) => Ok(catalog.parse_list(list)?),
     }
 }
 
@@ -296,14 +294,7 @@ async fn filter(
     status: Option<SubscriberStatus>,
 ) -> anyhow::Result<SubscriberFilter> {
     let topic = match topic {
-        Some(t) => Some(
-            store
-                .topic_catalog()
-                .await?
-                .parse(t)
-                .map_err(crate::store::StoreError::Topic)?
-                .to_string(),
-        ),
+        Some(t) => Some(store.topic_catalog().await?.parse(t)?.to_string()),
         None => None,
     };
     Ok(SubscriberFilter { status, topic })
