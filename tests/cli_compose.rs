@@ -306,3 +306,34 @@ fn every_subcommand_has_help_with_examples() {
         assert!(stdout.contains("Exit codes:"), "{sub} --help:\n{stdout}");
     }
 }
+
+#[test]
+fn a_course_booked_online_or_by_email_offers_both_in_the_text() {
+    let issue = tempfile::tempdir().expect("temp dir");
+    for entry in std::fs::read_dir(root().join(fixture("valid"))).expect("fixture") {
+        let path = entry.expect("entry").path();
+        let mut text = std::fs::read_to_string(&path).expect("fixture file");
+        if path.ends_with("02-training.toml") {
+            text = text.replace(
+                "booking_email = \"safeguarding.lypft@nhs.net\"",
+                "booking_url = \"https://www.leedsscp.org.uk/training/parental-mental-health\"\n\
+                 booking_email = \"safeguarding.lypft@nhs.net\"",
+            );
+        }
+        std::fs::write(issue.path().join(path.file_name().expect("name")), text).expect("copy");
+    }
+    let out = tempfile::tempdir().expect("temp dir");
+    let (code, _, stderr) = run(&mut lscp_mail(&[
+        "compose",
+        issue.path().to_str().expect("utf-8 path"),
+        "--out",
+        out.path().to_str().expect("utf-8 path"),
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    let text = std::fs::read_to_string(out.path().join("index.txt")).expect("index.txt");
+    assert!(
+        text.contains("Or book by email: safeguarding.lypft@nhs.net"),
+        "{text}"
+    );
+    assert!(!text.contains("by email by email"), "{text}");
+}

@@ -178,7 +178,7 @@ fn section(t: &mut Text, s: &Section, links: &ReaderLinks) {
                 }
                 if let Some(email) = c.booking.email() {
                     let how = if c.booking.url().is_some() {
-                        "Or book by email"
+                        "Or book"
                     } else {
                         c.booking.label()
                     };
