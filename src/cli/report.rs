@@ -3,12 +3,11 @@
 use std::path::Path;
 
 use crate::config::Config;
-use crate::content::{Diagnostic, Issue, Loaded, Rule, TopicCatalog, load_issue};
+use crate::content::{Diagnostic, Issue, Loaded, Rule, load_issue};
 use crate::render::{Audience, GMAIL_CLIP_BYTES, ReaderLinks, Rendered, Renderer};
 
 /// Loads the issue and, when it has no errors, renders it for `audience`.
 pub struct Report {
-    pub catalog: TopicCatalog,
     pub loaded: Loaded,
     pub rendered: Option<Rendered>,
 }
@@ -32,11 +31,7 @@ impl Report {
             }
             rendered = Some(r);
         }
-        Ok(Self {
-            catalog,
-            loaded,
-            rendered,
-        })
+        Ok(Self { loaded, rendered })
     }
 
     pub fn issue(&self) -> Option<&Issue> {

@@ -43,13 +43,18 @@ pub fn message_id(mail: &Mail) -> String {
     format!("<{hex}@{}>", mail.message_id_domain)
 }
 
-/// The headers every message has; `send` adds its own per reader.
-pub fn build(mail: &Mail, subject: &str, to: Mailbox) -> Result<MessageBuilder, MessageError> {
+/// The headers every message has, with `id` from [`message_id`]; `send` adds its own per reader.
+pub fn build(
+    mail: &Mail,
+    subject: &str,
+    to: Mailbox,
+    id: String,
+) -> Result<MessageBuilder, MessageError> {
     let mut builder = Message::builder()
         .from(mailbox("mail.from", &mail.from)?)
         .to(to)
         .subject(subject)
-        .message_id(Some(message_id(mail)))
+        .message_id(Some(id))
         .date_now();
     if let Some(reply_to) = &mail.reply_to {
         builder = builder.reply_to(mailbox("mail.reply_to", reply_to)?);
@@ -57,13 +62,14 @@ pub fn build(mail: &Mail, subject: &str, to: Mailbox) -> Result<MessageBuilder, 
     Ok(builder)
 }
 
-pub fn body(rendered: &Rendered) -> MultiPart {
-    MultiPart::alternative_plain_html(rendered.text.clone(), rendered.html.clone())
+pub fn body(text: String, html: String) -> MultiPart {
+    MultiPart::alternative_plain_html(text, html)
 }
 
 /// The whole preview message, ready to write as `message.eml`.
 pub fn preview(mail: &Mail, subject: &str, rendered: &Rendered) -> Result<Vec<u8>, MessageError> {
     let to = mailbox("preview", "Preview reader <preview@example.org>")?;
-    let message = build(mail, subject, to)?.multipart(body(rendered))?;
+    let message = build(mail, subject, to, message_id(mail))?
+        .multipart(body(rendered.text.clone(), rendered.html.clone()))?;
     Ok(message.formatted())
 }

@@ -531,18 +531,17 @@ async fn idle(shared: &Shared) -> Result<Option<Outcome>, SendError> {
         Some(CampaignStatus::Cancelled) | None => return Ok(Some(Outcome::Cancelled)),
         _ => {}
     }
-    let counts = shared
-        .db("counting", || ledger::counts(pool, campaign))
-        .await?;
-    if counts.remaining() == 0 {
-        return Ok(Some(Outcome::Finished));
-    }
-    // Retries not yet due, or another sender's claims: look again when the next is due.
-    let next = shared
+    // None when nothing is queued or in flight: the campaign is done.
+    let Some(next) = shared
         .db("finding the next due", || ledger::next_due(pool, campaign))
-        .await?;
-    let wait = next
-        .and_then(|t| (t - Utc::now()).to_std().ok())
+        .await?
+    else {
+        return Ok(Some(Outcome::Finished));
+    };
+    // Retries not yet due, or another sender's claims: look again when the next is due.
+    let wait = (next - Utc::now())
+        .to_std()
+        .ok()
         .unwrap_or(Duration::from_millis(200))
         .clamp(Duration::from_millis(50), Duration::from_secs(2));
     shared.nap_or(wait, batch_done).await;

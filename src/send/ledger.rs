@@ -452,7 +452,8 @@ pub async fn retry_failed(db: impl PgExecutor<'_>, campaign_id: i64) -> Result<u
     Ok(done.rows_affected())
 }
 
-/// The next time a queued delivery becomes due, when none is due now.
+/// The next time a queued delivery becomes due or a claim runs out; `None` when nothing is
+/// queued or in flight.
 pub async fn next_due(
     db: impl PgExecutor<'_>,
     campaign_id: i64,
@@ -505,8 +506,6 @@ pub async fn sent_in_last(
     .fetch_one(db)
     .await
 }
-
-pub type Pool = PgPool;
 
 /// Like [`claim`], but under an advisory lock that makes the daily cap exact across every
 /// process: the count of what was sent today and what is in flight, and the claim, happen as

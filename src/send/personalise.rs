@@ -166,11 +166,6 @@ impl Personaliser {
             }
         };
         let token = token.expose();
-        let personal = Rendered {
-            mjml: String::new(),
-            html: rendered.html.replace(TOKEN, &token),
-            text: rendered.text.replace(TOKEN, &token),
-        };
         let address: lettre::Address = to_address
             .parse()
             .map_err(|_| MessageError::BadRecipient(to_address.to_string()))?;
@@ -183,14 +178,17 @@ impl Personaliser {
         if let Some(mailto) = &self.unsubscribe_mailto {
             unsubscribe.push_str(&format!(", <mailto:{mailto}?subject=unsubscribe>"));
         }
-        let mut message: Message = build_with_id(&self.mail, &self.subject, to, &id)?
+        let mut message: Message = build(&self.mail, &self.subject, to, id.clone())?
             .raw_header(header("List-Id", self.list_id.clone()))
             .raw_header(header("List-Unsubscribe", unsubscribe))
             .raw_header(header(
                 "List-Unsubscribe-Post",
                 "List-Unsubscribe=One-Click".into(),
             ))
-            .multipart(body(&personal))
+            .multipart(body(
+                rendered.text.replace(TOKEN, &token),
+                rendered.html.replace(TOKEN, &token),
+            ))
             .map_err(crate::render::message::MessageError::from)?;
         if let Some(dkim) = &self.dkim {
             message.sign(dkim);
@@ -202,15 +200,6 @@ impl Personaliser {
             message_id: id,
         })
     }
-}
-
-fn build_with_id(
-    mail: &Mail,
-    subject: &str,
-    to: Mailbox,
-    id: &str,
-) -> Result<lettre::message::MessageBuilder, MessageError> {
-    Ok(build(mail, subject, to)?.message_id(Some(id.to_string())))
 }
 
 fn header(name: &'static str, value: String) -> HeaderValue {

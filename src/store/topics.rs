@@ -48,8 +48,15 @@ impl Store {
     }
 }
 
+/// The topics alone, without `list`'s count of readers: every sign-up and preferences page
+/// asks for this.
 pub(crate) async fn catalog(conn: &mut PgConnection) -> Result<TopicCatalog, StoreError> {
-    let infos = list(conn).await?.into_iter().map(|t| t.info).collect();
+    let infos = sqlx::query_as!(
+        TopicInfo,
+        "SELECT slug, name, description FROM topics ORDER BY sort_order, slug"
+    )
+    .fetch_all(conn)
+    .await?;
     Ok(TopicCatalog::new(infos)?)
 }
 

@@ -319,10 +319,15 @@ pub async fn deliver(
     mail: &Mail,
 ) -> Result<String, MailError> {
     let to = message::mailbox("to", &mail.to)?;
-    let email = message::build(&config.mail, &mail.subject, to)?
-        .header(ContentType::TEXT_PLAIN)
-        .body(mail.text.clone())
-        .map_err(message::MessageError::Build)?;
+    let email = message::build(
+        &config.mail,
+        &mail.subject,
+        to,
+        message::message_id(&config.mail),
+    )?
+    .header(ContentType::TEXT_PLAIN)
+    .body(mail.text.clone())
+    .map_err(message::MessageError::Build)?;
     let bytes = email.formatted();
     let mut waits = RETRIES.iter();
     loop {

@@ -38,10 +38,6 @@ impl Dumped {
         envelope(&self.raw, "X-Rcpt-Args")
     }
 
-    pub fn sender(&self) -> Option<String> {
-        envelope(&self.raw, "X-Mail-Args").into_iter().next()
-    }
-
     /// The plain-text body, decoded.
     pub fn text(&self) -> String {
         self.parsed()
@@ -125,10 +121,6 @@ impl SmtpSink {
     /// `smtp://127.0.0.1:PORT`, for SMTP_URL.
     pub fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 
     /// Every message accepted so far, oldest first, as dumped.
