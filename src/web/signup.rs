@@ -120,19 +120,22 @@ pub enum Confirmed {
 
 /// Uses the link once: a pending subscriber becomes active with the topics of the form; one
 /// who had left comes back with them.
+///
+/// Each step takes a connection of its own and gives it back: holding one while the store's
+/// methods take others could leave every confirmation waiting on the pool under load.
 pub async fn confirm(store: &Store, token: &str) -> Result<Confirmed, StoreError> {
     let hash = hash_of(token);
-    let mut conn = store.pool().acquire().await?;
-    let Some((claim, subscriber_id, topics)) = claim(&mut conn, &hash).await? else {
+    let claimed = claim(&mut *store.pool().acquire().await?, &hash).await?;
+    let Some((claim, subscriber_id, topics)) = claimed else {
         return Ok(Confirmed::NotUsable(link_state(store, token).await?));
     };
-    match apply(store, &mut conn, subscriber_id, &topics).await {
+    match apply(store, subscriber_id, &topics).await {
         Ok(Some(s)) => Ok(Confirmed::Subscribed(s)),
         // Blocked since: the link stays used.
         Ok(None) => Ok(Confirmed::NotUsable(LinkState::Used)),
         Err(e) => {
             // Nothing changed, so the link may be tried again.
-            unclaim(&mut conn, claim).await?;
+            unclaim(&mut *store.pool().acquire().await?, claim).await?;
             Err(e)
         }
     }
@@ -140,11 +143,10 @@ pub async fn confirm(store: &Store, token: &str) -> Result<Confirmed, StoreError
 
 async fn apply(
     store: &Store,
-    conn: &mut PgConnection,
     subscriber_id: i64,
     topics: &[String],
 ) -> Result<Option<Subscriber>, StoreError> {
-    let subscriber = subscriber::by_id(conn, subscriber_id).await?;
+    let subscriber = subscriber::by_id(&mut *store.pool().acquire().await?, subscriber_id).await?;
     let catalog = store.topic_catalog().await?;
     // A topic removed since the form was sent is dropped.
     let topics: TopicSet = topics
@@ -171,7 +173,9 @@ async fn apply(
         SubscriberStatus::Active => {}
         SubscriberStatus::Blocked => return Ok(None),
     }
-    Ok(Some(subscriber::by_id(conn, subscriber_id).await?))
+    Ok(Some(
+        subscriber::by_id(&mut *store.pool().acquire().await?, subscriber_id).await?,
+    ))
 }
 
 /// The stored form of a token: its SHA-256. A malformed token hashes to something no stored
