@@ -46,6 +46,26 @@ fn sender(db: &str, sink: &SmtpSink, args: &[&str]) -> Command {
     cmd
 }
 
+/// Starts `send` at `rate` over `concurrency` connections claiming `batch` at a time.
+fn start_send(db: &str, sink: &SmtpSink, rate: &str, concurrency: &str, batch: &str) -> Child {
+    let args = [
+        "send",
+        ISSUE,
+        "--rate",
+        rate,
+        "--concurrency",
+        concurrency,
+        "--batch",
+        batch,
+    ];
+    sender(db, sink, &args).spawn().expect("spawn")
+}
+
+/// Runs `lscp-mail ARGS` to its end: its exit code, and its output and errors together.
+fn run(db: &str, sink: &SmtpSink, args: &[&str]) -> (i32, String) {
+    finish(sender(db, sink, args).spawn().expect("spawn"))
+}
+
 fn finish(child: Child) -> (i32, String) {
     let out = child.wait_with_output().expect("sender finishes");
     (
@@ -65,6 +85,13 @@ async fn sent(pool: &PgPool) -> i64 {
         .unwrap_or(0)
 }
 
+async fn campaigns(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM campaigns")
+        .fetch_one(pool)
+        .await
+        .expect("count")
+}
+
 async fn wait_until_sent(pool: &PgPool, at_least: i64) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while sent(pool).await < at_least {
@@ -78,11 +105,7 @@ async fn wait_until_sent(pool: &PgPool, at_least: i64) {
 
 /// Runs `send` again to its end, then checks that each of the `readers` got exactly one message.
 fn resume_to_the_end(url: &str, sink: &SmtpSink, readers: usize) {
-    let (code, out) = finish(
-        sender(url, sink, &["send", ISSUE, "--rate", "0"])
-            .spawn()
-            .expect("resume"),
-    );
+    let (code, out) = run(url, sink, &["send", ISSUE, "--rate", "0"]);
     assert_eq!(code, 0, "{out}");
     let got = received(sink);
     assert_eq!(got.len(), readers, "every reader got the issue");
@@ -109,28 +132,14 @@ async fn a_sender_killed_mid_send_and_started_again_loses_nobody(
     let (pool, url) = database(pool_options, options).await;
     readers(&pool, 40).await;
     let sink = SmtpSink::start(&[]);
-    let args = [
-        "send",
-        ISSUE,
-        "--rate",
-        "20/s",
-        "--concurrency",
-        "2",
-        "--batch",
-        "5",
-    ];
-    let mut first = sender(&url, &sink, &args).spawn().expect("spawn");
+    let mut first = start_send(&url, &sink, "20/s", "2", "5");
     wait_until_sent(&pool, 8).await;
     first.kill().expect("SIGKILL");
     let _ = first.wait();
     let before_restart = sent(&pool).await;
     assert!(before_restart < 40, "killed mid-send");
 
-    let (code, out) = finish(
-        sender(&url, &sink, &["send", ISSUE, "--rate", "0"])
-            .spawn()
-            .expect("spawn"),
-    );
+    let (code, out) = run(&url, &sink, &["send", ISSUE, "--rate", "0"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("finished"), "{out}");
 
@@ -152,18 +161,8 @@ async fn two_senders_at_once_deliver_each_message_once(
     let (pool, url) = database(pool_options, options).await;
     readers(&pool, 60).await;
     let sink = SmtpSink::start(&[]);
-    let args = [
-        "send",
-        ISSUE,
-        "--rate",
-        "40/s",
-        "--concurrency",
-        "2",
-        "--batch",
-        "3",
-    ];
-    let a = sender(&url, &sink, &args).spawn().expect("spawn a");
-    let b = sender(&url, &sink, &args).spawn().expect("spawn b");
+    let a = start_send(&url, &sink, "40/s", "2", "3");
+    let b = start_send(&url, &sink, "40/s", "2", "3");
     let (code_a, out_a) = finish(a);
     let (code_b, out_b) = finish(b);
     assert_eq!((code_a, code_b), (0, 0), "{out_a}\n{out_b}");
@@ -185,29 +184,10 @@ async fn pause_stops_the_sender_and_send_resumes_it(
     let (pool, url) = database(pool_options, options).await;
     readers(&pool, 30).await;
     let sink = SmtpSink::start(&[]);
-    let running = sender(
-        &url,
-        &sink,
-        &[
-            "send",
-            ISSUE,
-            "--rate",
-            "10/s",
-            "--concurrency",
-            "1",
-            "--batch",
-            "2",
-        ],
-    )
-    .spawn()
-    .expect("spawn");
+    let running = start_send(&url, &sink, "10/s", "1", "2");
     wait_until_sent(&pool, 3).await;
 
-    let (code, out) = finish(
-        sender(&url, &sink, &["pause", "2026-02"])
-            .spawn()
-            .expect("pause"),
-    );
+    let (code, out) = run(&url, &sink, &["pause", "2026-02"]);
     assert_eq!(code, 0, "{out}");
     let (code, out) = finish(running);
     assert_eq!(code, 75, "a paused send exits 75: {out}");
@@ -215,11 +195,7 @@ async fn pause_stops_the_sender_and_send_resumes_it(
         out.contains("paused") && out.contains("again to resume"),
         "{out}"
     );
-    let (code, status) = finish(
-        sender(&url, &sink, &["status", ISSUE])
-            .spawn()
-            .expect("status"),
-    );
+    let (code, status) = run(&url, &sink, &["status", ISSUE]);
     assert_eq!(code, 0);
     assert!(status.contains("paused"), "{status}");
 
@@ -234,22 +210,7 @@ async fn sigterm_finishes_what_is_in_flight_and_gives_back_the_rest(
     let (pool, url) = database(pool_options, options).await;
     readers(&pool, 30).await;
     let sink = SmtpSink::start(&[]);
-    let running = sender(
-        &url,
-        &sink,
-        &[
-            "send",
-            ISSUE,
-            "--rate",
-            "10/s",
-            "--concurrency",
-            "2",
-            "--batch",
-            "10",
-        ],
-    )
-    .spawn()
-    .expect("spawn");
+    let running = start_send(&url, &sink, "10/s", "2", "10");
     wait_until_sent(&pool, 3).await;
     let term = Command::new("kill")
         .args(["-TERM", &running.id().to_string()])
@@ -292,11 +253,7 @@ async fn dry_run_writes_each_message_and_changes_nothing(
     let sink = SmtpSink::start(&[]);
     let out_dir = tempfile::tempdir().expect("temp dir");
     let out = out_dir.path().to_str().expect("utf-8");
-    let (code, text) = finish(
-        sender(&url, &sink, &["send", ISSUE, "--dry-run", "--out", out])
-            .spawn()
-            .expect("spawn"),
-    );
+    let (code, text) = run(&url, &sink, &["send", ISSUE, "--dry-run", "--out", out]);
     assert_eq!(code, 0, "{text}");
     let mut files: Vec<String> = std::fs::read_dir(out_dir.path())
         .expect("list")
@@ -311,10 +268,7 @@ async fn dry_run_writes_each_message_and_changes_nothing(
             "reader002@example.org.eml"
         ]
     );
-    let campaigns: i64 = sqlx::query_scalar("SELECT count(*) FROM campaigns")
-        .fetch_one(&pool)
-        .await
-        .expect("count");
+    let campaigns = campaigns(&pool).await;
     assert_eq!(campaigns, 0, "no ledger for a dry run");
     assert!(sink.recipients().is_empty(), "nothing went out");
 }
@@ -327,29 +281,22 @@ async fn test_sends_go_only_to_the_given_addresses_outside_the_ledger(
     let (pool, url) = database(pool_options, options).await;
     readers(&pool, 3).await;
     let sink = SmtpSink::start(&[]);
-    let (code, text) = finish(
-        sender(
-            &url,
-            &sink,
-            &[
-                "send",
-                ISSUE,
-                "--test",
-                "editor@example.org",
-                "reader001@example.org",
-            ],
-        )
-        .spawn()
-        .expect("spawn"),
+    let (code, text) = run(
+        &url,
+        &sink,
+        &[
+            "send",
+            ISSUE,
+            "--test",
+            "editor@example.org",
+            "reader001@example.org",
+        ],
     );
     assert_eq!(code, 0, "{text}");
     let mut got = sink.recipients();
     got.sort();
     assert_eq!(got, ["editor@example.org", "reader001@example.org"]);
-    let campaigns: i64 = sqlx::query_scalar("SELECT count(*) FROM campaigns")
-        .fetch_one(&pool)
-        .await
-        .expect("count");
+    let campaigns = campaigns(&pool).await;
     assert_eq!(campaigns, 0);
 }
 
@@ -358,34 +305,18 @@ async fn cancel_ends_a_campaign_for_good(pool_options: PgPoolOptions, options: P
     let (pool, url) = database(pool_options, options).await;
     readers(&pool, 2).await;
     let sink = SmtpSink::start(&[]);
-    let (code, out) = finish(
-        sender(
-            &url,
-            &sink,
-            &["send", ISSUE, "--dry-run", "--out", "/tmp/lscp-unused"],
-        )
-        .spawn()
-        .expect("spawn"),
+    let (code, out) = run(
+        &url,
+        &sink,
+        &["send", ISSUE, "--dry-run", "--out", "/tmp/lscp-unused"],
     );
     assert_eq!(code, 0, "{out}");
-    let (code, out) = finish(
-        sender(&url, &sink, &["cancel", ISSUE])
-            .spawn()
-            .expect("cancel"),
-    );
+    let (code, out) = run(&url, &sink, &["cancel", ISSUE]);
     assert_eq!(code, 1, "no campaign yet: {out}");
     assert!(out.contains("no campaign for 2026-02"), "{out}");
 
-    let (code, _) = finish(
-        sender(&url, &sink, &["send", ISSUE, "--rate", "0"])
-            .spawn()
-            .expect("send"),
-    );
+    let (code, _) = run(&url, &sink, &["send", ISSUE, "--rate", "0"]);
     assert_eq!(code, 0);
-    let (code, out) = finish(
-        sender(&url, &sink, &["cancel", ISSUE])
-            .spawn()
-            .expect("cancel"),
-    );
+    let (code, out) = run(&url, &sink, &["cancel", ISSUE]);
     assert_eq!(code, 1, "a finished campaign cannot be cancelled: {out}");
 }
