@@ -448,13 +448,16 @@ async fn classify<'r>(
         .map(|(e, s)| Ok((e, SubscriberStatus::from_store(&s)?)))
         .collect::<Result<_, StoreError>>()?;
 
+    // The tombstone of each address not on record, computed once: an HMAC a row.
     let key = erase::key(tx).await?;
-    let tombstone = |row: &ImportRow| key.as_ref().map(|k| k.tombstone(&row.email));
-    let candidates: Vec<Vec<u8>> = rows
+    let tombstones: Vec<Option<Vec<u8>>> = normalised
         .iter()
-        .filter(|r| !existing.contains_key(&r.email.normalised()))
-        .filter_map(tombstone)
+        .map(|n| match (&key, existing.contains_key(n)) {
+            (Some(k), false) => Some(k.tombstone_of_normalised(n)),
+            _ => None,
+        })
         .collect();
+    let candidates: Vec<Vec<u8>> = tombstones.iter().flatten().cloned().collect();
     let erased: HashMap<Vec<u8>, DateTime<Utc>> = if candidates.is_empty() {
         HashMap::new()
     } else {
@@ -465,12 +468,13 @@ async fn classify<'r>(
     };
 
     let mut fresh = Vec::new();
-    for row in rows {
-        let reason = match existing.get(&row.email.normalised()) {
+    for ((row, normalised), tombstone) in rows.iter().zip(&normalised).zip(&tombstones) {
+        let reason = match existing.get(normalised) {
             Some(&status) if status.has_left() => Some(KeptReason::HasLeft(status)),
             Some(&status) => Some(KeptReason::AlreadySubscribed(status)),
-            None => tombstone(row)
-                .and_then(|t| erased.get(&t).copied())
+            None => tombstone
+                .as_ref()
+                .and_then(|t| erased.get(t).copied())
                 .map(KeptReason::Erased),
         };
         match reason {
