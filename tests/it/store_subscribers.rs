@@ -1,7 +1,6 @@
 //! Subscribers one at a time: adding, changing, unsubscribing, forgetting, links and topics.
 
-mod store_support;
-
+use crate::store_support::*;
 use base64::Engine;
 use lscp_mail::content::TopicInfo;
 use lscp_mail::store::{
@@ -9,7 +8,6 @@ use lscp_mail::store::{
     SubscriberStatus, export,
 };
 use sqlx::PgPool;
-use store_support::*;
 
 async fn new_subscriber(store: &Store, address: &str, list: &str) -> NewSubscriber {
     let catalog = store.topic_catalog().await.expect("topics");

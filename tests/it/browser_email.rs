@@ -1,11 +1,9 @@
 //! The composed email as a reader sees it, in a real headless Chromium: on a 375 px phone and a
 //! 640 px desktop pane, every section shows and nothing scrolls sideways.
 
-mod common;
-
 use std::path::Path;
 
-use common::browser::Browser;
+use crate::common::browser::Browser;
 use lscp_mail::config::Config;
 use lscp_mail::content::{TopicCatalog, load_issue};
 use lscp_mail::render::{Audience, ReaderLinks, Renderer};

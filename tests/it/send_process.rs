@@ -2,18 +2,15 @@
 //! and a real SMTP server: nobody is lost, nobody gets the issue twice but for what was in
 //! flight at a kill, and every stop says how to resume.
 
-mod common;
-mod store_support;
-
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::smtp_sink::SmtpSink;
+use crate::common::smtp_sink::SmtpSink;
+use crate::store_support::{add, database};
 use lscp_mail::store::Store;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use store_support::{add, database};
 
 const ISSUE: &str = "issues/2026-02";
 

@@ -1,14 +1,13 @@
 //! `lscp-mail serve` as a newcomer runs it: it migrates, listens, answers, and stops cleanly on
 //! Ctrl-C; without a mail server it says what to set.
 
-mod common;
-mod store_support;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::store_support::url_of;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use store_support::url_of;
 
 #[sqlx::test(migrations = false)]
 async fn serve_migrates_answers_and_stops_cleanly_on_ctrl_c(

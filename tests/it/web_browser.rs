@@ -3,14 +3,13 @@
 //! server, and Quick leave. Every page passes axe-core's WCAG A and AA rules, fits the width,
 //! and is saved as a screenshot in target/screenshots/.
 
-mod common;
-mod store_support;
+use crate::store_support;
 
 use std::time::Duration;
 
-use common::browser::Browser;
-use common::smtp_sink::SmtpSink;
-use common::web::Site;
+use crate::common::browser::Browser;
+use crate::common::smtp_sink::SmtpSink;
+use crate::common::web::Site;
 use fantoccini::Locator;
 use fantoccini::key::Key;
 use lscp_mail::store::SubscriberStatus;

@@ -198,7 +198,7 @@ fn every_variant_assembled_from_one_rendering_is_what_rendering_it_alone_gives()
 #[test]
 fn templates_without_cut_marks_still_give_every_reader_only_their_sections() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let layout = include_str!("../templates/email.mjml.hbs")
+    let layout = include_str!("../../templates/email.mjml.hbs")
         .replace("{{{cut-block anchor}}}", "")
         .replace("{{{cut-block \"\"}}}", "");
     std::fs::write(dir.path().join("email.mjml.hbs"), layout).expect("write");

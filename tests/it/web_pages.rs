@@ -1,12 +1,12 @@
 //! Every endpoint of `lscp-mail serve` over HTTP, against a real PostgreSQL (a fresh database
 //! per test) and, for sign-up, a real SMTP server (smtp-sink).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::smtp_sink::SmtpSink;
-use common::web::Site;
+use crate::common::smtp_sink::SmtpSink;
+use crate::common::web::Site;
 use lscp_mail::store::{ConsentSource, SubscriberStatus};
 use reqwest::StatusCode;
 use sqlx::PgPool;

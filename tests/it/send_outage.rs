@@ -1,20 +1,19 @@
 //! The database going away in the middle of a send: the workers wait for it, nothing is
 //! recorded that did not happen, and no reader gets the issue twice.
 
-mod common;
-mod store_support;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::sending::{send_with, shipped_issue};
-use common::smtp_sink::SmtpSink;
+use crate::common::sending::{send_with, shipped_issue};
+use crate::common::smtp_sink::SmtpSink;
+use crate::store_support::add;
 use lscp_mail::send::campaign::{Outcome, SendOptions};
 use lscp_mail::send::throttle::Rate;
 use lscp_mail::store::Store;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use store_support::add;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Mutex;
 use tokio::task::JoinSet;

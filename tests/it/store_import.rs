@@ -1,11 +1,9 @@
 //! `subscribers import`: every bad-input case, idempotence, and nothing partial written.
 
-mod store_support;
-
+use crate::store_support::*;
 use lscp_mail::store::import::{ImportError, ImportFile, KeptReason, RowProblem, Silent};
 use lscp_mail::store::{ConsentAction, ConsentSource, Store, SubscriberFilter, SubscriberStatus};
 use sqlx::PgPool;
-use store_support::*;
 
 const HEADER: &str = "email,name,organisation,topics\n";
 

@@ -2,14 +2,14 @@
 //! (postfix's smtp-sink on 127.0.0.1): who gets what, the headers, temporary and permanent
 //! failures, and that running again resumes without sending anyone anything twice.
 
-mod common;
-mod store_support;
+use crate::store_support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::sending::{fast_options, send_with, send_with_config, shipped_issue};
-use common::smtp_sink::SmtpSink;
+use crate::common::sending::{fast_options, send_with, send_with_config, shipped_issue};
+use crate::common::smtp_sink::SmtpSink;
+use crate::store_support::add;
 use lscp_mail::config::{Config, Dkim, DkimAlgorithm};
 use lscp_mail::content::{Issue, TopicCatalog, load_issue};
 use lscp_mail::send::campaign::{self, Outcome, RunReport, SendOptions};
@@ -17,7 +17,6 @@ use lscp_mail::send::ledger;
 use lscp_mail::store::{Store, SubscriberStatus};
 use mail_parser::{MessageParser, MimeHeaders};
 use sqlx::PgPool;
-use store_support::add;
 
 fn issue(id: &str) -> Issue {
     shipped_issue(id)

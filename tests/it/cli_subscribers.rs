@@ -1,9 +1,7 @@
 //! The subscriber commands as a user runs them: output and exit codes, against a real database.
 
-mod store_support;
-
+use crate::store_support::*;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use store_support::*;
 
 /// The test's database as a pool (for counting) and as a URL (for the binary).
 fn example() -> String {

@@ -1,0 +1,21 @@
+//! The integration tests: one binary, a module per area, so the crate is linked once.
+//!
+//! `common` and `store_support` are the shared helpers (servers, browsers, databases); each
+//! other module pins down the behaviour of one job from the outside.
+
+mod common;
+mod store_support;
+
+mod browser_email;
+mod check_rules;
+mod cli_compose;
+mod cli_subscribers;
+mod send_delivery;
+mod send_outage;
+mod send_process;
+mod shipped_issues;
+mod store_import;
+mod store_subscribers;
+mod web_browser;
+mod web_cli;
+mod web_pages;
