@@ -9,7 +9,7 @@ use lscp_mail::content::TopicCatalog;
 use lscp_mail::send::campaign::{self, SendOptions};
 use lscp_mail::send::smtp::SmtpTarget;
 use lscp_mail::store::{
-    ConsentSource, NewSubscriber, Store, Subscriber, SubscriberEmail, SubscriberStatus,
+    ConsentSource, DisplayName, NewSubscriber, Store, Subscriber, SubscriberEmail, SubscriberStatus,
 };
 use lscp_mail::web::{self, AppState};
 use reqwest::StatusCode;
@@ -80,7 +80,7 @@ impl Site {
         let catalog = self.store.topic_catalog().await.expect("topics");
         let new = NewSubscriber {
             email: SubscriberEmail::parse(address).expect("an address"),
-            name: Some("Ann Smith".into()),
+            name: DisplayName::parse("Ann Smith").expect("valid"),
             organisation: None,
             topics: catalog.parse_list(topics).expect("known topics"),
         };
