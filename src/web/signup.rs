@@ -12,13 +12,12 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use lettre::message::header::ContentType;
 use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
 
 use crate::config::Config;
 use crate::content::TopicSet;
-use crate::render::message;
+use crate::send::outgoing::{Body, Outbox, OutboxError, Outgoing};
 use crate::send::smtp::{Connection, Failure, SmtpTarget};
 use crate::store::subscriber::{self, slugs};
 use crate::store::token::random;
@@ -346,7 +345,7 @@ fn mail(config: &Config, subscriber: &Subscriber, subject: String, middle: &str)
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
     #[error(transparent)]
-    Message(#[from] message::MessageError),
+    Message(#[from] OutboxError),
     #[error("the mail server refused the message: {}", .0.reply())]
     Refused(Failure),
 }
@@ -354,24 +353,19 @@ pub enum MailError {
 /// Sends through the configured SMTP server (the same connection code `send` uses), trying
 /// again later when the server says so.
 pub async fn deliver(
-    config: &Config,
+    outbox: &Outbox,
     target: &SmtpTarget,
     mail: &Mail,
 ) -> Result<String, MailError> {
-    let to = message::mailbox("to", &mail.to)?;
-    let email = message::build(
-        &config.mail,
+    let message = outbox.message(
+        (&mail.to, None),
         &mail.subject,
-        to,
-        message::message_id(&config.mail),
-    )?
-    .header(ContentType::TEXT_PLAIN)
-    .body(mail.text.clone())
-    .map_err(message::MessageError::Build)?;
-    let bytes = email.formatted();
+        Vec::new(),
+        Body::Text(mail.text.clone()),
+    )?;
     let mut waits = RETRIES.iter();
     loop {
-        match send_once(config, target, email.envelope(), &bytes).await {
+        match send_once(outbox, target, &message).await {
             Ok(reply) => return Ok(reply),
             Err(Failure::Temporary(reply)) => match waits.next() {
                 Some(wait) => tokio::time::sleep(*wait).await,
@@ -383,14 +377,13 @@ pub async fn deliver(
 }
 
 async fn send_once(
-    config: &Config,
+    outbox: &Outbox,
     target: &SmtpTarget,
-    envelope: &lettre::address::Envelope,
-    bytes: &[u8],
+    message: &Outgoing,
 ) -> Result<String, Failure> {
     let limit = Duration::from_secs(30);
-    let mut conn = Connection::open(target, &config.mail.message_id_domain, limit).await?;
-    let reply = conn.send(envelope, bytes).await;
+    let mut conn = Connection::open(target, outbox.hello_name(), limit).await?;
+    let reply = conn.send(&message.envelope, &message.bytes).await;
     conn.quit().await;
     reply
 }

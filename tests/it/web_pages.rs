@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::common::smtp_sink::SmtpSink;
 use crate::common::web::Site;
+use lscp_mail::config::{Dkim, DkimAlgorithm};
 use lscp_mail::store::{ConsentSource, SubscriberStatus};
 use reqwest::StatusCode;
 use sqlx::PgPool;
@@ -551,6 +552,43 @@ async fn a_name_not_one_short_line_is_refused_when_confirming_and_the_link_still
     let confirmed = confirm_as(&site, &text, "Bob Jones", "").await;
     assert_eq!(confirmed.status, StatusCode::OK);
     assert_eq!(site.now(&bob).await.name.as_deref(), Some("Bob Jones"));
+}
+
+#[sqlx::test]
+async fn the_sign_up_mails_are_dkim_signed_like_the_newsletter(pool: PgPool) {
+    // OpenSSL 3's default form, PKCS#8: the one lettre alone does not read.
+    let key = common::dkim::rsa_key("");
+    let sink = SmtpSink::start(&[]);
+    let site = Site::start_with(pool, &sink.url(), |c| {
+        c.dkim = Some(Dkim {
+            domain: "leedsscp.org.uk".into(),
+            selector: "lscp2026".into(),
+            key_file: key.path.clone(),
+            algorithm: DkimAlgorithm::RsaSha256,
+        });
+    })
+    .await;
+    site.reader("ann@example.org", "training").await;
+
+    sign_up(&site, "bob@example.org", &["training"]).await;
+    sink.wait_for(1, MAIL_WAIT).await;
+    sign_up(&site, "ann@example.org", &["events"]).await;
+    let mail = sink.wait_for(2, MAIL_WAIT).await;
+
+    assert!(mail[0].text().contains("/confirm/"), "a confirmation");
+    assert!(
+        mail[1].text().contains("/p/"),
+        "an \"already subscribed\" note"
+    );
+    for m in &mail {
+        let message = common::dkim::as_sent(&m.raw);
+        let sig = common::dkim::signature(&message);
+        assert!(sig.contains("d=leedsscp.org.uk"), "{sig}");
+        assert!(
+            common::dkim::verifies(message.as_bytes(), &key.record),
+            "the signature verifies:\n{message}"
+        );
+    }
 }
 
 #[sqlx::test]

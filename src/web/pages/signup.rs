@@ -163,7 +163,7 @@ pub async fn submit(
 /// nothing; a failure is logged without the address.
 fn send_later(state: AppState, mail: Mail) {
     tokio::spawn(async move {
-        if let Err(e) = signup::deliver(&state.config, &state.smtp, &mail).await {
+        if let Err(e) = signup::deliver(&state.outbox, &state.smtp, &mail).await {
             tracing::warn!("a sign-up email was not sent: {e}");
         }
     });
