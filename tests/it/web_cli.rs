@@ -6,7 +6,11 @@ use crate::common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::smtp_sink::SmtpSink;
+use crate::common::web::Visitor;
 use crate::store_support::url_of;
+use sqlx::Connection;
+use sqlx::PgConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 #[sqlx::test(migrations = false)]
@@ -81,4 +85,99 @@ fn serve_without_a_mail_server_says_what_to_set() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("SMTP_URL"), "{stderr}");
+}
+
+#[sqlx::test(migrations = false)]
+async fn serve_logs_no_address_or_token_when_the_mail_server_refuses_a_sign_up(
+    _pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    // As postfix answers, quoting the address.
+    let sink = SmtpSink::start(&[
+        "-f",
+        "RCPT",
+        "-B",
+        "550 5.1.1 <Refused.Reader@example.org>: Recipient address rejected: User unknown",
+    ]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("serve.log");
+    let port = common::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_lscp-mail"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .current_dir(dir.path())
+        .env("DATABASE_URL", url_of(&options))
+        .env("SMTP_URL", sink.url())
+        .env("LSCP_MAIL_SITE__BASE_URL", &base)
+        // Every level above debug.
+        .env("LSCP_MAIL_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("lscp-mail starts");
+    let mut visitor = Visitor::new(&base);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let form = loop {
+        let http = reqwest::Client::new();
+        match http.get(format!("{base}/healthz")).send().await {
+            Ok(_) => break visitor.get("/subscribe").await,
+            Err(_) if Instant::now() < deadline => {
+                assert!(server.try_wait().ok().flatten().is_none(), "serve exited");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("serve did not answer within a minute: {e}"),
+        }
+    };
+    let csrf = form.form_token("/subscribe");
+    let page = visitor
+        .post(
+            "/subscribe",
+            &[
+                ("csrf", csrf.as_str()),
+                ("email", "Refused.Reader@example.org"),
+                ("topic", "training"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, reqwest::StatusCode::OK);
+    let token: Vec<u8> = sqlx::query_scalar!("SELECT token_hash FROM signup_confirmations")
+        .fetch_one(
+            &mut PgConnection::connect_with(&options)
+                .await
+                .expect("connects"),
+        )
+        .await
+        .expect("a confirmation link was made");
+    assert_eq!(token.len(), 32);
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let logged = loop {
+        let logged = std::fs::read_to_string(&log).unwrap_or_default();
+        if logged.contains("a sign-up email was not sent") {
+            break logged;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no warning was logged:\n{logged}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let _ = Command::new("kill")
+        .args(["-INT", &server.id().to_string()])
+        .status();
+    let _ = server.wait();
+
+    assert!(
+        logged.contains("5.1.1 <[address]>: Recipient address rejected"),
+        "the reason is kept: {logged}"
+    );
+    let lower = logged.to_lowercase();
+    assert!(
+        !lower.contains("refused.reader") && !lower.contains("example.org"),
+        "the address is in the log:\n{logged}"
+    );
+    assert!(
+        !logged.contains("/confirm/"),
+        "a link is in the log:\n{logged}"
+    );
 }

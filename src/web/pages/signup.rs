@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use super::{Fields, Forms, LinkView, Message, TopicChoice, mask, topic_choices};
 use crate::config::Brand;
 use crate::content::TopicCatalog;
+use crate::send::smtp::redact;
 use crate::store::{DisplayName, EmailError, NameError, SubscriberEmail, name};
 use crate::web::ratelimit::Client;
 use crate::web::signup::{self, Confirmed, Details, LinkState, Mail, Signup, SignupRequest};
@@ -160,11 +161,14 @@ pub async fn submit(
 }
 
 /// Sends after the answer has gone, so how long the mail server takes tells the visitor
-/// nothing; a failure is logged without the address.
+/// nothing; a failure is logged without the address or the link's token (servers quote them),
+/// except at debug level.
 fn send_later(state: AppState, mail: Mail) {
     tokio::spawn(async move {
         if let Err(e) = signup::deliver(&state.outbox, &state.smtp, &mail).await {
-            tracing::warn!("a sign-up email was not sent: {e}");
+            let e = e.to_string();
+            tracing::warn!("a sign-up email was not sent: {}", redact(&e));
+            tracing::debug!("a sign-up email was not sent: {e}");
         }
     });
 }

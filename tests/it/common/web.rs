@@ -65,14 +65,7 @@ impl Site {
 
     /// A new visitor, with no cookie yet.
     pub fn visitor(&self) -> Visitor {
-        Visitor {
-            base: self.base.clone(),
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("HTTP client"),
-            cookie: None,
-        }
+        Visitor::new(&self.base)
     }
 
     /// Adds an active practitioner with these topics; returns them and their link token.
@@ -180,6 +173,18 @@ pub struct Visitor {
 }
 
 impl Visitor {
+    /// A new visitor of the site at `base` (`http://127.0.0.1:PORT`), with no cookie yet.
+    pub fn new(base: &str) -> Self {
+        Self {
+            base: base.to_string(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("HTTP client"),
+            cookie: None,
+        }
+    }
+
     pub async fn get(&mut self, path: &str) -> Page {
         let request = self.http.get(format!("{}{path}", self.base));
         self.send(request).await
