@@ -19,32 +19,10 @@ async fn serve_migrates_answers_and_stops_cleanly_on_ctrl_c(
     options: PgConnectOptions,
 ) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let port = common::free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_lscp-mail"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .current_dir(dir.path())
-        .env("DATABASE_URL", url_of(&options))
-        .env("SMTP_URL", "smtp://127.0.0.1:9")
-        .env("LSCP_MAIL_SITE__BASE_URL", &base)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("lscp-mail starts");
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let health = loop {
-        match http.get(format!("{base}/healthz")).send().await {
-            Ok(r) => break r,
-            Err(_) if Instant::now() < deadline => {
-                assert!(server.try_wait().ok().flatten().is_none(), "serve exited");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("serve did not answer within a minute: {e}"),
-        }
-    };
+    let (mut server, base) = start_serve(&options, "smtp://127.0.0.1:9", &dir, Stdio::piped());
+    let health = healthy(&mut server, &base).await;
     assert_eq!(health.status(), reqwest::StatusCode::OK);
-    let signup = http
+    let signup = reqwest::Client::new()
         .get(format!("{base}/subscribe"))
         .send()
         .await
@@ -101,33 +79,15 @@ async fn serve_logs_no_address_or_token_when_the_mail_server_refuses_a_sign_up(
     ]);
     let dir = tempfile::tempdir().expect("temp dir");
     let log = dir.path().join("serve.log");
-    let port = common::free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_lscp-mail"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .current_dir(dir.path())
-        .env("DATABASE_URL", url_of(&options))
-        .env("SMTP_URL", sink.url())
-        .env("LSCP_MAIL_SITE__BASE_URL", &base)
-        // Every level above debug.
-        .env("LSCP_MAIL_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log file"))
-        .spawn()
-        .expect("lscp-mail starts");
+    let (mut server, base) = start_serve(
+        &options,
+        &sink.url(),
+        &dir,
+        std::fs::File::create(&log).expect("log file").into(),
+    );
+    healthy(&mut server, &base).await;
     let mut visitor = Visitor::new(&base);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let form = loop {
-        let http = reqwest::Client::new();
-        match http.get(format!("{base}/healthz")).send().await {
-            Ok(_) => break visitor.get("/subscribe").await,
-            Err(_) if Instant::now() < deadline => {
-                assert!(server.try_wait().ok().flatten().is_none(), "serve exited");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("serve did not answer within a minute: {e}"),
-        }
-    };
+    let form = visitor.get("/subscribe").await;
     let csrf = form.form_token("/subscribe");
     let page = visitor
         .post(
@@ -180,4 +140,44 @@ async fn serve_logs_no_address_or_token_when_the_mail_server_refuses_a_sign_up(
         !logged.contains("/confirm/"),
         "a link is in the log:\n{logged}"
     );
+}
+
+/// `lscp-mail serve` on a free port in `dir`, its standard error (where it logs, at info
+/// level and above) to `stderr`; the server and its base URL.
+fn start_serve(
+    options: &PgConnectOptions,
+    smtp_url: &str,
+    dir: &tempfile::TempDir,
+    stderr: Stdio,
+) -> (std::process::Child, String) {
+    let port = common::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let server = Command::new(env!("CARGO_BIN_EXE_lscp-mail"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .current_dir(dir.path())
+        .env("DATABASE_URL", url_of(options))
+        .env("SMTP_URL", smtp_url)
+        .env("LSCP_MAIL_SITE__BASE_URL", &base)
+        .env("LSCP_MAIL_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("lscp-mail starts");
+    (server, base)
+}
+
+/// Waits (up to a minute) for the server's /healthz to answer.
+async fn healthy(server: &mut std::process::Child, base: &str) -> reqwest::Response {
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match http.get(format!("{base}/healthz")).send().await {
+            Ok(r) => break r,
+            Err(_) if Instant::now() < deadline => {
+                assert!(server.try_wait().ok().flatten().is_none(), "serve exited");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("serve did not answer within a minute: {e}"),
+        }
+    }
 }
