@@ -7,6 +7,10 @@
 //! confirmation link for a new, pending or departed address (a pending one gets a fresh
 //! link); a note with their preferences link for an active one; nothing for a blocked one.
 //! Mail goes out after the answer, so the answer's timing does not depend on it either.
+//!
+//! The form takes nothing but the address and topics, and the mails carry nothing a visitor
+//! typed: anyone can type any address. The name and organisation are given with the
+//! confirmation, by whoever holds the link, and replace whatever was there.
 
 use std::time::Duration;
 
