@@ -278,7 +278,8 @@ pub struct Dkim {
     pub domain: String,
     /// The `s=` selector: the key is published at `<selector>._domainkey.<domain>`.
     pub selector: String,
-    /// A PEM RSA private key (`rsa-sha256`) or a base64 Ed25519 key (`ed25519-sha256`).
+    /// A PEM key, PKCS#8 or PKCS#1 for `rsa-sha256`, PKCS#8 or a base64 seed for
+    /// `ed25519-sha256` (README, DKIM).
     pub key_file: PathBuf,
     #[serde(default)]
     pub algorithm: DkimAlgorithm,

@@ -6,12 +6,12 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::db::with_store;
-use super::{code, exit};
+use super::{UsageError, code, exit};
 use crate::config::Config;
 use crate::content::{TopicCatalog, TopicSet};
 use crate::store::import::{KeptReason, Progress};
 use crate::store::{
-    ConsentEntry, ConsentSource, ImportFile, NewSubscriber, Store, SubscriberEmail,
+    ConsentEntry, ConsentSource, DisplayName, ImportFile, NewSubscriber, Store, SubscriberEmail,
     SubscriberFilter, SubscriberStatus, export,
 };
 
@@ -159,19 +159,27 @@ impl Args {
                 let catalog = store.topic_catalog().await?;
                 let new = NewSubscriber {
                     email,
-                    name: name.filter(|n| !n.trim().is_empty()),
-                    organisation: organisation.filter(|o| !o.trim().is_empty()),
+                    name: display_name("--name", name.as_deref())?,
+                    organisation: display_name("--organisation", organisation.as_deref())?,
                     topics: topic_list(&catalog, topics.as_deref())?,
                 };
-                let added = store
-                    .add_subscriber(&new, status.into(), &source, resubscribe)
-                    .await?;
-                println!(
-                    "added {} ({}), topics: {}",
-                    added.email,
-                    added.status,
-                    topics_text(&added.topics)
-                );
+                let added = store.add(&new, status.into(), &source, resubscribe).await?;
+                let s = &added.subscriber;
+                if added.before == Some(SubscriberStatus::Pending) {
+                    println!(
+                        "{}: had signed up without confirming; now {} on your record, topics: {}",
+                        s.email,
+                        s.status,
+                        topics_text(&s.topics)
+                    );
+                } else {
+                    println!(
+                        "added {} ({}), topics: {}",
+                        s.email,
+                        s.status,
+                        topics_text(&s.topics)
+                    );
+                }
                 Ok(code(exit::OK))
             }),
             SubscribersCommand::List { topic, status } => with_store(config, async |store| {
@@ -257,6 +265,12 @@ async fn import(
     for issue in &checked.problems {
         println!("{name}:{}: {} (skipped)", issue.line, issue.problem);
     }
+    for activated in &report.activated {
+        println!(
+            "{name}:{}: {}: had signed up without confirming; now active on this import's record",
+            activated.line, activated.email
+        );
+    }
     for kept in &report.kept {
         if !matches!(kept.reason, KeptReason::AlreadySubscribed(_)) {
             println!("{name}:{}: {}: {}", kept.line, kept.email, kept.reason);
@@ -267,10 +281,12 @@ async fn import(
     let left = report.count(|r| matches!(r, KeptReason::HasLeft(_)));
     let erased = report.count(|r| matches!(r, KeptReason::Erased(_)));
     println!(
-        "{name}: {rows} row{}: {} added ({status}), {already} already subscribed, \
-         {left} not resubscribed, {erased} previously erased, {} skipped with problems",
+        "{name}: {rows} row{}: {} added ({status}), {} made active (had not confirmed a \
+         sign-up), {already} already subscribed, {left} not resubscribed, {erased} previously \
+         erased, {} skipped with problems",
         plural(rows),
         report.added.len(),
+        report.activated.len(),
         checked.problems.len(),
     );
     Ok(code(if checked.problems.is_empty() {
@@ -278,6 +294,11 @@ async fn import(
     } else {
         exit::INPUT
     }))
+}
+
+/// `--name` or `--organisation`, checked as every name is; empty is none.
+fn display_name(option: &str, given: Option<&str>) -> anyhow::Result<Option<DisplayName>> {
+    DisplayName::parse(given.unwrap_or("")).map_err(|e| UsageError(format!("{option} {e}")).into())
 }
 
 /// `--topics training,events`, or every topic when not given.

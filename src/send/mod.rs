@@ -1,8 +1,10 @@
 //! Delivering an issue: SMTP connections, the delivery ledger, throttling, personalised messages,
-//! and the campaign runner that ties them together.
+//! and the campaign runner that ties them together; [`outgoing`] makes (and signs) every
+//! message the project sends, the sign-up mails included.
 
 pub mod campaign;
 pub mod ledger;
+pub mod outgoing;
 pub mod personalise;
 pub mod smtp;
 pub mod throttle;

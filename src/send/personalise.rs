@@ -4,19 +4,13 @@
 
 use std::collections::HashMap;
 
-use lettre::address::Envelope;
-use lettre::message::dkim::{
-    DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
-    DkimSigningKey,
-};
-use lettre::message::header::{HeaderName, HeaderValue};
-use lettre::message::{Mailbox, Message};
-
-use crate::config::{Config, DkimAlgorithm, Mail};
+use crate::config::Config;
 use crate::content::{Issue, TopicCatalog, TopicSet};
-use crate::render::message::{body, build, mailbox, message_id};
 use crate::render::{ReaderLinks, RenderError, Rendered, Renderer};
+use crate::send::outgoing::{Body, Outbox, OutboxError, header};
 use crate::store::LinkToken;
+
+pub use crate::send::outgoing::Outgoing;
 
 /// Stands in for a reader's token in the rendered variants. URL-safe and never escaped.
 const TOKEN: &str = "LSCPREADERTOKENLSCP";
@@ -26,33 +20,20 @@ pub enum MessageError {
     #[error(transparent)]
     Render(#[from] RenderError),
     #[error(transparent)]
-    Build(#[from] crate::render::message::MessageError),
-    #[error("cannot read the DKIM key {path}: {message}")]
-    DkimKey { path: String, message: String },
-    #[error("`{0}` is not an email address a message can go to")]
-    BadRecipient(String),
+    Outbox(#[from] OutboxError),
     #[error("the issue has no variant for the topics {0:?}")]
     NoVariant(Vec<String>),
 }
 
 /// Everything needed to write any reader's message for one issue.
 pub struct Personaliser {
-    mail: Mail,
+    outbox: Outbox,
     subject: String,
-    from: Mailbox,
     variants: HashMap<Vec<String>, Rendered>,
     full: Rendered,
-    dkim: Option<DkimConfig>,
     list_id: String,
     unsubscribe_mailto: Option<String>,
     unsubscribe_url: String,
-}
-
-/// One reader's message, ready for the SMTP conversation.
-pub struct Outgoing {
-    pub envelope: Envelope,
-    pub bytes: Vec<u8>,
-    pub message_id: String,
 }
 
 impl Personaliser {
@@ -74,58 +55,11 @@ impl Personaliser {
             .into_iter()
             .map(|(set, r)| (key(&set), r))
             .collect();
-        let dkim = match &config.dkim {
-            None => None,
-            Some(d) => {
-                let pem =
-                    std::fs::read_to_string(&d.key_file).map_err(|e| MessageError::DkimKey {
-                        path: d.key_file.display().to_string(),
-                        message: e.to_string(),
-                    })?;
-                let algorithm = match d.algorithm {
-                    DkimAlgorithm::RsaSha256 => DkimSigningAlgorithm::Rsa,
-                    DkimAlgorithm::Ed25519Sha256 => DkimSigningAlgorithm::Ed25519,
-                };
-                let key = DkimSigningKey::new(pem.trim(), algorithm).map_err(|e| {
-                    MessageError::DkimKey {
-                        path: d.key_file.display().to_string(),
-                        message: e.to_string(),
-                    }
-                })?;
-                // Gmail and Yahoo honour one-click unsubscribe only when the List-Unsubscribe
-                // headers are covered by the signature.
-                let headers = [
-                    "From",
-                    "To",
-                    "Subject",
-                    "Date",
-                    "Message-ID",
-                    "List-Id",
-                    "List-Unsubscribe",
-                    "List-Unsubscribe-Post",
-                ]
-                .into_iter()
-                .map(HeaderName::new_from_ascii_str)
-                .collect();
-                Some(DkimConfig::new(
-                    d.selector.clone(),
-                    d.domain.clone(),
-                    key,
-                    headers,
-                    DkimCanonicalization {
-                        header: DkimCanonicalizationType::Relaxed,
-                        body: DkimCanonicalizationType::Relaxed,
-                    },
-                ))
-            }
-        };
         Ok(Self {
-            mail: config.mail.clone(),
+            outbox: Outbox::new(config)?,
             subject: issue.subject.clone(),
-            from: mailbox("mail.from", &config.mail.from)?,
             variants: rendered,
             full: all.full,
-            dkim,
             list_id: format!(
                 "{} <{}>",
                 config.brand.short_name.replace(['<', '>', '"'], ""),
@@ -138,7 +72,7 @@ impl Personaliser {
 
     /// The name the sender gives in SMTP's EHLO.
     pub fn hello_name(&self) -> &str {
-        &self.mail.message_id_domain
+        self.outbox.hello_name()
     }
 
     /// How many distinct renderings the campaign needs.
@@ -166,44 +100,23 @@ impl Personaliser {
             }
         };
         let token = token.expose();
-        let address: lettre::Address = to_address
-            .parse()
-            .map_err(|_| MessageError::BadRecipient(to_address.to_string()))?;
-        let to = Mailbox::new(
-            to_name.map(|n| n.replace(['\r', '\n'], " ")),
-            address.clone(),
-        );
-        let id = message_id(&self.mail);
         let mut unsubscribe = format!("<{}>", self.unsubscribe_url.replace(TOKEN, &token));
         if let Some(mailto) = &self.unsubscribe_mailto {
             unsubscribe.push_str(&format!(", <mailto:{mailto}?subject=unsubscribe>"));
         }
-        let mut message: Message = build(&self.mail, &self.subject, to, id.clone())?
-            .raw_header(header("List-Id", self.list_id.clone()))
-            .raw_header(header("List-Unsubscribe", unsubscribe))
-            .raw_header(header(
-                "List-Unsubscribe-Post",
-                "List-Unsubscribe=One-Click".into(),
-            ))
-            .multipart(body(
-                rendered.text.replace(TOKEN, &token),
-                rendered.html.replace(TOKEN, &token),
-            ))
-            .map_err(crate::render::message::MessageError::from)?;
-        if let Some(dkim) = &self.dkim {
-            message.sign(dkim);
-        }
-        Ok(Outgoing {
-            envelope: Envelope::new(Some(self.from.email.clone()), vec![address])
-                .map_err(|_| MessageError::BadRecipient(to_address.to_string()))?,
-            bytes: message.formatted(),
-            message_id: id,
-        })
+        let headers = vec![
+            header("List-Id", self.list_id.clone()),
+            header("List-Unsubscribe", unsubscribe),
+            header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click".into()),
+        ];
+        let body = Body::Alternative {
+            text: rendered.text.replace(TOKEN, &token),
+            html: rendered.html.replace(TOKEN, &token),
+        };
+        Ok(self
+            .outbox
+            .message((to_address, to_name), &self.subject, headers, body)?)
     }
-}
-
-fn header(name: &'static str, value: String) -> HeaderValue {
-    HeaderValue::new(HeaderName::new_from_ascii_str(name), value)
 }
 
 /// The variant key: topic slugs in sorted order, as the ledger stores them.

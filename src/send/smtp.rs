@@ -145,6 +145,61 @@ pub fn enhanced_status(reply: &str) -> Option<&str> {
         })
 }
 
+/// `text` (an SMTP reply, or an error that may quote one) with every email address and every
+/// link token taken out, for logs: servers quote the recipient (`550 5.1.1 <ann@example.org>:
+/// Recipient address rejected`), and a token in a quoted link would let anyone act for them.
+/// An address is what surrounds an `@`; a token is a run of 22 or more URL-safe base64
+/// characters (a 128-bit random value; ours are longer), which no SMTP status code or word is.
+pub fn redact(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] == '@' {
+            let local = out.chars().rev().take_while(|&c| is_local_part(c)).count();
+            let domain = chars[i + 1..]
+                .iter()
+                .take_while(|&&c| is_domain_part(c))
+                .count();
+            if local > 0 && domain > 0 {
+                let keep = out.chars().count() - local;
+                out = out.chars().take(keep).collect();
+                out.push_str("[address]");
+                i += 1 + domain;
+                continue;
+            }
+        }
+        if is_token_part(chars[i]) {
+            let run = chars[i..].iter().take_while(|&&c| is_token_part(c)).count();
+            let ends_at_at = chars.get(i + run) == Some(&'@');
+            if run >= 22 && !ends_at_at {
+                out.push_str("[token]");
+                i += run;
+                continue;
+            }
+            out.extend(&chars[i..i + run]);
+            i += run;
+            continue;
+        }
+        out.push(chars[i]);
+        i += 1;
+    }
+    out
+}
+
+/// RFC 5322's atext and the dot, and any letter (internationalised addresses).
+fn is_local_part(c: char) -> bool {
+    c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c)
+}
+
+fn is_domain_part(c: char) -> bool {
+    c.is_alphanumeric() || matches!(c, '-' | '.' | '[' | ']' | ':')
+}
+
+fn is_token_part(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_')
+}
+
 /// An open SMTP session.
 pub struct Connection {
     inner: AsyncSmtpConnection,
@@ -283,6 +338,32 @@ mod tests {
         assert_eq!(enhanced_status("451 4.7.1 Try again later"), Some("4.7.1"));
         assert_eq!(enhanced_status("550 Mailbox unavailable"), None);
         assert_eq!(enhanced_status("version 1.2.3 of something"), None);
+    }
+
+    #[test]
+    fn a_redacted_reply_keeps_the_codes_and_loses_addresses_and_tokens() {
+        assert_eq!(
+            redact(
+                "permanent error (550): 5.1.1 <Gone.Person+news@example.org>: Recipient \
+                 address rejected: User unknown in virtual mailbox table"
+            ),
+            "permanent error (550): 5.1.1 <[address]>: Recipient address rejected: User \
+             unknown in virtual mailbox table"
+        );
+        assert_eq!(
+            redact(
+                "452 4.2.2 élise@exemple.fr over quota; see https://x.example/p/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+            ),
+            "452 4.2.2 [address] over quota; see https://x.example/p/[token]"
+        );
+        assert_eq!(
+            redact("250 2.0.0 Ok: queued as 4dLq3x1Zb9z2"),
+            "250 2.0.0 Ok: queued as 4dLq3x1Zb9z2"
+        );
+        assert_eq!(
+            redact("bob@[192.168.1.1] and @ alone"),
+            "[address] and @ alone"
+        );
     }
 
     #[test]

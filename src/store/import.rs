@@ -21,7 +21,8 @@ use sqlx::{PgConnection, Postgres, Transaction};
 use super::consent::{self, ConsentAction, ConsentSource};
 use super::email::{EmailError, SubscriberEmail};
 use super::erase;
-use super::subscriber::{SubscriberStatus, insert_topics, slugs};
+use super::name::{DisplayName, NameError};
+use super::subscriber::{SubscriberStatus, delete_topics_of, insert_topics, slugs};
 use super::token::LinkKeys;
 use super::{Store, StoreError};
 use crate::content::topic::TopicError;
@@ -31,8 +32,6 @@ use crate::content::{TopicCatalog, TopicSet};
 pub const COLUMNS: [&str; 4] = ["email", "name", "organisation", "topics"];
 /// A row longer than this is not a practitioner's details (and would flood the report).
 pub const MAX_ROW_BYTES: usize = 4096;
-/// Names and organisations longer than this are refused.
-pub const MAX_TEXT_CHARS: usize = 200;
 /// Rows written per batch of statements; the progress bar moves once a batch.
 const BATCH: usize = 5000;
 
@@ -96,8 +95,10 @@ pub enum RowProblem {
     RowTooLong {
         bytes: usize,
     },
-    TextTooLong {
+    /// A name or organisation that is not one line of printable text of a sensible length.
+    BadText {
         column: &'static str,
+        problem: NameError,
     },
 }
 
@@ -118,9 +119,7 @@ impl fmt::Display for RowProblem {
                     "the row is {bytes} bytes long; a row may have at most {MAX_ROW_BYTES}"
                 )
             }
-            Self::TextTooLong { column } => {
-                write!(f, "the {column} is longer than {MAX_TEXT_CHARS} characters")
-            }
+            Self::BadText { column, problem } => write!(f, "the {column} {problem}"),
         }
     }
 }
@@ -137,8 +136,8 @@ pub struct RowIssue {
 pub struct ImportRow {
     pub line: u64,
     pub email: SubscriberEmail,
-    pub name: Option<String>,
-    pub organisation: Option<String>,
+    pub name: Option<DisplayName>,
+    pub organisation: Option<DisplayName>,
     pub topics: TopicSet,
 }
 
@@ -287,13 +286,8 @@ fn parse_row(
     }
     let email = SubscriberEmail::parse(row[columns.email]).map_err(RowProblem::BadEmail)?;
     let text = |at: Option<usize>, column| {
-        let value = at.map(|i| row[i].trim()).filter(|v| !v.is_empty());
-        match value {
-            Some(v) if v.chars().count() > MAX_TEXT_CHARS => {
-                Err(RowProblem::TextTooLong { column })
-            }
-            v => Ok(v.map(str::to_string)),
-        }
+        DisplayName::parse(at.map_or("", |i| row[i]))
+            .map_err(|problem| RowProblem::BadText { column, problem })
     };
     let name = text(columns.name, "name")?;
     let organisation = text(columns.organisation, "organisation")?;
@@ -359,11 +353,21 @@ impl fmt::Display for KeptReason {
     }
 }
 
+/// A row whose address had signed up on the web without confirming: the import, being the
+/// administrator's record of consent, made it active.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Activated {
+    pub line: u64,
+    pub email: String,
+}
+
 /// What an import did.
 #[derive(Debug, Default)]
 pub struct ImportReport {
     /// Rows added, in file order of their lines.
     pub added: Vec<u64>,
+    /// Pending addresses made active, in file order.
+    pub activated: Vec<Activated>,
     pub kept: Vec<Kept>,
 }
 
@@ -384,15 +388,17 @@ impl Store {
         let source = ConsentSource::import(&file.path);
         let mut tx = self.pool.begin().await?;
         let mut report = ImportReport::default();
-        let fresh = classify(&mut tx, &file.rows, &mut report).await?;
+        let (fresh, pending) = classify(&mut tx, &file.rows, status, &mut report).await?;
+        for batch in pending.chunks(BATCH) {
+            activate_batch(&mut tx, batch, &source, &mut report).await?;
+        }
 
         progress.begin("writing", fresh.len() as u64);
         for batch in fresh.chunks(BATCH) {
             let inserted = insert_batch(&mut tx, batch, status).await?;
             let by_email: HashMap<&str, i64> =
                 inserted.iter().map(|(id, e)| (e.as_str(), *id)).collect();
-            let (mut topic_ids, mut topic_slugs) = (Vec::new(), Vec::new());
-            let (mut log_ids, mut log_details) = (Vec::new(), Vec::new());
+            let mut subscribed = Subscribed::default();
             for row in batch {
                 let normalised = row.email.normalised();
                 let Some(&id) = by_email.get(normalised.as_str()) else {
@@ -404,28 +410,10 @@ impl Store {
                     });
                     continue;
                 };
-                let slugs = slugs(&row.topics);
-                for slug in &slugs {
-                    topic_ids.push(id);
-                    topic_slugs.push(slug.clone());
-                }
-                log_ids.push(id);
-                log_details.push(json!({
-                    "status": status.as_str(),
-                    "topics": slugs,
-                    "line": row.line,
-                }));
+                subscribed.push(id, row, json!({ "status": status.as_str() }));
                 report.added.push(row.line);
             }
-            insert_topics(&mut tx, &topic_ids, &topic_slugs).await?;
-            consent::record_many(
-                &mut tx,
-                &log_ids,
-                ConsentAction::Subscribed,
-                &source,
-                &log_details,
-            )
-            .await?;
+            subscribed.write(&mut tx, &source).await?;
             progress.advance(batch.len() as u64);
         }
         tx.commit().await?;
@@ -435,12 +423,14 @@ impl Store {
     }
 }
 
-/// Sorts the rows into those already known (recorded in `report`) and those to add.
+/// Sorts the rows into those already known (recorded in `report`), those to add, and (when
+/// importing as active) those awaiting confirmation, to make active.
 async fn classify<'r>(
     tx: &mut Transaction<'_, Postgres>,
     rows: &'r [ImportRow],
+    status: SubscriberStatus,
     report: &mut ImportReport,
-) -> Result<Vec<&'r ImportRow>, StoreError> {
+) -> Result<(Vec<&'r ImportRow>, Vec<&'r ImportRow>), StoreError> {
     let normalised: Vec<String> = rows.iter().map(|r| r.email.normalised()).collect();
     let existing: HashMap<String, SubscriberStatus> = existing(tx, &normalised)
         .await?
@@ -467,9 +457,13 @@ async fn classify<'r>(
             .collect()
     };
 
-    let mut fresh = Vec::new();
+    let (mut fresh, mut pending) = (Vec::new(), Vec::new());
     for ((row, normalised), tombstone) in rows.iter().zip(&normalised).zip(&tombstones) {
         let reason = match existing.get(normalised) {
+            Some(SubscriberStatus::Pending) if status == SubscriberStatus::Active => {
+                pending.push(row);
+                continue;
+            }
             Some(&status) if status.has_left() => Some(KeptReason::HasLeft(status)),
             Some(&status) => Some(KeptReason::AlreadySubscribed(status)),
             None => tombstone
@@ -486,7 +480,118 @@ async fn classify<'r>(
             None => fresh.push(row),
         }
     }
-    Ok(fresh)
+    Ok((fresh, pending))
+}
+
+/// Makes the rows' pending subscribers active with the file's topics (and its name and
+/// organisation where the file has them), logging each as subscribed by this import.
+async fn activate_batch(
+    tx: &mut Transaction<'_, Postgres>,
+    rows: &[&ImportRow],
+    source: &ConsentSource,
+    report: &mut ImportReport,
+) -> Result<(), StoreError> {
+    let normalised: Vec<String> = rows.iter().map(|r| r.email.normalised()).collect();
+    let names: Vec<String> = rows.iter().map(|r| text_of(&r.name)).collect();
+    let organisations: Vec<String> = rows.iter().map(|r| text_of(&r.organisation)).collect();
+    let activated: HashMap<String, i64> = activate(tx, &normalised, &names, &organisations)
+        .await?
+        .into_iter()
+        .map(|(id, e)| (e, id))
+        .collect();
+    let ids: Vec<i64> = activated.values().copied().collect();
+    delete_topics_of(tx, &ids).await?;
+    let mut subscribed = Subscribed::default();
+    for (row, normalised) in rows.iter().zip(&normalised) {
+        // Changed by someone else since `classify` looked: left as it now is.
+        let Some(&id) = activated.get(normalised) else {
+            continue;
+        };
+        let detail = json!({
+            "status": SubscriberStatus::Active.as_str(),
+            "previous_status": SubscriberStatus::Pending.as_str(),
+        });
+        subscribed.push(id, row, detail);
+        report.activated.push(Activated {
+            line: row.line,
+            email: row.email.to_string(),
+        });
+    }
+    subscribed.write(tx, source).await
+}
+
+/// Rows subscribed by an import: their topics and their consent log entries, written together.
+#[derive(Default)]
+struct Subscribed {
+    topic_ids: Vec<i64>,
+    topic_slugs: Vec<String>,
+    log_ids: Vec<i64>,
+    log_details: Vec<serde_json::Value>,
+}
+
+impl Subscribed {
+    /// Subscriber `id` gets the row's topics; the log entry is `detail` with the topics and line.
+    fn push(&mut self, id: i64, row: &ImportRow, mut detail: serde_json::Value) {
+        let slugs = slugs(&row.topics);
+        for slug in &slugs {
+            self.topic_ids.push(id);
+            self.topic_slugs.push(slug.clone());
+        }
+        detail["topics"] = json!(slugs);
+        detail["line"] = json!(row.line);
+        self.log_ids.push(id);
+        self.log_details.push(detail);
+    }
+
+    async fn write(
+        self,
+        tx: &mut Transaction<'_, Postgres>,
+        source: &ConsentSource,
+    ) -> Result<(), StoreError> {
+        insert_topics(tx, &self.topic_ids, &self.topic_slugs).await?;
+        consent::record_many(
+            tx,
+            &self.log_ids,
+            ConsentAction::Subscribed,
+            source,
+            &self.log_details,
+        )
+        .await
+    }
+}
+
+/// Empty means none: UNNEST cannot take arrays of NULLs as simply.
+fn text_of(name: &Option<DisplayName>) -> String {
+    name.as_ref()
+        .map(|n| n.as_str().to_string())
+        .unwrap_or_default()
+}
+
+/// Sets these pending subscribers active, the name and organisation given (non-empty)
+/// replacing theirs; returns (id, normalised address) of those changed.
+async fn activate(
+    tx: &mut Transaction<'_, Postgres>,
+    normalised: &[String],
+    names: &[String],
+    organisations: &[String],
+) -> Result<Vec<(i64, String)>, StoreError> {
+    Ok(sqlx::query!(
+        "UPDATE subscribers s
+         SET status = 'active', updated_at = now(),
+             name = COALESCE(NULLIF(r.name, ''), s.name),
+             organisation = COALESCE(NULLIF(r.organisation, ''), s.organisation)
+         FROM UNNEST($1::text[], $2::text[], $3::text[]) AS r (normalised, name, organisation)
+         WHERE s.email_normalised = r.normalised AND s.status = 'pending'
+         RETURNING s.id, s.email_normalised",
+        normalised,
+        names,
+        organisations
+    )
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .map(|r| (r.id, r.email_normalised))
+    .collect())
 }
 
 async fn existing(
@@ -520,9 +625,8 @@ async fn insert_batch(
         let keys = LinkKeys::generate()?;
         emails.push(row.email.as_str().to_string());
         normalised.push(row.email.normalised());
-        // Empty means none: UNNEST cannot take arrays of NULLs as simply.
-        names.push(row.name.clone().unwrap_or_default());
-        organisations.push(row.organisation.clone().unwrap_or_default());
+        names.push(text_of(&row.name));
+        organisations.push(text_of(&row.organisation));
         link_ids.push(keys.id);
         link_secrets.push(keys.secret);
     }

@@ -5,16 +5,18 @@
 //! and every command that uses the database applies any that are pending before it starts, so
 //! an upgraded binary never runs against an old schema.
 //!
-//! One module per job: [`email`] (the address newtype), [`subscriber`] (status, read model,
-//! changes), [`topics`], [`consent`] (the log), [`token`] (link secrets), [`erase`]
-//! (forgetting with a tombstone), [`import`] and [`export`] (CSV). Each SQL statement is one
-//! small function next to its caller; writes take the `Transaction` they belong to.
+//! One module per job: [`email`] (the address newtype), [`name`] (names and organisations),
+//! [`subscriber`] (status, read model, changes), [`topics`], [`consent`] (the log), [`token`]
+//! (link secrets), [`erase`] (forgetting with a tombstone), [`import`] and [`export`] (CSV).
+//! Each SQL statement is one small function next to its caller; writes take the `Transaction`
+//! they belong to.
 
 pub mod consent;
 pub mod email;
 pub mod erase;
 pub mod export;
 pub mod import;
+pub mod name;
 pub mod subscriber;
 pub mod token;
 pub mod topics;
@@ -32,7 +34,10 @@ pub use consent::{ConsentAction, ConsentEntry, ConsentSource};
 pub use email::{EmailError, SubscriberEmail};
 pub use erase::Erasure;
 pub use import::{ImportError, ImportFile, ImportReport};
-pub use subscriber::{Change, NewSubscriber, Subscriber, SubscriberFilter, SubscriberStatus};
+pub use name::{DisplayName, NameError};
+pub use subscriber::{
+    Added, Change, NewSubscriber, Subscriber, SubscriberFilter, SubscriberStatus,
+};
 pub use token::{BadLink, LinkToken};
 pub use topics::StoredTopic;
 

@@ -9,6 +9,7 @@ use sqlx::{PgConnection, Postgres, Transaction};
 
 use super::consent::{self, ConsentAction, ConsentEntry, ConsentSource};
 use super::email::SubscriberEmail;
+use super::name::DisplayName;
 use super::token::LinkKeys;
 use super::{Store, StoreError, erase};
 use crate::content::TopicSet;
@@ -97,9 +98,18 @@ pub struct Subscriber {
 #[derive(Debug, Clone)]
 pub struct NewSubscriber {
     pub email: SubscriberEmail,
-    pub name: Option<String>,
-    pub organisation: Option<String>,
+    pub name: Option<DisplayName>,
+    pub organisation: Option<DisplayName>,
     pub topics: TopicSet,
+}
+
+/// What adding someone did.
+#[derive(Debug, Clone)]
+pub struct Added {
+    pub subscriber: Subscriber,
+    /// Their status before, when they were on record: `Pending` when an administrator's add
+    /// made an unconfirmed sign-up active.
+    pub before: Option<SubscriberStatus>,
 }
 
 /// Which subscribers `list` and `export` show; `None` means any.
@@ -124,8 +134,7 @@ impl<T: PartialEq> Change<T> {
 }
 
 impl Store {
-    /// Adds a practitioner. Someone already subscribed, or who left or was erased, is refused
-    /// unless `resubscribe` says they asked to come back.
+    /// Adds a practitioner: [`Store::add`], for callers that need only the subscriber.
     pub async fn add_subscriber(
         &self,
         new: &NewSubscriber,
@@ -133,19 +142,37 @@ impl Store {
         source: &ConsentSource,
         resubscribe: bool,
     ) -> Result<Subscriber, StoreError> {
+        Ok(self.add(new, status, source, resubscribe).await?.subscriber)
+    }
+
+    /// Adds a practitioner. Someone already subscribed, or who left or was erased, is refused
+    /// unless `resubscribe` says they asked to come back. Adding as active someone whose
+    /// sign-up is still unconfirmed makes them active: anyone can type an address into the
+    /// sign-up form, and that must not stop an administrator who has their consent.
+    pub async fn add(
+        &self,
+        new: &NewSubscriber,
+        status: SubscriberStatus,
+        source: &ConsentSource,
+        resubscribe: bool,
+    ) -> Result<Added, StoreError> {
         let mut tx = self.pool.begin().await?;
         let normalised = new.email.normalised();
         let topics = slugs(&new.topics);
+        let mut before = None;
         let id = match find(&mut tx, &normalised).await? {
             Some(existing) => {
                 let existing = Subscriber::try_from(existing)?;
-                if !existing.status.has_left() {
+                before = Some(existing.status);
+                let activates = existing.status == SubscriberStatus::Pending
+                    && status == SubscriberStatus::Active;
+                if !existing.status.has_left() && !activates {
                     return Err(StoreError::AlreadySubscribed {
                         email: existing.email.to_string(),
                         status: existing.status,
                     });
                 }
-                if !resubscribe {
+                if existing.status.has_left() && !resubscribe {
                     return Err(StoreError::HasLeft {
                         email: existing.email.to_string(),
                         status: existing.status,
@@ -153,6 +180,16 @@ impl Store {
                 }
                 set_status(&mut tx, existing.id, status).await?;
                 replace_topics(&mut tx, existing.id, &topics).await?;
+                // What the administrator gives replaces what was there; what they leave out stays.
+                let name = new.name.as_ref().map(DisplayName::as_str);
+                let organisation = new.organisation.as_ref().map(DisplayName::as_str);
+                set_details(
+                    &mut tx,
+                    existing.id,
+                    name.or(existing.name.as_deref()),
+                    organisation.or(existing.organisation.as_deref()),
+                )
+                .await?;
                 let detail = json!({
                     "status": status.as_str(),
                     "previous_status": existing.status.as_str(),
@@ -183,9 +220,29 @@ impl Store {
                 id
             }
         };
-        let added = by_id(&mut tx, id).await?;
+        let subscriber = by_id(&mut tx, id).await?;
         tx.commit().await?;
-        Ok(added)
+        Ok(Added { subscriber, before })
+    }
+
+    /// Sets (or, with `None`, clears) the subscriber's name and organisation.
+    pub async fn set_details(
+        &self,
+        email: &SubscriberEmail,
+        name: Option<&DisplayName>,
+        organisation: Option<&DisplayName>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let subscriber = locked(&mut tx, email).await?;
+        set_details(
+            &mut tx,
+            subscriber.id,
+            name.map(DisplayName::as_str),
+            organisation.map(DisplayName::as_str),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     pub async fn subscriber(&self, email: &SubscriberEmail) -> Result<Subscriber, StoreError> {
@@ -436,8 +493,8 @@ async fn insert(
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
         new.email.as_str(),
         new.email.normalised(),
-        new.name.as_deref(),
-        new.organisation.as_deref(),
+        new.name.as_ref().map(DisplayName::as_str),
+        new.organisation.as_ref().map(DisplayName::as_str),
         status.as_str(),
         &keys.id,
         &keys.secret,
@@ -455,6 +512,23 @@ async fn set_status(
         "UPDATE subscribers SET status = $2, updated_at = now() WHERE id = $1",
         id,
         status.as_str()
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn set_details(
+    tx: &mut Transaction<'_, Postgres>,
+    id: i64,
+    name: Option<&str>,
+    organisation: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query!(
+        "UPDATE subscribers SET name = $2, organisation = $3, updated_at = now() WHERE id = $1",
+        id,
+        name,
+        organisation
     )
     .execute(&mut **tx)
     .await?;
@@ -495,6 +569,20 @@ async fn delete_topics(tx: &mut Transaction<'_, Postgres>, id: i64) -> Result<()
     sqlx::query!("DELETE FROM subscriber_topics WHERE subscriber_id = $1", id)
         .execute(&mut **tx)
         .await?;
+    Ok(())
+}
+
+/// Takes every topic from these subscribers.
+pub(crate) async fn delete_topics_of(
+    tx: &mut Transaction<'_, Postgres>,
+    ids: &[i64],
+) -> Result<(), StoreError> {
+    sqlx::query!(
+        "DELETE FROM subscriber_topics WHERE subscriber_id = ANY($1)",
+        ids
+    )
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

@@ -11,6 +11,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
+use crate::send::smtp::redact;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -52,8 +53,11 @@ impl IntoResponse for WebError {
             Self::Csrf => (StatusCode::FORBIDDEN, ErrorPage::Csrf),
             Self::TooMany { .. } => (StatusCode::TOO_MANY_REQUESTS, ErrorPage::TooMany),
             Self::Internal(e) => {
-                // Store and SQL errors name no address or token: those are NotFound above.
-                tracing::error!("a request failed: {e:#}");
+                // Most store errors that name an address are NotFound above; the rest (and a
+                // mail server's reply quoted in an error) lose it here.
+                let e = format!("{e:#}");
+                tracing::error!("a request failed: {}", redact(&e));
+                tracing::debug!("a request failed: {e}");
                 (StatusCode::INTERNAL_SERVER_ERROR, ErrorPage::Internal)
             }
         };

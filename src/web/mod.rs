@@ -30,6 +30,7 @@ use axum::routing::{get, post};
 
 use crate::config::Config;
 use crate::content::TopicCatalog;
+use crate::send::outgoing::{Outbox, OutboxError};
 use crate::send::smtp::SmtpTarget;
 use crate::store::{Store, StoreError};
 pub use error::WebError;
@@ -49,6 +50,8 @@ pub struct Inner {
     pub issues_dir: PathBuf,
     /// Where sign-up confirmation emails go out.
     pub smtp: SmtpTarget,
+    /// Makes (and signs) them.
+    pub outbox: Outbox,
     pub form_key: FormKey,
     pub pages: Pages,
     pub signup_limit: RateLimiter,
@@ -71,6 +74,8 @@ pub enum ServeError {
     Config(#[from] crate::config::ConfigError),
     #[error("the page templates do not build: {0}")]
     Templates(String),
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
 }
 
 impl AppState {
@@ -79,6 +84,7 @@ impl AppState {
         let form_key = security::form_key(&store).await?;
         let catalog = config.topic_catalog()?;
         let pages = Pages::new(&config).map_err(ServeError::Templates)?;
+        let outbox = Outbox::new(&config)?;
         let serve = &config.serve;
         Ok(Self(Arc::new(Inner {
             signup_limit: RateLimiter::new(serve.signup_per_hour, Duration::from_secs(3600)),
@@ -87,6 +93,7 @@ impl AppState {
             store,
             catalog,
             smtp,
+            outbox,
             form_key,
             pages,
             config,

@@ -7,23 +7,27 @@
 //! confirmation link for a new, pending or departed address (a pending one gets a fresh
 //! link); a note with their preferences link for an active one; nothing for a blocked one.
 //! Mail goes out after the answer, so the answer's timing does not depend on it either.
+//!
+//! The form takes nothing but the address and topics, and the mails carry nothing a visitor
+//! typed: anyone can type any address. The name and organisation are given with the
+//! confirmation, by whoever holds the link, and replace whatever was there.
 
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use lettre::message::header::ContentType;
 use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
 
 use crate::config::Config;
 use crate::content::TopicSet;
-use crate::render::message;
+use crate::send::outgoing::{Body, Outbox, OutboxError, Outgoing};
 use crate::send::smtp::{Connection, Failure, SmtpTarget};
 use crate::store::subscriber::{self, slugs};
 use crate::store::token::random;
 use crate::store::{
-    ConsentSource, LinkToken, NewSubscriber, Store, StoreError, Subscriber, SubscriberStatus,
+    ConsentSource, DisplayName, LinkToken, NewSubscriber, Store, StoreError, Subscriber,
+    SubscriberEmail, SubscriberStatus,
 };
 
 /// How long a confirmation link works.
@@ -48,7 +52,28 @@ pub enum Signup {
     Nothing,
 }
 
-pub async fn sign_up(store: &Store, new: &NewSubscriber) -> Result<Signup, StoreError> {
+/// What a sign-up asks for: the address and topics only. A name or organisation typed by a
+/// visitor would be kept against an address that may not be theirs, and reach its mailbox; the
+/// confirmation page asks for them instead, and the values given there are the ones kept.
+pub struct SignupRequest {
+    pub email: SubscriberEmail,
+    pub topics: TopicSet,
+}
+
+/// Who the person confirming says they are; `None` is none.
+#[derive(Debug, Clone, Default)]
+pub struct Details {
+    pub name: Option<DisplayName>,
+    pub organisation: Option<DisplayName>,
+}
+
+pub async fn sign_up(store: &Store, request: &SignupRequest) -> Result<Signup, StoreError> {
+    let new = &NewSubscriber {
+        email: request.email.clone(),
+        name: None,
+        organisation: None,
+        topics: request.topics.clone(),
+    };
     let subscriber = match store.subscriber(&new.email).await {
         Ok(s) => s,
         Err(StoreError::NotFound(_)) => {
@@ -118,18 +143,22 @@ pub enum Confirmed {
     NotUsable(LinkState),
 }
 
-/// Uses the link once: a pending subscriber becomes active with the topics of the form; one
-/// who had left comes back with them.
+/// Uses the link once: a pending subscriber becomes active with the topics of the form and the
+/// `details` given with the confirmation; one who had left comes back with them.
 ///
 /// Each step takes a connection of its own and gives it back: holding one while the store's
 /// methods take others could leave every confirmation waiting on the pool under load.
-pub async fn confirm(store: &Store, token: &str) -> Result<Confirmed, StoreError> {
+pub async fn confirm(
+    store: &Store,
+    token: &str,
+    details: &Details,
+) -> Result<Confirmed, StoreError> {
     let hash = hash_of(token);
     let claimed = claim(&mut *store.pool().acquire().await?, &hash).await?;
     let Some((claim, subscriber_id, topics)) = claimed else {
         return Ok(Confirmed::NotUsable(link_state(store, token).await?));
     };
-    match apply(store, subscriber_id, &topics).await {
+    match apply(store, subscriber_id, &topics, details).await {
         Ok(Some(s)) => Ok(Confirmed::Subscribed(s)),
         // Blocked since: the link stays used.
         Ok(None) => Ok(Confirmed::NotUsable(LinkState::Used)),
@@ -145,6 +174,7 @@ async fn apply(
     store: &Store,
     subscriber_id: i64,
     topics: &[String],
+    details: &Details,
 ) -> Result<Option<Subscriber>, StoreError> {
     let subscriber = subscriber::by_id(&mut *store.pool().acquire().await?, subscriber_id).await?;
     let catalog = store.topic_catalog().await?;
@@ -162,17 +192,29 @@ async fn apply(
         SubscriberStatus::Unsubscribed | SubscriberStatus::Bounced => {
             let again = NewSubscriber {
                 email: subscriber.email.clone(),
-                name: subscriber.name.clone(),
-                organisation: subscriber.organisation.clone(),
+                name: None,
+                organisation: None,
                 topics,
             };
             store
                 .add_subscriber(&again, SubscriberStatus::Active, &web, true)
                 .await?;
         }
-        SubscriberStatus::Active => {}
+        // Confirmed already, through another link: that confirmation's details stand.
+        SubscriberStatus::Active => {
+            return Ok(Some(
+                subscriber::by_id(&mut *store.pool().acquire().await?, subscriber_id).await?,
+            ));
+        }
         SubscriberStatus::Blocked => return Ok(None),
     }
+    store
+        .set_details(
+            &subscriber.email,
+            details.name.as_ref(),
+            details.organisation.as_ref(),
+        )
+        .await?;
     Ok(Some(
         subscriber::by_id(&mut *store.pool().acquire().await?, subscriber_id).await?,
     ))
@@ -288,18 +330,15 @@ pub fn already_subscribed_mail(config: &Config, subscriber: &Subscriber, link: &
     )
 }
 
+/// The sign-up mails greet no one by name: they go to an address that has not confirmed,
+/// and nothing a visitor typed may reach it.
 fn mail(config: &Config, subscriber: &Subscriber, subject: String, middle: &str) -> Mail {
     let brand = &config.brand;
-    let name = subscriber
-        .name
-        .as_deref()
-        .map(|n| format!(" {n}"))
-        .unwrap_or_default();
     Mail {
         to: subscriber.email.to_string(),
         subject,
         text: format!(
-            "Hello{name},\n\n\
+            "Hello,\n\n\
              Someone, probably you, asked for the {} newsletter to be sent to this address.\n\
              {middle}\n\n{}\n{}\n{}\n",
             brand.organisation, brand.organisation, brand.postal_address, brand.contact_email,
@@ -310,7 +349,7 @@ fn mail(config: &Config, subscriber: &Subscriber, subject: String, middle: &str)
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
     #[error(transparent)]
-    Message(#[from] message::MessageError),
+    Message(#[from] OutboxError),
     #[error("the mail server refused the message: {}", .0.reply())]
     Refused(Failure),
 }
@@ -318,24 +357,19 @@ pub enum MailError {
 /// Sends through the configured SMTP server (the same connection code `send` uses), trying
 /// again later when the server says so.
 pub async fn deliver(
-    config: &Config,
+    outbox: &Outbox,
     target: &SmtpTarget,
     mail: &Mail,
 ) -> Result<String, MailError> {
-    let to = message::mailbox("to", &mail.to)?;
-    let email = message::build(
-        &config.mail,
+    let message = outbox.message(
+        (&mail.to, None),
         &mail.subject,
-        to,
-        message::message_id(&config.mail),
-    )?
-    .header(ContentType::TEXT_PLAIN)
-    .body(mail.text.clone())
-    .map_err(message::MessageError::Build)?;
-    let bytes = email.formatted();
+        Vec::new(),
+        Body::Text(mail.text.clone()),
+    )?;
     let mut waits = RETRIES.iter();
     loop {
-        match send_once(config, target, email.envelope(), &bytes).await {
+        match send_once(outbox, target, &message).await {
             Ok(reply) => return Ok(reply),
             Err(Failure::Temporary(reply)) => match waits.next() {
                 Some(wait) => tokio::time::sleep(*wait).await,
@@ -347,14 +381,13 @@ pub async fn deliver(
 }
 
 async fn send_once(
-    config: &Config,
+    outbox: &Outbox,
     target: &SmtpTarget,
-    envelope: &lettre::address::Envelope,
-    bytes: &[u8],
+    message: &Outgoing,
 ) -> Result<String, Failure> {
     let limit = Duration::from_secs(30);
-    let mut conn = Connection::open(target, &config.mail.message_id_domain, limit).await?;
-    let reply = conn.send(envelope, bytes).await;
+    let mut conn = Connection::open(target, outbox.hello_name(), limit).await?;
+    let reply = conn.send(&message.envelope, &message.bytes).await;
     conn.quit().await;
     reply
 }

@@ -440,3 +440,195 @@ async fn an_unknown_topic_is_the_user_s_mistake_and_exits_1(
     assert!(set.stderr.contains("cooking"), "{}", set.stderr);
     assert_eq!(list.code, 1, "{}", list.stderr);
 }
+
+/// An address someone typed into the web sign-up form and never confirmed.
+async fn unconfirmed_sign_up(pool: &sqlx::PgPool, address: &str) {
+    let store = lscp_mail::store::Store::from_pool(pool.clone());
+    let catalog = store.topic_catalog().await.expect("topics");
+    let new = lscp_mail::store::NewSubscriber {
+        email: email(address),
+        name: None,
+        organisation: None,
+        topics: topics(&catalog, "events"),
+    };
+    store
+        .add_subscriber(
+            &new,
+            lscp_mail::store::SubscriberStatus::Pending,
+            &lscp_mail::store::ConsentSource::Web,
+            false,
+        )
+        .await
+        .expect("signed up");
+}
+
+/// (status, name, topics) of a subscriber, and (action, source) of their latest log entry.
+async fn record_of(pool: &sqlx::PgPool, address: &str) -> (String, Option<String>, String, String) {
+    let r = sqlx::query!(
+        r#"SELECT s.status, s.name,
+                  (SELECT string_agg(topic, ',' ORDER BY topic) FROM subscriber_topics
+                   WHERE subscriber_id = s.id) AS "topics!",
+                  (SELECT action || ' ' || source FROM consent_log WHERE subscriber_id = s.id
+                   ORDER BY id DESC LIMIT 1) AS "last!"
+           FROM subscribers s WHERE s.email_normalised = $1"#,
+        address
+    )
+    .fetch_one(pool)
+    .await
+    .expect("on record");
+    (r.status, r.name, r.topics, r.last)
+}
+
+#[sqlx::test(migrations = false)]
+async fn adding_an_address_parked_by_an_unconfirmed_sign_up_makes_it_active_and_says_so(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let (pool, url) = database(pool_options, options).await;
+    assert_eq!(lscp_mail(Some(&url), &["db", "migrate"]).code, 0);
+    unconfirmed_sign_up(&pool, "colleague@example.org").await;
+
+    let run = lscp_mail(
+        Some(&url),
+        &[
+            "subscribers",
+            "add",
+            "colleague@example.org",
+            "--name",
+            "Cara Lee",
+            "--topics",
+            "training,reviews",
+        ],
+    );
+
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains(
+            "colleague@example.org: had signed up without confirming; now active on your record"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        record_of(&pool, "colleague@example.org").await,
+        (
+            "active".to_string(),
+            Some("Cara Lee".to_string()),
+            "reviews,training".to_string(),
+            "subscribed cli".to_string()
+        )
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn importing_an_address_parked_by_an_unconfirmed_sign_up_makes_it_active_and_says_so(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let (pool, url) = database(pool_options, options).await;
+    assert_eq!(lscp_mail(Some(&url), &["db", "migrate"]).code, 0);
+    unconfirmed_sign_up(&pool, "colleague@example.org").await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = csv(
+        &dir,
+        "team.csv",
+        "email,name,topics\nnew@example.org,Nia New,training\nColleague@example.org,Cara Lee,reviews\n",
+    );
+
+    let run = lscp_mail(
+        Some(&url),
+        &["subscribers", "import", &path.display().to_string()],
+    );
+
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains(
+            "team.csv:3: Colleague@example.org: had signed up without confirming; now active"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(
+            "2 rows: 1 added (active), 1 made active (had not confirmed a sign-up), \
+             0 already subscribed"
+        ),
+        "{}",
+        run.stdout
+    );
+    let (status, name, topics, last) = record_of(&pool, "colleague@example.org").await;
+    assert_eq!(
+        (status.as_str(), name.as_deref(), topics.as_str()),
+        ("active", Some("Cara Lee"), "reviews")
+    );
+    assert!(last.starts_with("subscribed import:"), "{last}");
+    let again = lscp_mail(
+        Some(&url),
+        &["subscribers", "import", &path.display().to_string()],
+    );
+    assert!(
+        again
+            .stdout
+            .contains("0 made active (had not confirmed a sign-up), 2 already subscribed"),
+        "importing again changes nothing: {}",
+        again.stdout
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_name_that_is_not_one_printable_line_is_refused_by_add_and_import(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let (pool, url) = database(pool_options, options).await;
+    assert_eq!(lscp_mail(Some(&url), &["db", "migrate"]).code, 0);
+    for (option, value) in [
+        ("--name", "Ann\nClick https://evil.example"),
+        ("--name", "Ann\u{1b}[2J"),
+        ("--organisation", "\u{202e}lcc"),
+    ] {
+        let run = lscp_mail(
+            Some(&url),
+            &["subscribers", "add", "ann@example.org", option, value],
+        );
+        assert_eq!(
+            run.code, 2,
+            "{option} {value:?}: {}{}",
+            run.stdout, run.stderr
+        );
+        assert!(run.stderr.contains(option), "{}", run.stderr);
+    }
+    let long = "x".repeat(201);
+    let run = lscp_mail(
+        Some(&url),
+        &["subscribers", "add", "ann@example.org", "--name", &long],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(counts(&pool).await.subscribers, 0);
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = csv(
+        &dir,
+        "names.csv",
+        "email,name,organisation\nann@example.org,Ann,\"Leeds\nCity Council\"\nbob@example.org,Bob\u{1b}[31m,\ncat@example.org,Cat,LCC\n",
+    );
+    let run = lscp_mail(
+        Some(&url),
+        &["subscribers", "import", &path.display().to_string()],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains("names.csv:2: the organisation has more than one line (skipped)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(
+            "names.csv:4: the name has an invisible control character (U+001B) (skipped)"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(counts(&pool).await.subscribers, 1);
+}

@@ -7,6 +7,7 @@ use crate::store_support;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::common::dkim::{self, TestKey};
 use crate::common::sending::{fast_options, send_with, send_with_config, shipped_issue};
 use crate::common::smtp_sink::SmtpSink;
 use crate::store_support::add;
@@ -420,50 +421,7 @@ async fn the_daily_cap_holds_and_says_how_to_resume(pool: PgPool) {
     );
 }
 
-/// Runs a shell command and returns its standard output.
-fn sh(script: &str) -> Vec<u8> {
-    let out = std::process::Command::new("sh")
-        .args(["-c", script])
-        .output()
-        .expect("sh runs");
-    assert!(
-        out.status.success(),
-        "{script}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-/// Verifies the message's DKIM signature with dkimpy, the key's DNS record given directly.
-fn dkim_verifies(message: &[u8], dns_record: &str) -> bool {
-    let file = tempfile::NamedTempFile::new().expect("temp file");
-    std::fs::write(file.path(), message).expect("write");
-    let out = std::process::Command::new("/usr/bin/python3")
-        .arg("-c")
-        .arg(
-            "import sys, dkim\n\
-             msg = open(sys.argv[1], 'rb').read()\n\
-             record = sys.argv[2].encode()\n\
-             print(dkim.verify(msg, dnsfunc=lambda name, timeout=5: record))",
-        )
-        .arg(file.path())
-        .arg(dns_record)
-        .output()
-        .expect("python3 with dkimpy runs (scripts/test installs python3-dkim)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim() == "True"
-}
-
-async fn sign_and_verify(
-    pool: &PgPool,
-    algorithm: DkimAlgorithm,
-    key_file: &Path,
-    dns_record: &str,
-) {
+async fn sign_and_verify(pool: &PgPool, algorithm: DkimAlgorithm, key: &TestKey) {
     let store = Store::from_pool(pool.clone());
     add(&store, "signed@example.org", "training").await;
     let sink = SmtpSink::start(&[]);
@@ -471,7 +429,7 @@ async fn sign_and_verify(
         dkim: Some(Dkim {
             domain: "leedsscp.org.uk".into(),
             selector: "lscp2026".into(),
-            key_file: key_file.to_path_buf(),
+            key_file: key.path.clone(),
             algorithm,
         }),
         ..Config::default()
@@ -484,25 +442,8 @@ async fn sign_and_verify(
         &config,
     )
     .await;
-    let raw = sink.messages().pop().expect("one message");
-    // smtp-sink stores lines ending in LF; the message went over the wire with CRLF.
-    let text = String::from_utf8(raw)
-        .expect("utf-8")
-        .replace("\r\n", "\n")
-        .replace('\n', "\r\n");
-    // What the server received, less smtp-sink's own X- lines and Received header.
-    let message = &text[text.find("From: ").expect("From header")..];
-    let header = message
-        .split("\r\n\r\n")
-        .next()
-        .expect("headers")
-        .replace("\r\n\t", "")
-        .replace("\r\n ", "");
-    let sig = header
-        .lines()
-        .find(|l| l.starts_with("DKIM-Signature:"))
-        .expect("a DKIM-Signature header")
-        .to_ascii_lowercase();
+    let message = dkim::as_sent(&sink.messages().pop().expect("one message"));
+    let sig = dkim::signature(&message);
     assert!(
         sig.contains("d=leedsscp.org.uk") && sig.contains("s=lscp2026"),
         "{sig}"
@@ -512,7 +453,7 @@ async fn sign_and_verify(
         "one-click headers are signed: {sig}"
     );
     assert!(
-        dkim_verifies(message.as_bytes(), dns_record),
+        dkim::verifies(message.as_bytes(), &key.record),
         "the signature verifies"
     );
     let tampered = message.replacen(
@@ -521,47 +462,41 @@ async fn sign_and_verify(
         1,
     );
     assert!(
-        !dkim_verifies(tampered.as_bytes(), dns_record),
+        !dkim::verifies(tampered.as_bytes(), &key.record),
         "a changed List-Unsubscribe header breaks the signature"
     );
 }
 
 #[sqlx::test]
 async fn messages_are_dkim_signed_with_rsa_sha256_when_configured(pool: PgPool) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let key = dir.path().join("dkim.pem");
-    sh(&format!(
-        "openssl genrsa -traditional -out {} 2048 2>/dev/null",
-        key.display()
-    ));
-    let public = sh(&format!(
-        "openssl rsa -in {} -pubout -outform DER 2>/dev/null | base64 -w0",
-        key.display()
-    ));
-    let record = format!("v=DKIM1; k=rsa; p={}", String::from_utf8_lossy(&public));
-    sign_and_verify(&pool, DkimAlgorithm::RsaSha256, &key, &record).await;
+    let key = dkim::rsa_key("-traditional");
+    sign_and_verify(&pool, DkimAlgorithm::RsaSha256, &key).await;
+}
+
+#[sqlx::test]
+async fn an_rsa_key_in_pkcs8_as_openssl_3_writes_it_signs_too(pool: PgPool) {
+    let key = dkim::rsa_key("");
+    let pem = std::fs::read_to_string(&key.path).expect("the key");
+    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"), "{pem}");
+    sign_and_verify(&pool, DkimAlgorithm::RsaSha256, &key).await;
 }
 
 #[sqlx::test]
 async fn messages_are_dkim_signed_with_ed25519_when_configured(pool: PgPool) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let pem = dir.path().join("ed25519.pem");
-    sh(&format!(
-        "openssl genpkey -algorithm ed25519 -out {} 2>/dev/null",
-        pem.display()
-    ));
-    // lettre takes the 32-byte seed in base64: the last 32 bytes of the PKCS#8 DER. The DNS
-    // record's key is the last 32 bytes of the public key's DER (RFC 8463).
-    let seed = sh(&format!(
-        "openssl pkey -in {} -outform DER | tail -c 32 | base64 -w0",
-        pem.display()
-    ));
-    let key = dir.path().join("dkim.key");
-    std::fs::write(&key, &seed).expect("write key");
-    let public = sh(&format!(
-        "openssl pkey -in {} -pubout -outform DER | tail -c 32 | base64 -w0",
-        pem.display()
-    ));
-    let record = format!("v=DKIM1; k=ed25519; p={}", String::from_utf8_lossy(&public));
-    sign_and_verify(&pool, DkimAlgorithm::Ed25519Sha256, &key, &record).await;
+    sign_and_verify(
+        &pool,
+        DkimAlgorithm::Ed25519Sha256,
+        &dkim::ed25519_key(true),
+    )
+    .await;
+}
+
+#[sqlx::test]
+async fn an_ed25519_key_in_pkcs8_pem_as_openssl_writes_it_signs_too(pool: PgPool) {
+    sign_and_verify(
+        &pool,
+        DkimAlgorithm::Ed25519Sha256,
+        &dkim::ed25519_key(false),
+    )
+    .await;
 }

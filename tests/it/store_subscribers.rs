@@ -4,8 +4,8 @@ use crate::store_support::*;
 use base64::Engine;
 use lscp_mail::content::TopicInfo;
 use lscp_mail::store::{
-    ConsentAction, ConsentSource, LinkToken, NewSubscriber, Store, StoreError, SubscriberFilter,
-    SubscriberStatus, export,
+    ConsentAction, ConsentSource, DisplayName, LinkToken, NewSubscriber, Store, StoreError,
+    SubscriberFilter, SubscriberStatus, export,
 };
 use sqlx::PgPool;
 
@@ -13,8 +13,8 @@ async fn new_subscriber(store: &Store, address: &str, list: &str) -> NewSubscrib
     let catalog = store.topic_catalog().await.expect("topics");
     NewSubscriber {
         email: email(address),
-        name: Some("Ann Smith".into()),
-        organisation: Some("Northfield Primary School".into()),
+        name: DisplayName::parse("Ann Smith").expect("valid"),
+        organisation: DisplayName::parse("Northfield Primary School").expect("valid"),
         topics: topics(&catalog, list),
     }
 }

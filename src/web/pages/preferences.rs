@@ -146,8 +146,9 @@ pub async fn resubscribe(
             .collect();
         let again = NewSubscriber {
             email: subscriber.email.clone(),
-            name: subscriber.name.clone(),
-            organisation: subscriber.organisation.clone(),
+            // None keeps the name and organisation they had.
+            name: None,
+            organisation: None,
             topics,
         };
         state

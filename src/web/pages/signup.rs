@@ -13,13 +13,11 @@ use tokio::time::Instant;
 use super::{Fields, Forms, LinkView, Message, TopicChoice, mask, topic_choices};
 use crate::config::Brand;
 use crate::content::TopicCatalog;
-use crate::store::{EmailError, NewSubscriber, SubscriberEmail};
+use crate::send::smtp::redact;
+use crate::store::{DisplayName, EmailError, NameError, SubscriberEmail, name};
 use crate::web::ratelimit::Client;
-use crate::web::signup::{self, Confirmed, LinkState, Mail, Signup};
+use crate::web::signup::{self, Confirmed, Details, LinkState, Mail, Signup, SignupRequest};
 use crate::web::{AppState, WebError};
-
-/// Names and organisations longer than this are refused (as the import refuses them).
-const MAX_TEXT: usize = 200;
 /// "Check your inbox" is never answered sooner than this after the post arrived, so how long
 /// the database took (a new address does more work than a known one) does not show.
 const ANSWER_AFTER: Duration = Duration::from_millis(250);
@@ -29,13 +27,9 @@ struct SignupPage<'a> {
     csrf: String,
     brand: &'a Brand,
     email: &'a str,
-    name: &'a str,
-    organisation: &'a str,
     topics: Vec<TopicChoice<'a>>,
     errors: Vec<FieldError>,
     email_error: Option<String>,
-    name_error: Option<String>,
-    organisation_error: Option<String>,
     topics_error: Option<String>,
 }
 
@@ -45,13 +39,19 @@ struct FieldError {
     message: String,
 }
 
+/// The message for `field`, to show beside it.
+fn error_of(errors: &[FieldError], field: &str) -> Option<String> {
+    errors
+        .iter()
+        .find(|e| e.field == field)
+        .map(|e| e.message.clone())
+}
+
 /// The form, with every topic ticked.
 pub async fn form(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, WebError> {
     let catalog = state.store.topic_catalog().await?;
     let entered = Entered {
         email: "",
-        name: "",
-        organisation: "",
         topics: catalog.slugs().collect(),
     };
     page(
@@ -67,8 +67,6 @@ pub async fn form(State(state): State<AppState>, headers: HeaderMap) -> Result<R
 /// What the visitor typed, to show again beside what was wrong with it.
 struct Entered<'a> {
     email: &'a str,
-    name: &'a str,
-    organisation: &'a str,
     topics: Vec<&'a str>,
 }
 
@@ -81,22 +79,13 @@ fn page(
     status: StatusCode,
 ) -> Result<Response, WebError> {
     let forms = Forms::of(state, headers)?;
-    let error_of = |field: &str| {
-        errors
-            .iter()
-            .find(|e| e.field == field)
-            .map(|e| e.message.clone())
-    };
+    let error_of = |field: &str| error_of(&errors, field);
     let page = SignupPage {
         csrf: forms.token(state, "subscribe")?,
         brand: &state.config.brand,
         email: entered.email,
-        name: entered.name,
-        organisation: entered.organisation,
         topics: topic_choices(catalog, |slug| entered.topics.contains(&slug)),
         email_error: error_of("email"),
-        name_error: error_of("name"),
-        organisation_error: error_of("organisation"),
         topics_error: error_of("topics"),
         errors,
     };
@@ -126,10 +115,9 @@ pub async fn submit(
     let fields = Fields::parse(&body);
     fields.check(&state, &headers, "subscribe")?;
     let catalog = state.store.topic_catalog().await?;
+    // A name or organisation posted here is ignored: see `SignupRequest`.
     let entered = Entered {
         email: fields.get("email").unwrap_or("").trim(),
-        name: fields.get("name").unwrap_or("").trim(),
-        organisation: fields.get("organisation").unwrap_or("").trim(),
         topics: fields.all("topic").collect(),
     };
     let new = match check(&entered, &catalog) {
@@ -173,16 +161,19 @@ pub async fn submit(
 }
 
 /// Sends after the answer has gone, so how long the mail server takes tells the visitor
-/// nothing; a failure is logged without the address.
+/// nothing; a failure is logged without the address or the link's token (servers quote them),
+/// except at debug level.
 fn send_later(state: AppState, mail: Mail) {
     tokio::spawn(async move {
-        if let Err(e) = signup::deliver(&state.config, &state.smtp, &mail).await {
-            tracing::warn!("a sign-up email was not sent: {e}");
+        if let Err(e) = signup::deliver(&state.outbox, &state.smtp, &mail).await {
+            let e = e.to_string();
+            tracing::warn!("a sign-up email was not sent: {}", redact(&e));
+            tracing::debug!("a sign-up email was not sent: {e}");
         }
     });
 }
 
-fn check(entered: &Entered, catalog: &TopicCatalog) -> Result<NewSubscriber, Vec<FieldError>> {
+fn check(entered: &Entered, catalog: &TopicCatalog) -> Result<SignupRequest, Vec<FieldError>> {
     let mut errors = Vec::new();
     let email = SubscriberEmail::parse(entered.email)
         .map_err(|e| {
@@ -198,17 +189,6 @@ fn check(entered: &Entered, catalog: &TopicCatalog) -> Result<NewSubscriber, Vec
             })
         })
         .ok();
-    let mut text = |field: &'static str, label: &str, value: &str| {
-        if value.chars().count() > MAX_TEXT {
-            errors.push(FieldError {
-                field,
-                message: format!("{label} must be {MAX_TEXT} characters or fewer"),
-            });
-        }
-        Some(value.to_string()).filter(|v| !v.is_empty())
-    };
-    let name = text("name", "Your name", entered.name);
-    let organisation = text("organisation", "Your organisation", entered.organisation);
     let topics: crate::content::TopicSet = entered
         .topics
         .iter()
@@ -221,12 +201,7 @@ fn check(entered: &Entered, catalog: &TopicCatalog) -> Result<NewSubscriber, Vec
         });
     }
     match email {
-        Some(email) if errors.is_empty() => Ok(NewSubscriber {
-            email,
-            name,
-            organisation,
-            topics,
-        }),
+        Some(email) if errors.is_empty() => Ok(SignupRequest { email, topics }),
         _ => Err(errors),
     }
 }
@@ -236,9 +211,16 @@ struct ConfirmPage<'a> {
     token: &'a str,
     csrf: String,
     organisation: &'a str,
+    name_value: &'a str,
+    organisation_value: &'a str,
+    errors: Vec<FieldError>,
+    name_error: Option<String>,
+    organisation_error: Option<String>,
 }
 
-/// The page the emailed link opens: a button, since opening the link must change nothing.
+/// The page the emailed link opens: a button, since opening the link must change nothing, and
+/// the name and organisation to keep, asked here, of the mailbox's owner, and not on the
+/// sign-up form, of anyone.
 pub async fn confirm_page(
     State(state): State<AppState>,
     client: Client,
@@ -247,19 +229,74 @@ pub async fn confirm_page(
 ) -> Result<Response, WebError> {
     state.link_limit.check(client)?;
     match signup::link_state(&state.store, &token).await? {
-        LinkState::Usable => {
-            let forms = Forms::of(&state, &headers)?;
-            let page = ConfirmPage {
-                token: &token,
-                csrf: forms.token(&state, "confirm")?,
-                organisation: &state.config.brand.organisation,
-            };
-            let body = state
-                .pages
-                .render("confirm", "Confirm your subscription", &page)?;
-            Ok(forms.respond(StatusCode::OK, body))
-        }
+        LinkState::Usable => confirm_form(
+            &state,
+            &headers,
+            &token,
+            ("", ""),
+            Vec::new(),
+            StatusCode::OK,
+        ),
         other => not_usable(&state, other),
+    }
+}
+
+fn confirm_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    token: &str,
+    (name, organisation): (&str, &str),
+    errors: Vec<FieldError>,
+    status: StatusCode,
+) -> Result<Response, WebError> {
+    let forms = Forms::of(state, headers)?;
+    let error_of = |field: &str| error_of(&errors, field);
+    let page = ConfirmPage {
+        token,
+        csrf: forms.token(state, "confirm")?,
+        organisation: &state.config.brand.organisation,
+        name_value: name,
+        organisation_value: organisation,
+        name_error: error_of("name"),
+        organisation_error: error_of("organisation"),
+        errors,
+    };
+    let title = if page.errors.is_empty() {
+        "Confirm your subscription"
+    } else {
+        "Error: confirm your subscription"
+    };
+    let body = state.pages.render("confirm", title, &page)?;
+    Ok(forms.respond(status, body))
+}
+
+/// The name and organisation given with the confirmation, or what is wrong with them.
+fn details(name: &str, organisation: &str) -> Result<Details, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let mut text = |field: &'static str, label: &str, value: &str| {
+        DisplayName::parse(value)
+            .map_err(|e| {
+                errors.push(FieldError {
+                    field,
+                    message: match e {
+                        NameError::TooLong => {
+                            format!("{label} must be {} characters or fewer", name::MAX_CHARS)
+                        }
+                        NameError::LineBreak | NameError::Control(_) => {
+                            format!("{label} must be one line of ordinary text")
+                        }
+                    },
+                })
+            })
+            .ok()
+            .flatten()
+    };
+    let name = text("name", "Your name", name);
+    let organisation = text("organisation", "Your organisation", organisation);
+    if errors.is_empty() {
+        Ok(Details { name, organisation })
+    } else {
+        Err(errors)
     }
 }
 
@@ -277,8 +314,28 @@ pub async fn confirm(
     body: Bytes,
 ) -> Result<Response, WebError> {
     state.link_limit.check(client)?;
-    Fields::parse(&body).check(&state, &headers, "confirm")?;
-    match signup::confirm(&state.store, &token).await? {
+    let fields = Fields::parse(&body);
+    fields.check(&state, &headers, "confirm")?;
+    let name = fields.get("name").unwrap_or("").trim();
+    let organisation = fields.get("organisation").unwrap_or("").trim();
+    let details = match details(name, organisation) {
+        Ok(d) => d,
+        Err(errors) => {
+            // The link is not used until what comes with it is right.
+            return match signup::link_state(&state.store, &token).await? {
+                LinkState::Usable => confirm_form(
+                    &state,
+                    &headers,
+                    &token,
+                    (name, organisation),
+                    errors,
+                    StatusCode::BAD_REQUEST,
+                ),
+                other => not_usable(&state, other),
+            };
+        }
+    };
+    match signup::confirm(&state.store, &token, &details).await? {
         Confirmed::Subscribed(subscriber) => {
             let link = state.store.link_token(&subscriber).await?.expose();
             let page = ConfirmedPage {

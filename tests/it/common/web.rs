@@ -9,7 +9,7 @@ use lscp_mail::content::TopicCatalog;
 use lscp_mail::send::campaign::{self, SendOptions};
 use lscp_mail::send::smtp::SmtpTarget;
 use lscp_mail::store::{
-    ConsentSource, NewSubscriber, Store, Subscriber, SubscriberEmail, SubscriberStatus,
+    ConsentSource, DisplayName, NewSubscriber, Store, Subscriber, SubscriberEmail, SubscriberStatus,
 };
 use lscp_mail::web::{self, AppState};
 use reqwest::StatusCode;
@@ -65,14 +65,7 @@ impl Site {
 
     /// A new visitor, with no cookie yet.
     pub fn visitor(&self) -> Visitor {
-        Visitor {
-            base: self.base.clone(),
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("HTTP client"),
-            cookie: None,
-        }
+        Visitor::new(&self.base)
     }
 
     /// Adds an active practitioner with these topics; returns them and their link token.
@@ -80,7 +73,7 @@ impl Site {
         let catalog = self.store.topic_catalog().await.expect("topics");
         let new = NewSubscriber {
             email: SubscriberEmail::parse(address).expect("an address"),
-            name: Some("Ann Smith".into()),
+            name: DisplayName::parse("Ann Smith").expect("valid"),
             organisation: None,
             topics: catalog.parse_list(topics).expect("known topics"),
         };
@@ -180,6 +173,18 @@ pub struct Visitor {
 }
 
 impl Visitor {
+    /// A new visitor of the site at `base` (`http://127.0.0.1:PORT`), with no cookie yet.
+    pub fn new(base: &str) -> Self {
+        Self {
+            base: base.to_string(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("HTTP client"),
+            cookie: None,
+        }
+    }
+
     pub async fn get(&mut self, path: &str) -> Page {
         let request = self.http.get(format!("{}{path}", self.base));
         self.send(request).await

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use lscp_mail::content::{TopicCatalog, TopicSet};
 use lscp_mail::store::import::{ImportFile, ImportReport, Silent};
-use lscp_mail::store::{NewSubscriber, Store, SubscriberEmail, SubscriberStatus};
+use lscp_mail::store::{DisplayName, NewSubscriber, Store, SubscriberEmail, SubscriberStatus};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
@@ -34,7 +34,7 @@ pub async fn add(store: &Store, address: &str, list: &str) {
     let catalog = store.topic_catalog().await.expect("topics");
     let new = NewSubscriber {
         email: email(address),
-        name: Some("Test Practitioner".into()),
+        name: DisplayName::parse("Test Practitioner").expect("valid"),
         organisation: None,
         topics: topics(&catalog, list),
     };
