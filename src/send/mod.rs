@@ -2,7 +2,9 @@
 //! and the campaign runner that ties them together.
 
 pub mod campaign;
+pub mod estimate;
 pub mod ledger;
 pub mod personalise;
+pub mod presence;
 pub mod smtp;
 pub mod throttle;
