@@ -851,6 +851,32 @@ mod tests {
     }
 
     #[test]
+    fn only_live_senders_other_than_this_one_are_waited_for() {
+        let lease = Utc
+            .with_ymd_and_hms(2026, 12, 2, 10, 42, 0)
+            .single()
+            .expect("date");
+        let holder = |id: i32, alive: bool, claims: i64| ledger::Holder {
+            sender_id: Some(id),
+            name: Some(format!("mailhost:{id}")),
+            alive,
+            claims,
+            lease_until: lease,
+        };
+        let holders = [holder(7, true, 67), holder(8, false, 3), holder(9, true, 2)];
+        assert_eq!(
+            waiting_for(&holders, Some(9)).as_deref(),
+            Some("waiting for 67 claim(s) of sender mailhost:7, lease ends 10:42")
+        );
+        assert_eq!(
+            waiting_for(&holders[1..2], None),
+            None,
+            "a dead sender's claims are taken, not waited for"
+        );
+        assert_eq!(waiting_for(&holders[2..], Some(9)), None);
+    }
+
+    #[test]
     fn the_daily_cap_resets_at_london_midnight() {
         let summer = Utc
             .with_ymd_and_hms(2026, 7, 1, 12, 0, 0)
