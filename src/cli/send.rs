@@ -172,6 +172,16 @@ async fn send(
         );
         return Ok(code(exit::OK));
     }
+    for h in ledger::holders(store.pool(), campaign.id).await? {
+        if !h.alive {
+            println!(
+                "{}: taking over {} claim(s) of sender {}, which has stopped",
+                issue.id,
+                h.claims,
+                h.name.as_deref().unwrap_or("(unnamed)")
+            );
+        }
+    }
     println!(
         "{}: {} to send by {} ({} recipients in all), rate {}, {} connection(s)",
         issue.id,

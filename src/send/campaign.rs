@@ -412,6 +412,7 @@ pub async fn run(
             concurrency: options.concurrency as i32,
             daily_cap: options.daily_cap.map(|c| c as i32),
         },
+        options.lease,
     )
     .await?;
     let shared = Arc::new(Shared {
@@ -591,6 +592,16 @@ async fn worker_loop(
                 }
             }
         };
+        if !shared.still_mine(mark) {
+            // The claim met an outage (or the lock went): a first try may have committed with
+            // its reply lost. Give back all this worker holds and claim afresh.
+            shared
+                .db("giving back claims", || {
+                    ledger::release_all(pool, campaign, me)
+                })
+                .await?;
+            continue;
+        }
         if claimed.is_empty() {
             match idle(shared).await? {
                 Some(outcome) => return Ok(outcome),

@@ -189,10 +189,11 @@ pub struct Recipient {
 
 /// Claims up to `limit` due deliveries for `worker` of sender `sender`: queued ones whose time
 /// has come, claims of a sender that is gone (its advisory lock is free: it crashed or was
-/// killed), and claims whose lease ran out (a sender alive but hung or cut off). A sender's own
-/// claims are never taken by liveness, only by lease: its in-flight messages stay its own even
-/// while its lock is being re-taken after an outage. One short statement; `SKIP LOCKED` lets
-/// several senders share a campaign without waiting on each other or taking the same row.
+/// killed), and claims whose lease ran out (a sender alive but hung or cut off: a connected
+/// sender renews its leases). A sender never takes its own claims: they are in its workers'
+/// hands, even while its lock is being re-taken after an outage. One short statement;
+/// `SKIP LOCKED` lets several senders share a campaign without waiting on each other or taking
+/// the same row.
 pub async fn claim(
     db: impl PgExecutor<'_>,
     campaign_id: i64,
@@ -206,10 +207,9 @@ pub async fn claim(
                JOIN campaigns c ON c.id = d.campaign_id AND c.status = 'sending'
                WHERE d.campaign_id = $1
                  AND ((d.status = 'queued' AND d.next_attempt_at <= now())
-                      OR (d.status = 'sending'
+                      OR (d.status = 'sending' AND d.sender_id IS DISTINCT FROM $5
                           AND (d.lease_until < now()
-                               OR (d.sender_id IS DISTINCT FROM $5
-                                   AND d.sender_id NOT IN (SELECT id FROM live_senders)))))
+                               OR d.sender_id NOT IN (SELECT id FROM live_senders))))
                ORDER BY d.id
                LIMIT $2
                FOR UPDATE OF d SKIP LOCKED
@@ -355,6 +355,27 @@ pub async fn release(
                claimed_by = NULL, lease_until = NULL, updated_at = now()
            WHERE id = ANY($1) AND claimed_by = $2 AND status = 'sending'"#,
         ids,
+        worker
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Gives back every claim `worker` holds: after a claim whose reply was lost in an outage, the
+/// rows it took are the worker's but in nobody's hands. (A sender never takes its own claims,
+/// so nobody else would.)
+pub async fn release_all(
+    db: impl PgExecutor<'_>,
+    campaign_id: i64,
+    worker: &str,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query!(
+        r#"UPDATE deliveries
+           SET status = 'queued', attempts = greatest(attempts - 1, 0),
+               claimed_by = NULL, lease_until = NULL, updated_at = now()
+           WHERE campaign_id = $1 AND claimed_by = $2 AND status = 'sending'"#,
+        campaign_id,
         worker
     )
     .execute(db)
@@ -707,6 +728,28 @@ pub async fn end_stale_session(
     .await
 }
 
+/// Extends the leases of every claim sender `id` holds in a campaign: a sender that is alive and
+/// connected keeps its claims however long its batches take; one that hangs or is cut off stops
+/// renewing, and its claims come free when the lease runs out.
+pub async fn renew_leases(
+    db: impl PgExecutor<'_>,
+    campaign_id: i64,
+    id: i32,
+    lease_seconds: f64,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query!(
+        r#"UPDATE deliveries
+           SET lease_until = now() + make_interval(secs => $3)
+           WHERE campaign_id = $1 AND sender_id = $2 AND status = 'sending'"#,
+        campaign_id,
+        id,
+        lease_seconds
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// A sender that ended cleanly (its lock connection closed) leaves no row, unless it still
 /// holds claims: then the row names it while others take them over.
 pub async fn forget_sender(db: impl PgExecutor<'_>, id: i32) -> Result<(), sqlx::Error> {
@@ -736,7 +779,8 @@ pub async fn forget_departed_senders(db: impl PgExecutor<'_>) -> Result<u64, sql
     Ok(done.rows_affected())
 }
 
-/// Whose claims a campaign's `sending` deliveries are: one line per sender.
+/// Whose claims a campaign's `sending` deliveries are: one line per sender. `alive` is false
+/// only for a sender known to be gone, whose claims anyone may take at once.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Holder {
     pub sender_id: Option<i32>,
@@ -754,7 +798,10 @@ pub async fn holders(
 ) -> Result<Vec<Holder>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"SELECT d.sender_id, s.host || ':' || s.pid AS name,
-                  d.sender_id IN (SELECT id FROM live_senders) AS "alive!",
+                  -- A claim with no sender (made before senders registered) waits for its
+                  -- lease, as for a live one.
+                  coalesce(d.sender_id IN (SELECT id FROM live_senders), d.sender_id IS NULL)
+                      AS "alive!",
                   count(*) AS "claims!", max(d.lease_until) AS "lease_until!"
            FROM deliveries d
            LEFT JOIN senders s ON s.id = d.sender_id

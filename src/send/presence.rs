@@ -23,6 +23,10 @@ use super::ledger::{self, CampaignStatus, SenderInfo};
 /// The channel the `campaigns_status_changed` trigger notifies, with the campaign's id.
 const CHANNEL: &str = "lscp_mail_campaign";
 
+/// How long a lease renewal or a check of the lock's connection may take before the database
+/// is taken to be out of reach.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Whether the run holds its lock now, and how many times it has lost it. A claim made under
 /// one epoch is not acted on under another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,8 +82,13 @@ impl Session {
 }
 
 impl Presence {
-    /// Registers the run and takes its lock; the workers start after this.
-    pub async fn start(pool: &PgPool, info: SenderInfo) -> Result<Self, sqlx::Error> {
+    /// Registers the run and takes its lock; the workers start after this. While it runs, the
+    /// leases of its claims are renewed every third of `lease`.
+    pub async fn start(
+        pool: &PgPool,
+        info: SenderInfo,
+        lease: Duration,
+    ) -> Result<Self, sqlx::Error> {
         let options = (*pool.connect_options()).clone();
         let mut session = Session::open(&options).await?;
         ledger::forget_departed_senders(pool).await?;
@@ -98,6 +107,8 @@ impl Presence {
             pid,
             campaign_id: info.campaign_id,
             options,
+            pool: pool.clone(),
+            lease,
             standing: standing_tx,
             halt: halt_tx,
         };
@@ -156,6 +167,9 @@ struct Keeper {
     pid: i32,
     campaign_id: i64,
     options: PgConnectOptions,
+    /// The run's pool, for renewing leases (not the lock's connection, which is listening).
+    pool: PgPool,
+    lease: Duration,
     standing: watch::Sender<Standing>,
     halt: watch::Sender<Option<Halt>>,
 }
@@ -164,12 +178,17 @@ impl Keeper {
     async fn run(mut self, session: Session, mut end: oneshot::Receiver<()>) {
         let mut session = Some(session);
         let mut wait = Duration::from_millis(100);
+        let mut renew = tokio::time::interval(
+            (self.lease / 3).clamp(Duration::from_secs(1), Duration::from_secs(5)),
+        );
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let Some(s) = session.as_mut() else {
                 tokio::select! {
                     _ = &mut end => return,
                     _ = tokio::time::sleep(wait) => {}
                 }
+                // No renewing without the lock: the claims may be another's by now.
                 match self.reattach().await {
                     Ok(s) => {
                         session = Some(s);
@@ -185,6 +204,27 @@ impl Keeper {
                 continue;
             };
             let lost = tokio::select! {
+                _ = renew.tick() => {
+                    let renewed = tokio::time::timeout(
+                        CHECK_TIMEOUT,
+                        ledger::renew_leases(
+                            &self.pool,
+                            self.campaign_id,
+                            self.id,
+                            self.lease.as_secs_f64(),
+                        ),
+                    )
+                    .await;
+                    if !matches!(renewed, Ok(Ok(_))) {
+                        tracing::warn!(sender = self.id, "cannot renew the leases now");
+                    }
+                    // Across a cut network no reset arrives, and the connection would look
+                    // alive while the server has dropped it and its lock: ask it.
+                    let alive =
+                        tokio::time::timeout(CHECK_TIMEOUT, ledger::backend_pid(&mut s.listener))
+                            .await;
+                    !matches!(alive, Ok(Ok(_)))
+                }
                 _ = &mut end => {
                     if let Some(s) = session.take() {
                         s.close().await;

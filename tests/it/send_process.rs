@@ -149,11 +149,20 @@ async fn kill_and_resume(
         "5",
     ];
     let mut first = with_lease(sender(url, sink, &args)).spawn().expect("spawn");
+    let dead = first.id();
     wait_until_sent(pool, 8).await;
     first.kill().expect("SIGKILL");
     let _ = first.wait();
+    let left_behind: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE status = 'sending'")
+            .fetch_one(pool)
+            .await
+            .expect("count");
     let before_restart = sent(pool).await;
     assert!(before_restart < 40, "killed mid-send");
+    if default_lease {
+        assert!(left_behind > 0, "the killed sender left claims behind");
+    }
 
     let started = Instant::now();
     let mut again = with_lease(sender(url, sink, &["send", ISSUE, "--rate", "0"]))
@@ -172,6 +181,13 @@ async fn kill_and_resume(
     let (code, out) = finish(again);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("finished"), "{out}");
+    if left_behind > 0 {
+        assert!(
+            out.contains(&format!("taking over {left_behind} claim(s) of sender "))
+                && out.contains(&format!(":{dead}, which has stopped")),
+            "{out}"
+        );
+    }
 
     let got = received(sink);
     assert_eq!(got.len(), 40, "every reader got the issue: {got:?}");
@@ -215,6 +231,29 @@ async fn two_senders_at_once_deliver_each_message_once(
         "somebody got it twice: {got:?}"
     );
     assert_eq!(sent(&pool).await, 60, "the ledger agrees with the server");
+}
+
+#[sqlx::test]
+async fn a_live_sender_keeps_its_claims_however_long_its_batch_outlasts_the_lease(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let (pool, url) = database(pool_options, options).await;
+    readers(&pool, 40).await;
+    let sink = SmtpSink::start(&[]);
+    // Batches of 20 at 5/s take 4 s, past the tests' 3 s lease: a live sender renews it, so the
+    // other sender never takes claims still in hand.
+    let a = start_send(&url, &sink, "5/s", "1", "20");
+    let b = start_send(&url, &sink, "5/s", "1", "20");
+    let (code_a, out_a) = finish(a);
+    let (code_b, out_b) = finish(b);
+    assert_eq!((code_a, code_b), (0, 0), "{out_a}\n{out_b}");
+    let got = received(&sink);
+    assert_eq!(got.len(), 40);
+    assert!(
+        got.values().all(|n| *n == 1),
+        "somebody got it twice: {got:?}"
+    );
 }
 
 #[sqlx::test]
