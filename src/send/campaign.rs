@@ -455,7 +455,10 @@ pub async fn run(
     if let Some(e) = error {
         return Err(e);
     }
-    presence.finish(store.pool()).await?;
+    // Housekeeping: a row left behind is forgotten by the next run.
+    if let Err(e) = presence.finish(store.pool()).await {
+        tracing::warn!("cannot remove this sender's row: {e}");
+    }
     if outcome == Outcome::Finished {
         ledger::finish_if_done(store.pool(), campaign.id).await?;
     }
