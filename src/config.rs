@@ -250,7 +250,8 @@ pub struct SendSettings {
     pub retry_after_seconds: u64,
     /// Limit on each SMTP exchange (connect, greeting, each command, the message).
     pub smtp_timeout_seconds: u64,
-    /// A claim not finished in this time (the sender crashed) returns to the queue.
+    /// A claim of a sender alive but hung or cut off from the database returns to the queue
+    /// after this time; a crashed sender's claims are taken at once, a live one renews its own.
     pub lease_seconds: u64,
 }
 

@@ -10,6 +10,7 @@ use super::{UsageError, code, exit};
 use crate::config::Config;
 use crate::content::IssueId;
 use crate::send::ledger::{self, Campaign, CampaignStatus};
+use crate::send::{campaign, estimate};
 use crate::store::Store;
 
 /// The issue a campaign belongs to, given as its folder (issues/2026-02) or its month (2026-02).
@@ -122,20 +123,17 @@ impl StatusArgs {
                 n.queued,
                 n.sending
             );
-            let last_minute = ledger::sent_in_last(pool, c.id, 60.0).await?;
-            let rate = last_minute as f64 / 60.0;
+            let live = ledger::live_senders(pool).await?;
+            let holders = ledger::holders(pool, c.id).await?;
+            print_senders(&live, &holders, &c, &n);
             if c.status == CampaignStatus::Sending && n.remaining() > 0 {
-                if rate > 0.0 {
-                    let secs = n.remaining() as f64 / rate;
-                    let eta = Utc::now() + chrono::Duration::seconds(secs as i64);
-                    println!(
-                        "  rate      {rate:.1}/s over the last minute; estimated finish {} (in {})",
-                        eta.format("%Y-%m-%d %H:%M UTC"),
-                        human(secs)
-                    );
-                } else {
-                    println!("  rate      nothing sent in the last minute (is a sender running?)");
-                }
+                let ours: Vec<&ledger::LiveSender> =
+                    live.iter().filter(|s| s.issue_id == c.issue_id).collect();
+                let inputs = estimate_inputs(pool, &c, &n, &ours).await?;
+                println!(
+                    "  estimate  {}",
+                    describe(&estimate::estimate(&inputs), &inputs)
+                );
             }
             let errors = ledger::last_errors(pool, c.id, 5).await?;
             if !errors.is_empty() {
@@ -146,6 +144,138 @@ impl StatusArgs {
             }
             Ok(code(exit::OK))
         })
+    }
+}
+
+/// Live senders, and whose claims hold the end of the campaign.
+fn print_senders(
+    live: &[ledger::LiveSender],
+    holders: &[ledger::Holder],
+    c: &Campaign,
+    n: &ledger::Counts,
+) {
+    if live.is_empty() {
+        println!("  senders   none running");
+    }
+    for (i, s) in live.iter().enumerate() {
+        println!(
+            "  {} {}:{} sending {} since {}, rate {}, {} connection(s){}, holding {} claim(s)",
+            if i == 0 { "senders  " } else { "         " },
+            s.host,
+            s.pid,
+            s.issue_id,
+            s.started_at.format("%H:%M:%S UTC"),
+            s.rate_per_second
+                .map_or("unlimited".to_string(), |r| format!("{r:.1}/s")),
+            s.concurrency,
+            s.daily_cap
+                .map(|cap| format!(", daily cap {cap}"))
+                .unwrap_or_default(),
+            s.claims
+        );
+    }
+    // Only when nothing is queued do the claims hold the end of the campaign.
+    if n.queued == 0
+        && let Some(waiting) = campaign::waiting_for(holders, None)
+    {
+        println!("  claims    {waiting}");
+    }
+    for h in holders.iter().filter(|h| !h.alive) {
+        println!(
+            "  claims    {} claim(s) of sender {}, which has stopped: the next `lscp-mail send issues/{}` takes them at once",
+            h.claims,
+            h.name.as_deref().unwrap_or("(unnamed)"),
+            c.issue_id
+        );
+    }
+}
+
+/// What the estimate needs, read from the ledger and the live senders.
+async fn estimate_inputs(
+    pool: &sqlx::PgPool,
+    c: &Campaign,
+    n: &ledger::Counts,
+    senders: &[&ledger::LiveSender],
+) -> anyhow::Result<estimate::Inputs> {
+    let now = Utc::now();
+    let paces: Vec<estimate::Pace> = senders
+        .iter()
+        .map(|s| estimate::Pace {
+            rate_per_second: s.rate_per_second,
+            started_at: s.started_at,
+        })
+        .collect();
+    let window = estimate::observed_seconds(&paces, now);
+    let sent_recently = if window > 0.0 {
+        ledger::sent_in_last(pool, c.id, window).await?
+    } else {
+        0
+    };
+    let (due, next_retry) = ledger::due_now(pool, c.id).await?;
+    let cap = match senders.iter().filter_map(|s| s.daily_cap).min() {
+        Some(per_day) => {
+            let today = campaign::start_of_day(now);
+            Some(estimate::Cap {
+                per_day: per_day.into(),
+                used_today: ledger::used_since(pool, today).await?,
+                next_day: campaign::start_of_day(today + chrono::Duration::hours(25)),
+            })
+        }
+        None => None,
+    };
+    Ok(estimate::Inputs {
+        now,
+        remaining: n.remaining(),
+        due,
+        next_retry,
+        senders: paces,
+        sent_recently,
+        cap,
+    })
+}
+
+fn describe(e: &estimate::Estimate, i: &estimate::Inputs) -> String {
+    use estimate::{Basis, Estimate};
+    match e {
+        Estimate::Done => "nothing left to send".into(),
+        Estimate::NoSender => "no sender is running: `lscp-mail send` resumes the campaign".into(),
+        Estimate::TooEarly => "sending has just begun with no rate limit: no pace yet".into(),
+        Estimate::Stalled { due } => format!(
+            "nothing sent in the last minute although {due} could go: is the mail server answering? (see the last errors)"
+        ),
+        Estimate::Finish {
+            at,
+            per_second,
+            basis,
+            waiting_until,
+            capped_until,
+        } => {
+            let secs = (*at - i.now).num_milliseconds().max(0) as f64 / 1000.0;
+            let pace = match basis {
+                Basis::Configured => format!("{per_second:.1}/s, the running senders' rate"),
+                Basis::Observed { seconds } => {
+                    format!("{per_second:.1}/s, as achieved over the last {seconds:.0} s")
+                }
+            };
+            let mut s = format!(
+                "finish {} (in {}) at {pace}",
+                at.format("%Y-%m-%d %H:%M:%S UTC"),
+                human(secs)
+            );
+            if let Some(w) = waiting_until {
+                s.push_str(&format!(
+                    "; retries after temporary refusals wait until {}",
+                    w.format("%H:%M:%S UTC")
+                ));
+            }
+            if let Some(d) = capped_until {
+                s.push_str(&format!(
+                    "; the daily cap holds the rest until {}",
+                    d.format("%Y-%m-%d %H:%M UTC")
+                ));
+            }
+            s
+        }
     }
 }
 
@@ -168,7 +298,7 @@ impl PauseArgs {
             }
             ledger::set_status(store.pool(), c.id, CampaignStatus::Paused).await?;
             println!(
-                "{}: paused; senders stop after the message in hand. `lscp-mail send issues/{}` resumes it.",
+                "{}: paused; running senders finish the message in hand on each connection and give back the rest. `lscp-mail send issues/{}` resumes it.",
                 c.issue_id, c.issue_id
             );
             Ok(code(exit::OK))
@@ -185,17 +315,37 @@ impl CancelArgs {
             ) {
                 return Err(UsageError(format!("{} is already {}", c.issue_id, c.status)).into());
             }
+            // Running senders hear of it at once (the status trigger notifies them): each
+            // connection finishes the message in hand and gives back the rest.
             ledger::set_status(store.pool(), c.id, CampaignStatus::Cancelled).await?;
             let n = ledger::counts(store.pool(), c.id).await?;
+            let in_hand = in_hand(store, &c).await?;
             println!(
-                "{}: cancelled; {} sent before, {} will not be sent.",
+                "{}: cancelled; {} sent before, {} will not be sent{}.",
                 c.issue_id,
                 n.sent,
-                n.remaining()
+                n.remaining(),
+                if in_hand > 0 {
+                    format!(
+                        " but for at most {in_hand} message(s) in hand (one per connection of the senders running now)"
+                    )
+                } else {
+                    String::new()
+                }
             );
             Ok(code(exit::OK))
         })
     }
+}
+
+/// How many messages running senders of `c` may have in hand: one per connection.
+async fn in_hand(store: &Store, c: &Campaign) -> anyhow::Result<i64> {
+    Ok(ledger::live_senders(store.pool())
+        .await?
+        .iter()
+        .filter(|s| s.issue_id == c.issue_id)
+        .map(|s| i64::from(s.concurrency).min(s.claims))
+        .sum())
 }
 
 impl RetryFailedArgs {

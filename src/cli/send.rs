@@ -25,7 +25,10 @@ use crate::store::{LinkToken, Store, StoreError, SubscriberEmail};
 /// the delivery ledger; later runs resume it, never enqueueing anyone twice. A message is
 /// recorded as sent only after the mail server accepted it. Ctrl-C (or SIGTERM) finishes the
 /// messages in flight, gives back the rest and exits with status 75: run the same command to
-/// resume. After a crash, claims return to the queue when their lease runs out.
+/// resume. `lscp-mail pause` and `cancel` reach a running send at once: each connection finishes
+/// the message in hand and the rest go back. After a crash or `kill -9`, the next `send` takes
+/// the dead run's claims at once (PostgreSQL knows the run is gone); a run that is alive but
+/// hung or cut off from the database keeps its claims until their lease runs out.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  lscp-mail send issues/2026-02\n  \
 lscp-mail send issues/2026-02 --rate 20/s --concurrency 4 --daily-cap 10000\n  \
@@ -169,6 +172,16 @@ async fn send(
         );
         return Ok(code(exit::OK));
     }
+    for h in ledger::holders(store.pool(), campaign.id).await? {
+        if !h.alive {
+            println!(
+                "{}: taking over {} claim(s) of sender {}, which has stopped",
+                issue.id,
+                h.claims,
+                h.name.as_deref().unwrap_or("(unnamed)")
+            );
+        }
+    }
     println!(
         "{}: {} to send by {} ({} recipients in all), rate {}, {} connection(s)",
         issue.id,
@@ -193,7 +206,7 @@ async fn send(
             }
             if asked {
                 eprintln!(
-                    "stopping now; claims in flight return to the queue when their lease runs out"
+                    "stopping now; the next `lscp-mail send` takes this run's claims at once"
                 );
                 std::process::exit(130);
             }
@@ -361,20 +374,25 @@ async fn test_send(
 struct Bar {
     bar: ProgressBar,
     started: Mutex<Instant>,
+    /// Showing why nothing is sent (no estimate then: it would say "0s left").
+    waiting: std::sync::atomic::AtomicBool,
 }
 
 impl Bar {
     fn new() -> Self {
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-        bar.set_style(
-            ProgressStyle::with_template("[{bar:30}] {pos}/{len} {msg} ({elapsed}, {eta} left)")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
+        bar.set_style(Self::style("({elapsed}, {eta} left)"));
         Self {
             bar,
             started: Mutex::new(Instant::now()),
+            waiting: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    fn style(tail: &str) -> ProgressStyle {
+        ProgressStyle::with_template(&format!("[{{bar:30}}] {{pos}}/{{len}} {{msg}} {tail}"))
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ")
     }
 }
 
@@ -402,6 +420,23 @@ impl Progress for Bar {
 
     fn note(&self, message: &str) {
         self.bar.println(message);
+    }
+
+    fn waiting(&self, why: Option<&str>) {
+        use std::sync::atomic::Ordering;
+        match why {
+            Some(why) => {
+                if !self.waiting.swap(true, Ordering::Relaxed) {
+                    self.bar.set_style(Self::style("({elapsed})"));
+                }
+                self.bar.set_message(why.to_string());
+            }
+            None => {
+                if self.waiting.swap(false, Ordering::Relaxed) {
+                    self.bar.set_style(Self::style("({elapsed}, {eta} left)"));
+                }
+            }
+        }
     }
 
     fn finish(&self) {

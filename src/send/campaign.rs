@@ -1,8 +1,9 @@
 //! Sending a campaign: freeze the audience, then let `concurrency` workers, each with its own
 //! SMTP connection, claim batches from the ledger, wait on the shared throttle, send, and record
 //! the outcome. A row is `sent` only after the server accepted it; a claim never holds a lock
-//! across the SMTP conversation; a stop request finishes what is in flight and gives back the
-//! rest; a database outage pauses the workers until it returns.
+//! across the SMTP conversation; a stop request, `pause` or `cancel` finishes the message in
+//! hand on each connection and gives back the rest at once; a database outage pauses the
+//! workers until it returns. The run's [`Presence`] tells other senders it is alive.
 
 use std::num::NonZeroU32;
 use std::path::Path;
@@ -15,8 +16,11 @@ use chrono_tz::Europe::London;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
-use super::ledger::{self, Campaign, CampaignStatus, CapClaim, Claimed, Counts, FinalStatus};
+use super::ledger::{
+    self, Campaign, CampaignStatus, CapClaim, Claimant, Claimed, Counts, FinalStatus, SenderInfo,
+};
 use super::personalise::{MessageError, Personaliser};
+use super::presence::{Halt, Presence, Standing};
 use super::smtp::{Connection, Failure, SmtpTarget, enhanced_status};
 use super::throttle::{Rate, Throttle};
 use crate::config::Config;
@@ -121,6 +125,9 @@ pub trait Progress: Send + Sync {
     fn start(&self, remaining: u64);
     fn advance(&self, sent: u64, failed: u64, retried: u64);
     fn note(&self, message: &str);
+    /// Nothing this run can send now: why (another sender's claims hold the end of the
+    /// campaign, say), or `None` when it is sending again.
+    fn waiting(&self, _why: Option<&str>) {}
     fn finish(&self);
 }
 
@@ -237,11 +244,61 @@ struct Shared {
     /// claims look again then, not when the lease would run out.
     batch_done: tokio::sync::Notify,
     run_id: String,
+    /// This run's row in `senders`: its claims carry it.
+    sender_id: i32,
+    /// Whether this run holds its liveness lock, from its [`Presence`].
+    standing: watch::Receiver<Standing>,
+    /// `pause` or `cancel`, as soon as the database tells.
+    halt: watch::Receiver<Option<Halt>>,
+    /// Database outages waited out so far: a batch claimed before one is not trusted after it.
+    outages: AtomicU64,
 }
 
 impl Shared {
-    fn stopping(&self) -> bool {
-        *self.stop.borrow()
+    /// Why the run must stop now, if it must.
+    fn stopping(&self) -> Option<Outcome> {
+        match *self.halt.borrow() {
+            Some(Halt::Paused) => return Some(Outcome::Paused),
+            Some(Halt::Cancelled) => return Some(Outcome::Cancelled),
+            None => {}
+        }
+        self.stop.borrow().then_some(Outcome::Interrupted)
+    }
+
+    /// Ready when the run must stop (SIGINT/SIGTERM, `pause`, `cancel`).
+    async fn until_stopped(&self) {
+        let mut stop = self.stop.clone();
+        let mut halt = self.halt.clone();
+        // A sender that went away can no longer ask: wait on the other then.
+        let stopped = async {
+            if stop.wait_for(|s| *s).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        let halted = async {
+            if halt.wait_for(|h| h.is_some()).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            _ = stopped => {}
+            _ = halted => {}
+        }
+    }
+
+    /// The point a claim was made at: what it takes for the claim to still be this run's alone.
+    fn mark(&self) -> (u64, u64) {
+        (
+            self.standing.borrow().epoch,
+            self.outages.load(Ordering::Relaxed),
+        )
+    }
+
+    /// False once the run lost its lock or waited out a database outage since `mark`: another
+    /// sender may have taken the claims made before.
+    fn still_mine(&self, mark: (u64, u64)) -> bool {
+        let s = *self.standing.borrow();
+        s.held && (s.epoch, self.outages.load(Ordering::Relaxed)) == mark
     }
 
     fn report_progress(&self) {
@@ -259,10 +316,9 @@ impl Shared {
 
     /// Sleeps for `d`, or less when a stop is requested or `wake` is ready.
     async fn nap_or(&self, d: Duration, wake: impl std::future::Future<Output = ()>) {
-        let mut stop = self.stop.clone();
         tokio::select! {
             _ = tokio::time::sleep(d) => {}
-            _ = stop.wait_for(|s| *s) => {}
+            _ = self.until_stopped() => {}
             _ = wake => {}
         }
     }
@@ -284,9 +340,12 @@ impl Shared {
             let Some(cause) = e.outage() else {
                 return Err(e);
             };
+            self.outages.fetch_add(1, Ordering::Relaxed);
             tracing::warn!("database unavailable while {what} ({cause}); retrying in {wait:?}");
-            self.progress
-                .note(&format!("database unavailable: waiting ({cause})"));
+            self.progress.note(&format!(
+                "the {} is unavailable: waiting ({cause})",
+                self.store.place()
+            ));
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(Duration::from_secs(15));
         }
@@ -343,6 +402,19 @@ pub async fn run(
     let counts = ledger::counts(store.pool(), campaign.id).await?;
     progress.start(counts.remaining().max(0) as u64);
     let variants = personaliser.variant_count();
+    let presence = Presence::start(
+        store.pool(),
+        SenderInfo {
+            campaign_id: campaign.id,
+            host: host_name(),
+            pid: std::process::id() as i32,
+            rate_per_second: options.rate.per_second(),
+            concurrency: options.concurrency as i32,
+            daily_cap: options.daily_cap.map(|c| c as i32),
+        },
+        options.lease,
+    )
+    .await?;
     let shared = Arc::new(Shared {
         store: store.clone(),
         campaign: campaign.clone(),
@@ -357,6 +429,10 @@ pub async fn run(
         retried: AtomicU64::new(0),
         batch_done: tokio::sync::Notify::new(),
         run_id: run_id(),
+        sender_id: presence.id,
+        standing: presence.standing.clone(),
+        halt: presence.halt.clone(),
+        outages: AtomicU64::new(0),
     });
     tracing::info!(issue = %issue.id, run = %shared.run_id, "sending");
     let mut workers = tokio::task::JoinSet::new();
@@ -378,6 +454,10 @@ pub async fn run(
     progress.finish();
     if let Some(e) = error {
         return Err(e);
+    }
+    // Housekeeping: a row left behind is forgotten by the next run.
+    if let Err(e) = presence.finish(store.pool()).await {
+        tracing::warn!("cannot remove this sender's row: {e}");
     }
     if outcome == Outcome::Finished {
         ledger::finish_if_done(store.pool(), campaign.id).await?;
@@ -405,8 +485,17 @@ fn worst(a: Outcome, b: Outcome) -> Outcome {
     if rank(b) > rank(a) { b } else { a }
 }
 
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into())
+}
+
 fn run_id() -> String {
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
+    let host = host_name();
     let mut r = [0u8; 4];
     let _ = getrandom::fill(&mut r);
     format!(
@@ -442,17 +531,31 @@ async fn worker_loop(
 ) -> Result<Outcome, SendError> {
     let pool = shared.store.pool();
     let campaign = shared.campaign.id;
+    let who = Claimant {
+        worker: me,
+        sender: shared.sender_id,
+    };
     let lease = shared.options.lease.as_secs_f64();
     let batch = i64::from(shared.options.batch);
     loop {
-        if shared.stopping() {
-            return Ok(Outcome::Interrupted);
+        if let Some(outcome) = shared.stopping() {
+            return Ok(outcome);
         }
+        if !shared.standing.borrow().held {
+            // Without the lock, others would take what this run claims: wait for it.
+            let mut standing = shared.standing.clone();
+            tokio::select! {
+                _ = standing.wait_for(|s| s.held) => {}
+                _ = shared.until_stopped() => {}
+            }
+            continue;
+        }
+        let mark = shared.mark();
         let claimed = match shared.options.daily_cap {
             None => {
                 shared
                     .db("claiming", || {
-                        ledger::claim(pool, campaign, me, batch, lease)
+                        ledger::claim(pool, campaign, who, batch, lease)
                     })
                     .await?
             }
@@ -463,7 +566,7 @@ async fn worker_loop(
                         ledger::claim_within_cap(
                             pool,
                             campaign,
-                            me,
+                            who,
                             batch,
                             lease,
                             cap.into(),
@@ -492,24 +595,49 @@ async fn worker_loop(
                 }
             }
         };
+        if !shared.still_mine(mark) {
+            // The claim met an outage (or the lock went): a first try may have committed with
+            // its reply lost. Give back all this worker holds and claim afresh.
+            shared
+                .db("giving back claims", || {
+                    ledger::release_all(pool, campaign, me)
+                })
+                .await?;
+            continue;
+        }
         if claimed.is_empty() {
             match idle(shared).await? {
                 Some(outcome) => return Ok(outcome),
                 None => continue,
             }
         }
+        shared.progress.waiting(None);
         let mut rest = claimed.into_iter();
+        let mut stopped = None;
         while let Some(d) = rest.next() {
-            if shared.stopping() {
-                let ids: Vec<i64> = std::iter::once(d.id).chain(rest.map(|d| d.id)).collect();
+            // Checked before every message, not every batch: a stop, a pause or a cancel takes
+            // effect within the message in hand; a lost lock or an outage leaves the rest of
+            // the batch to whoever may have taken it meanwhile.
+            stopped = shared.stopping();
+            let id = d.id;
+            let give_back = if stopped.is_some() || !shared.still_mine(mark) {
+                true
+            } else {
+                deliver(shared, me, conn, d).await? == Delivery::GaveBack
+            };
+            if give_back {
+                stopped = stopped.or_else(|| shared.stopping());
+                let ids: Vec<i64> = std::iter::once(id).chain(rest.map(|d| d.id)).collect();
                 shared
                     .db("giving back claims", || ledger::release(pool, &ids, me))
                     .await?;
-                return Ok(Outcome::Interrupted);
+                break;
             }
-            deliver(shared, me, conn, d).await?;
         }
         shared.batch_done.notify_waiters();
+        if let Some(outcome) = stopped {
+            return Ok(outcome);
+        }
     }
 }
 
@@ -538,7 +666,16 @@ async fn idle(shared: &Shared) -> Result<Option<Outcome>, SendError> {
     else {
         return Ok(Some(Outcome::Finished));
     };
-    // Retries not yet due, or another sender's claims: look again when the next is due.
+    // Retries not yet due, or another sender's claims: look again when the next is due, and
+    // say whose claims hold the end of the campaign rather than show an estimate of nothing.
+    let holders = shared
+        .db("finding whose claims remain", || {
+            ledger::holders(pool, campaign)
+        })
+        .await?;
+    shared
+        .progress
+        .waiting(waiting_for(&holders, Some(shared.sender_id)).as_deref());
     let wait = (next - Utc::now())
         .to_std()
         .ok()
@@ -548,13 +685,40 @@ async fn idle(shared: &Shared) -> Result<Option<Outcome>, SendError> {
     Ok(None)
 }
 
+/// "waiting for 67 claims of sender host:pid, lease ends 10:42", when live senders other than
+/// `me` hold claims; `None` when nobody else does.
+pub fn waiting_for(holders: &[ledger::Holder], me: Option<i32>) -> Option<String> {
+    let parts: Vec<String> = holders
+        .iter()
+        .filter(|h| h.alive && (me.is_none() || h.sender_id != me))
+        .map(|h| {
+            format!(
+                "{} claim(s) of sender {}, lease ends {}",
+                h.claims,
+                h.name.as_deref().unwrap_or("(unnamed)"),
+                h.lease_until.with_timezone(&London).format("%H:%M")
+            )
+        })
+        .collect();
+    (!parts.is_empty()).then(|| format!("waiting for {}", parts.join("; ")))
+}
+
+/// What became of a claimed delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    /// Sent, failed, skipped or scheduled for a retry: recorded.
+    Done,
+    /// The run was stopped before it went: the claim is to be given back.
+    GaveBack,
+}
+
 /// Sends one claimed delivery and records how it went.
 async fn deliver(
     shared: &Shared,
     me: &str,
     conn: &mut Option<Connection>,
     d: Claimed,
-) -> Result<(), SendError> {
+) -> Result<Delivery, SendError> {
     let pool = shared.store.pool();
     let Some(r) = &d.recipient else {
         shared
@@ -568,7 +732,7 @@ async fn deliver(
                 )
             })
             .await?;
-        return Ok(());
+        return Ok(Delivery::Done);
     };
     let token = LinkToken::new(r.link_id.clone(), r.link_secret.clone());
     let out =
@@ -586,10 +750,14 @@ async fn deliver(
                     .await?;
                 shared.failed.fetch_add(1, Ordering::Relaxed);
                 shared.report_progress();
-                return Ok(());
+                return Ok(Delivery::Done);
             }
         };
-    shared.throttle.ready().await;
+    // A stop while waiting for the throttle: this one has not gone, and goes back.
+    tokio::select! {
+        _ = shared.throttle.ready() => {}
+        _ = shared.until_stopped() => return Ok(Delivery::GaveBack),
+    }
     let result = match conn {
         Some(c) if c.is_usable() => c.send(&out.envelope, &out.bytes).await,
         _ => match Connection::open(
@@ -663,7 +831,7 @@ async fn deliver(
         }
     }
     shared.report_progress();
-    Ok(())
+    Ok(Delivery::Done)
 }
 
 /// `base` × 2^(attempt−1), at most six hours, with ±25% jitter so retries do not arrive at the
@@ -694,6 +862,32 @@ mod tests {
                 "attempt {attempt}: {d} s"
             );
         }
+    }
+
+    #[test]
+    fn only_live_senders_other_than_this_one_are_waited_for() {
+        let lease = Utc
+            .with_ymd_and_hms(2026, 12, 2, 10, 42, 0)
+            .single()
+            .expect("date");
+        let holder = |id: i32, alive: bool, claims: i64| ledger::Holder {
+            sender_id: Some(id),
+            name: Some(format!("mailhost:{id}")),
+            alive,
+            claims,
+            lease_until: lease,
+        };
+        let holders = [holder(7, true, 67), holder(8, false, 3), holder(9, true, 2)];
+        assert_eq!(
+            waiting_for(&holders, Some(9)).as_deref(),
+            Some("waiting for 67 claim(s) of sender mailhost:7, lease ends 10:42")
+        );
+        assert_eq!(
+            waiting_for(&holders[1..2], None),
+            None,
+            "a dead sender's claims are taken, not waited for"
+        );
+        assert_eq!(waiting_for(&holders[2..], Some(9)), None);
     }
 
     #[test]

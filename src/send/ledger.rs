@@ -161,6 +161,13 @@ pub async fn enqueue(db: impl PgExecutor<'_>, campaign_id: i64) -> Result<u64, s
     Ok(done.rows_affected())
 }
 
+/// Who claims: one connection (`worker`, what `claimed_by` records) of a registered sender.
+#[derive(Debug, Clone, Copy)]
+pub struct Claimant<'a> {
+    pub worker: &'a str,
+    pub sender: i32,
+}
+
 /// A delivery claimed for sending, with what is needed to write the message.
 #[derive(Debug, Clone)]
 pub struct Claimed {
@@ -180,13 +187,17 @@ pub struct Recipient {
     pub link_secret: Vec<u8>,
 }
 
-/// Claims up to `limit` due deliveries: queued ones whose time has come, and claims whose lease
-/// ran out (their sender died). One short statement; `SKIP LOCKED` lets several senders share
-/// a campaign without waiting on each other or taking the same row.
+/// Claims up to `limit` due deliveries for `worker` of sender `sender`: queued ones whose time
+/// has come, claims of a sender that is gone (its advisory lock is free: it crashed or was
+/// killed), and claims whose lease ran out (a sender alive but hung or cut off: a connected
+/// sender renews its leases). A sender never takes its own claims: they are in its workers'
+/// hands, even while its lock is being re-taken after an outage. One short statement;
+/// `SKIP LOCKED` lets several senders share a campaign without waiting on each other or taking
+/// the same row.
 pub async fn claim(
     db: impl PgExecutor<'_>,
     campaign_id: i64,
-    worker: &str,
+    who: Claimant<'_>,
     limit: i64,
     lease_seconds: f64,
 ) -> Result<Vec<Claimed>, sqlx::Error> {
@@ -196,13 +207,15 @@ pub async fn claim(
                JOIN campaigns c ON c.id = d.campaign_id AND c.status = 'sending'
                WHERE d.campaign_id = $1
                  AND ((d.status = 'queued' AND d.next_attempt_at <= now())
-                      OR (d.status = 'sending' AND d.lease_until < now()))
+                      OR (d.status = 'sending' AND d.sender_id IS DISTINCT FROM $5
+                          AND (d.lease_until < now()
+                               OR d.sender_id NOT IN (SELECT id FROM live_senders))))
                ORDER BY d.id
                LIMIT $2
                FOR UPDATE OF d SKIP LOCKED
            ), claimed AS (
                UPDATE deliveries d
-               SET status = 'sending', claimed_by = $3,
+               SET status = 'sending', claimed_by = $3, sender_id = $5,
                    lease_until = now() + make_interval(secs => $4),
                    attempts = d.attempts + 1, updated_at = now()
                FROM due WHERE d.id = due.id
@@ -216,8 +229,9 @@ pub async fn claim(
            ORDER BY c.id"#,
         campaign_id,
         limit,
-        worker,
-        lease_seconds
+        who.worker,
+        lease_seconds,
+        who.sender
     )
     .fetch_all(db)
     .await?;
@@ -341,6 +355,27 @@ pub async fn release(
                claimed_by = NULL, lease_until = NULL, updated_at = now()
            WHERE id = ANY($1) AND claimed_by = $2 AND status = 'sending'"#,
         ids,
+        worker
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Gives back every claim `worker` holds: after a claim whose reply was lost in an outage, the
+/// rows it took are the worker's but in nobody's hands. (A sender never takes its own claims,
+/// so nobody else would.)
+pub async fn release_all(
+    db: impl PgExecutor<'_>,
+    campaign_id: i64,
+    worker: &str,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query!(
+        r#"UPDATE deliveries
+           SET status = 'queued', attempts = greatest(attempts - 1, 0),
+               claimed_by = NULL, lease_until = NULL, updated_at = now()
+           WHERE campaign_id = $1 AND claimed_by = $2 AND status = 'sending'"#,
+        campaign_id,
         worker
     )
     .execute(db)
@@ -513,7 +548,7 @@ pub async fn sent_in_last(
 pub async fn claim_within_cap(
     pool: &PgPool,
     campaign_id: i64,
-    worker: &str,
+    who: Claimant<'_>,
     limit: i64,
     lease_seconds: f64,
     cap: i64,
@@ -529,14 +564,7 @@ pub async fn claim_within_cap(
         tx.commit().await?;
         return Ok(CapClaim::CapReached { used });
     }
-    let claimed = claim(
-        &mut *tx,
-        campaign_id,
-        worker,
-        limit.min(room),
-        lease_seconds,
-    )
-    .await?;
+    let claimed = claim(&mut *tx, campaign_id, who, limit.min(room), lease_seconds).await?;
     tx.commit().await?;
     Ok(CapClaim::Claimed(claimed))
 }
@@ -610,4 +638,236 @@ pub async fn bounce(
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// The first key of every sender's advisory lock (the second is the sender's id); the
+/// `live_senders` view looks for it.
+const SENDER_LOCK: i32 = 7_242_018;
+
+/// What a sender tells others about itself when it registers.
+#[derive(Debug, Clone)]
+pub struct SenderInfo {
+    pub campaign_id: i64,
+    pub host: String,
+    pub pid: i32,
+    /// Messages a second; `None` for no limit.
+    pub rate_per_second: Option<f64>,
+    pub concurrency: i32,
+    pub daily_cap: Option<i32>,
+}
+
+/// Registers a sender and takes its advisory lock on `conn`, which must be a connection that
+/// lives as long as the run: the lock is how everyone else knows the sender is alive. One
+/// statement, so the row is never visible without its lock held.
+pub async fn register_sender(
+    conn: impl PgExecutor<'_>,
+    s: &SenderInfo,
+) -> Result<i32, sqlx::Error> {
+    let r = sqlx::query!(
+        r#"WITH s AS (
+               INSERT INTO senders (campaign_id, host, pid, rate_per_second, concurrency, daily_cap)
+               VALUES ($1, $2, $3, $4, $5, $6)
+               RETURNING id)
+           SELECT id AS "id!", pg_try_advisory_lock($7, id) AS "locked!" FROM s"#,
+        s.campaign_id,
+        s.host,
+        s.pid,
+        s.rate_per_second,
+        s.concurrency,
+        s.daily_cap,
+        SENDER_LOCK
+    )
+    .fetch_one(conn)
+    .await?;
+    if !r.locked {
+        return Err(sqlx::Error::Protocol(format!(
+            "the advisory lock of new sender {} is held by another session",
+            r.id
+        )));
+    }
+    Ok(r.id)
+}
+
+/// Takes sender `id`'s lock again on `conn` (after its connection was lost): the backend's pid
+/// when taken, `None` when another session still holds it.
+pub async fn relock_sender(conn: impl PgExecutor<'_>, id: i32) -> Result<Option<i32>, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT CASE WHEN pg_try_advisory_lock($1, $2) THEN pg_backend_pid() END AS "pid""#,
+        SENDER_LOCK,
+        id
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// The pid of the backend `conn` is attached to: a sender remembers it so that, should the
+/// server keep a session it has lost alive, it can end that session and take its lock back.
+pub async fn backend_pid(conn: impl PgExecutor<'_>) -> Result<i32, sqlx::Error> {
+    sqlx::query_scalar!(r#"SELECT pg_backend_pid() AS "pid!""#)
+        .fetch_one(conn)
+        .await
+}
+
+/// Ends backend `pid` if it is the one holding sender `id`'s lock (our own former session,
+/// which the server has not yet noticed is gone); true when it was.
+pub async fn end_stale_session(
+    conn: impl PgExecutor<'_>,
+    id: i32,
+    pid: i32,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT coalesce(bool_or(pg_terminate_backend(l.pid)), false) AS "ended!"
+           FROM pg_locks l
+           WHERE l.locktype = 'advisory' AND l.classid = $1::integer::oid
+             AND l.objid = $2::integer::oid AND l.objsubid = 2 AND l.granted AND l.pid = $3"#,
+        SENDER_LOCK,
+        id,
+        pid
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// Extends the leases of every claim sender `id` holds in a campaign: a sender that is alive and
+/// connected keeps its claims however long its batches take; one that hangs or is cut off stops
+/// renewing, and its claims come free when the lease runs out.
+pub async fn renew_leases(
+    db: impl PgExecutor<'_>,
+    campaign_id: i64,
+    id: i32,
+    lease_seconds: f64,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query!(
+        r#"UPDATE deliveries
+           SET lease_until = now() + make_interval(secs => $3)
+           WHERE campaign_id = $1 AND sender_id = $2 AND status = 'sending'"#,
+        campaign_id,
+        id,
+        lease_seconds
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// A sender that ended cleanly (its lock connection closed) leaves no row, unless it still
+/// holds claims: then the row names it while others take them over.
+pub async fn forget_sender(db: impl PgExecutor<'_>, id: i32) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        r#"DELETE FROM senders s
+           WHERE s.id = $1
+             AND NOT EXISTS (SELECT 1 FROM deliveries d
+                             WHERE d.sender_id = $1 AND d.status = 'sending')"#,
+        id
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Forgets senders that are gone and hold no claims any more (crashed runs, once their claims
+/// were taken over).
+pub async fn forget_departed_senders(db: impl PgExecutor<'_>) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query!(
+        r#"DELETE FROM senders s
+           WHERE s.id NOT IN (SELECT id FROM live_senders)
+             AND NOT EXISTS (SELECT 1 FROM deliveries d
+                             WHERE d.sender_id = s.id AND d.status = 'sending')"#
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Whose claims a campaign's `sending` deliveries are: one line per sender. `alive` is false
+/// only for a sender known to be gone, whose claims anyone may take at once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Holder {
+    pub sender_id: Option<i32>,
+    /// `host:pid`, when the sender is known.
+    pub name: Option<String>,
+    pub alive: bool,
+    pub claims: i64,
+    /// When the last of these claims runs out.
+    pub lease_until: DateTime<Utc>,
+}
+
+pub async fn holders(
+    db: impl PgExecutor<'_>,
+    campaign_id: i64,
+) -> Result<Vec<Holder>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"SELECT d.sender_id, s.host || ':' || s.pid AS name,
+                  -- A claim with no sender (made before senders registered) waits for its
+                  -- lease, as for a live one.
+                  coalesce(d.sender_id IN (SELECT id FROM live_senders), d.sender_id IS NULL)
+                      AS "alive!",
+                  count(*) AS "claims!", max(d.lease_until) AS "lease_until!"
+           FROM deliveries d
+           LEFT JOIN senders s ON s.id = d.sender_id
+           WHERE d.campaign_id = $1 AND d.status = 'sending'
+           GROUP BY d.sender_id, s.host, s.pid
+           ORDER BY 4 DESC"#,
+        campaign_id
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Holder {
+            sender_id: r.sender_id,
+            name: r.name,
+            alive: r.alive,
+            claims: r.claims,
+            lease_until: r.lease_until,
+        })
+        .collect())
+}
+
+/// A sender that is alive now, for `status` and its estimate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveSender {
+    pub id: i32,
+    pub issue_id: String,
+    pub host: String,
+    pub pid: i32,
+    pub rate_per_second: Option<f64>,
+    pub concurrency: i32,
+    pub daily_cap: Option<i32>,
+    pub started_at: DateTime<Utc>,
+    pub claims: i64,
+}
+
+pub async fn live_senders(db: impl PgExecutor<'_>) -> Result<Vec<LiveSender>, sqlx::Error> {
+    sqlx::query_as!(
+        LiveSender,
+        r#"SELECT s.id, c.issue_id, s.host, s.pid, s.rate_per_second, s.concurrency,
+                  s.daily_cap, s.started_at,
+                  (SELECT count(*) FROM deliveries d
+                   WHERE d.sender_id = s.id AND d.status = 'sending') AS "claims!"
+           FROM senders s
+           JOIN campaigns c ON c.id = s.campaign_id
+           WHERE s.id IN (SELECT id FROM live_senders)
+           ORDER BY s.id"#
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// How many of a campaign's remaining deliveries could go now (due or claimed), and when the
+/// first of the others (retries waiting) becomes due.
+pub async fn due_now(
+    db: impl PgExecutor<'_>,
+    campaign_id: i64,
+) -> Result<(i64, Option<DateTime<Utc>>), sqlx::Error> {
+    let r = sqlx::query!(
+        r#"SELECT count(*) FILTER (WHERE status = 'sending' OR next_attempt_at <= now()) AS "due!",
+                  min(next_attempt_at) FILTER (WHERE status = 'queued' AND next_attempt_at > now())
+                      AS next_retry
+           FROM deliveries WHERE campaign_id = $1 AND status IN ('queued', 'sending')"#,
+        campaign_id
+    )
+    .fetch_one(db)
+    .await?;
+    Ok((r.due, r.next_retry))
 }

@@ -3,8 +3,10 @@
 //! message the project sends, the sign-up mails included.
 
 pub mod campaign;
+pub mod estimate;
 pub mod ledger;
 pub mod outgoing;
 pub mod personalise;
+pub mod presence;
 pub mod smtp;
 pub mod throttle;

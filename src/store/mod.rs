@@ -49,10 +49,6 @@ static MIGRATOR: Migrator = sqlx::migrate!();
 /// How long to wait for the server before saying it cannot be reached.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-const CONNECT_HINT: &str = "is PostgreSQL running there? For a local one, \
-`eval \"$(scripts/test --only-services)\"` starts it and sets DATABASE_URL; \
-otherwise check DATABASE_URL or `database_url` in lscp-mail.toml";
-
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(
@@ -66,9 +62,17 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
-    #[error("cannot connect to the database at {url} ({CONNECT_HINT})")]
+    #[error(
+        "cannot connect to the {place} ({setting} is {url}): is PostgreSQL running on that \
+         host and port, and does it accept connections from here? If that is not the database \
+         meant, correct {setting}"
+    )]
     Connect {
         url: String,
+        /// "database `news` on db.internal:5432": the configured one, never another.
+        place: String,
+        /// Where the URL came from: DATABASE_URL or the settings file.
+        setting: &'static str,
         #[source]
         source: sqlx::Error,
     },
@@ -159,7 +163,14 @@ impl Store {
         match first {
             Ok(conn) => conn.close().await?,
             Err(e) if is_missing_database(&e) => return Err(StoreError::NoSuchDatabase { url }),
-            Err(source) => return Err(StoreError::Connect { url, source }),
+            Err(source) => {
+                return Err(StoreError::Connect {
+                    url,
+                    place: place(&options),
+                    setting: setting(),
+                    source,
+                });
+            }
         }
         let pool = PgPoolOptions::new()
             .max_connections(4)
@@ -170,7 +181,7 @@ impl Store {
 
     /// Creates the configured database when it does not exist; true when it did not.
     pub async fn create_database(config: &Config) -> Result<bool, StoreError> {
-        let (url, _) = options(config)?;
+        let (url, options) = options(config)?;
         let full = config
             .database_url
             .as_ref()
@@ -179,6 +190,8 @@ impl Store {
             .to_string();
         let connect = |source| StoreError::Connect {
             url: url.clone(),
+            place: place(&options),
+            setting: setting(),
             source,
         };
         if Postgres::database_exists(&full).await.map_err(connect)? {
@@ -195,6 +208,11 @@ impl Store {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// "database `news` on db.internal:5432", for messages about this store's database.
+    pub fn place(&self) -> String {
+        place(&self.pool.connect_options())
     }
 
     /// Applies the migrations not yet applied. Safe to run concurrently: one waits for the
@@ -237,6 +255,25 @@ fn options(config: &Config) -> Result<(String, PgConnectOptions), StoreError> {
         })?
         .application_name("lscp-mail");
     Ok((url, options))
+}
+
+/// "database `news` on db.internal:5432": the host and database the URL names, no secrets.
+fn place(options: &PgConnectOptions) -> String {
+    format!(
+        "database `{}` on {}:{}",
+        options.get_database().unwrap_or("(the user's default)"),
+        options.get_host(),
+        options.get_port()
+    )
+}
+
+/// The setting the database URL came from: the environment wins over the settings file.
+fn setting() -> &'static str {
+    if std::env::var_os("DATABASE_URL").is_some() {
+        "DATABASE_URL"
+    } else {
+        "`database_url` in the settings file"
+    }
 }
 
 /// PostgreSQL's `invalid_catalog_name`: the database named in the URL does not exist.

@@ -149,3 +149,78 @@ async fn wait_for_sent(pool: &PgPool, n: i64) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[sqlx::test]
+async fn a_sender_cut_off_from_the_database_sends_nothing_more_of_what_another_took_over(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let direct = pool_options
+        .clone()
+        .connect_with(options.clone())
+        .await
+        .expect("connect");
+    let store = Store::from_pool(direct.clone());
+    for i in 0..60 {
+        add(&store, &format!("reader{i:02}@example.org"), "training").await;
+    }
+    let mut proxy = Proxy::start((options.get_host().to_string(), options.get_port())).await;
+    let through_proxy = PgPoolOptions::new()
+        .acquire_timeout(Duration::from_secs(1))
+        .connect_with(options.clone().port(proxy.port))
+        .await
+        .expect("connect through the proxy");
+    let sink = SmtpSink::start(&[]);
+    let port = sink.port;
+    // Big batches and the default ten-minute lease: without liveness, the other sender would
+    // wait ten minutes; without care, the cut-off one would send the rest of its batches again.
+    let send_options = SendOptions {
+        rate: "20/s".parse::<Rate>().expect("rate"),
+        concurrency: 2,
+        batch: 10,
+        smtp_timeout: Duration::from_secs(2),
+        lease: Duration::from_secs(600),
+        ..common::sending::fast_options()
+    };
+    let cut_off_options = send_options.clone();
+    let cut_off = tokio::spawn(async move {
+        send_with(
+            &Store::from_pool(through_proxy),
+            &shipped_issue("2026-02"),
+            port,
+            &cut_off_options,
+        )
+        .await
+    });
+    wait_for_sent(&direct, 8).await;
+    proxy.cut().await;
+
+    // Another sender, still connected, takes over the cut-off one's claims at once.
+    let other = tokio::time::timeout(
+        Duration::from_secs(60),
+        send_with(&store, &shipped_issue("2026-02"), port, &send_options),
+    )
+    .await
+    .expect("the other sender does not wait for the lease");
+    assert_eq!(other.outcome, Outcome::Finished);
+    assert_eq!(sent(&direct).await, 60);
+
+    proxy.restore();
+    let report = tokio::time::timeout(Duration::from_secs(120), cut_off)
+        .await
+        .expect("the cut-off sender ends once the database is back")
+        .expect("send task");
+    assert_eq!(report.outcome, Outcome::Finished);
+
+    let got = sink.recipients();
+    let mut once = got.clone();
+    once.sort();
+    once.dedup();
+    assert_eq!(once.len(), 60, "everyone got the issue");
+    assert!(
+        got.len() - once.len() <= 2,
+        "only the messages in hand at the cut (one per connection) may go twice; {} did",
+        got.len() - once.len()
+    );
+    assert_eq!(sent(&direct).await, 60);
+}

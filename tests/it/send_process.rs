@@ -121,6 +121,84 @@ fn received(sink: &SmtpSink) -> HashMap<String, usize> {
     by
 }
 
+/// Kills (SIGKILL) a send of 40 over 2 connections mid-way, starts it again, and checks that
+/// the second run finished within `within`, that nobody was lost, and that only what was in
+/// flight at the kill went twice. With `default_lease`, both runs keep the ten-minute lease
+/// rather than the tests' three seconds.
+async fn kill_and_resume(
+    pool: &PgPool,
+    url: &str,
+    sink: &SmtpSink,
+    default_lease: bool,
+    within: Duration,
+) {
+    let with_lease = |mut cmd: Command| {
+        if default_lease {
+            cmd.env_remove("LSCP_MAIL_SEND__LEASE_SECONDS");
+        }
+        cmd
+    };
+    let args = [
+        "send",
+        ISSUE,
+        "--rate",
+        "20/s",
+        "--concurrency",
+        "2",
+        "--batch",
+        "5",
+    ];
+    let mut first = with_lease(sender(url, sink, &args)).spawn().expect("spawn");
+    let dead = first.id();
+    wait_until_sent(pool, 8).await;
+    first.kill().expect("SIGKILL");
+    let _ = first.wait();
+    let left_behind: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE status = 'sending'")
+            .fetch_one(pool)
+            .await
+            .expect("count");
+    let before_restart = sent(pool).await;
+    assert!(before_restart < 40, "killed mid-send");
+    if default_lease {
+        assert!(left_behind > 0, "the killed sender left claims behind");
+    }
+
+    let started = Instant::now();
+    let mut again = with_lease(sender(url, sink, &["send", ISSUE, "--rate", "0"]))
+        .spawn()
+        .expect("spawn");
+    while again.try_wait().expect("wait").is_none() {
+        if started.elapsed() > within {
+            let _ = again.kill();
+            let _ = again.wait();
+            panic!(
+                "the resumed send did not finish within {within:?}: it waited for the dead sender's lease"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (code, out) = finish(again);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("finished"), "{out}");
+    if left_behind > 0 {
+        assert!(
+            out.contains(&format!("taking over {left_behind} claim(s) of sender "))
+                && out.contains(&format!(":{dead}, which has stopped")),
+            "{out}"
+        );
+    }
+
+    let got = received(sink);
+    assert_eq!(got.len(), 40, "every reader got the issue: {got:?}");
+    let extra: usize = got.values().map(|n| n - 1).sum();
+    assert!(
+        extra <= 2,
+        "only what was in flight at the kill (at most one per connection) may go twice; {extra} did"
+    );
+    assert_eq!(sent(pool).await, 40);
+}
+
 #[sqlx::test]
 async fn a_sender_killed_mid_send_and_started_again_loses_nobody(
     pool_options: PgPoolOptions,
@@ -129,25 +207,7 @@ async fn a_sender_killed_mid_send_and_started_again_loses_nobody(
     let (pool, url) = database(pool_options, options).await;
     readers(&pool, 40).await;
     let sink = SmtpSink::start(&[]);
-    let mut first = start_send(&url, &sink, "20/s", "2", "5");
-    wait_until_sent(&pool, 8).await;
-    first.kill().expect("SIGKILL");
-    let _ = first.wait();
-    let before_restart = sent(&pool).await;
-    assert!(before_restart < 40, "killed mid-send");
-
-    let (code, out) = run(&url, &sink, &["send", ISSUE, "--rate", "0"]);
-    assert_eq!(code, 0, "{out}");
-    assert!(out.contains("finished"), "{out}");
-
-    let got = received(&sink);
-    assert_eq!(got.len(), 40, "every reader got the issue: {got:?}");
-    let extra: usize = got.values().map(|n| n - 1).sum();
-    assert!(
-        extra <= 2,
-        "only what was in flight at the kill (at most one per connection) may go twice; {extra} did"
-    );
-    assert_eq!(sent(&pool).await, 40);
+    kill_and_resume(&pool, &url, &sink, false, Duration::from_secs(60)).await;
 }
 
 #[sqlx::test]
@@ -171,6 +231,29 @@ async fn two_senders_at_once_deliver_each_message_once(
         "somebody got it twice: {got:?}"
     );
     assert_eq!(sent(&pool).await, 60, "the ledger agrees with the server");
+}
+
+#[sqlx::test]
+async fn a_live_sender_keeps_its_claims_however_long_its_batch_outlasts_the_lease(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let (pool, url) = database(pool_options, options).await;
+    readers(&pool, 40).await;
+    let sink = SmtpSink::start(&[]);
+    // Batches of 20 at 5/s take 4 s, past the tests' 3 s lease: a live sender renews it, so the
+    // other sender never takes claims still in hand.
+    let a = start_send(&url, &sink, "5/s", "1", "20");
+    let b = start_send(&url, &sink, "5/s", "1", "20");
+    let (code_a, out_a) = finish(a);
+    let (code_b, out_b) = finish(b);
+    assert_eq!((code_a, code_b), (0, 0), "{out_a}\n{out_b}");
+    let got = received(&sink);
+    assert_eq!(got.len(), 40);
+    assert!(
+        got.values().all(|n| *n == 1),
+        "somebody got it twice: {got:?}"
+    );
 }
 
 #[sqlx::test]
@@ -316,4 +399,136 @@ async fn cancel_ends_a_campaign_for_good(pool_options: PgPoolOptions, options: P
     assert_eq!(code, 0);
     let (code, out) = run(&url, &sink, &["cancel", ISSUE]);
     assert_eq!(code, 1, "a finished campaign cannot be cancelled: {out}");
+}
+
+/// Runs `lscp-mail cancel` or `pause` on a send of 200 in progress (2 connections, batches of
+/// 20, throttled), then checks that at most one more message per connection reached the server
+/// after the command returned.
+async fn stop_a_running_send(
+    pool: &PgPool,
+    url: &str,
+    sink: &SmtpSink,
+    command: &str,
+) -> (i32, String, String, usize) {
+    let running = start_send(url, sink, "10/s", "2", "20");
+    wait_until_sent(pool, 10).await;
+    let (code, said) = run(url, sink, &[command, ISSUE]);
+    assert_eq!(code, 0, "{said}");
+    let at_the_server_then = sink.recipients().len();
+    let (code, out) = finish(running);
+    let after = sink.recipients().len();
+    assert!(
+        after <= at_the_server_then + 2,
+        "{} more message(s) after `{command}` returned ({at_the_server_then} then, {after} now); at most one per connection may go",
+        after - at_the_server_then
+    );
+    let held: i64 = sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE status = 'sending'")
+        .fetch_one(pool)
+        .await
+        .expect("count");
+    assert_eq!(held, 0, "the rest of the claims went back at once");
+    assert!(
+        after < 150,
+        "the send was stopped well before its end ({after} sent)"
+    );
+    (code, out, said, after)
+}
+
+#[sqlx::test]
+async fn cancel_stops_a_running_send_within_the_message_in_hand(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let (pool, url) = database(pool_options, options).await;
+    readers(&pool, 200).await;
+    let sink = SmtpSink::start(&[]);
+    let (code, out, said, delivered) = stop_a_running_send(&pool, &url, &sink, "cancel").await;
+    assert_eq!(code, 1, "a cancelled send exits 1: {out}");
+    assert!(out.contains("cancelled"), "{out}");
+
+    // "N sent before, M will not be sent": true but for the messages in hand.
+    let number_before = |what: &str| -> usize {
+        let words: Vec<&str> = said
+            .split([' ', ',', ';'])
+            .filter(|w| !w.is_empty())
+            .collect();
+        let at = words
+            .windows(2)
+            .position(|w| w[1] == what)
+            .unwrap_or_else(|| panic!("no \"{what}\" in: {said}"));
+        words[at].parse().expect("a number")
+    };
+    let sent_before = number_before("sent");
+    let will_not = number_before("will");
+    assert!(
+        delivered <= sent_before + 2,
+        "{said}; {delivered} delivered"
+    );
+    assert!(
+        200 - delivered >= will_not - 2,
+        "{said}; {delivered} delivered"
+    );
+    assert_eq!(sent(&pool).await as usize, delivered, "sent means accepted");
+}
+
+#[sqlx::test]
+async fn pause_stops_a_running_send_within_the_message_in_hand_and_send_resumes(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let (pool, url) = database(pool_options, options).await;
+    readers(&pool, 200).await;
+    let sink = SmtpSink::start(&[]);
+    let (code, out, _, _) = stop_a_running_send(&pool, &url, &sink, "pause").await;
+    assert_eq!(code, 75, "a paused send exits 75: {out}");
+    assert!(
+        out.contains("paused") && out.contains("again to resume"),
+        "{out}"
+    );
+
+    resume_to_the_end(&url, &sink, 200);
+}
+
+#[sqlx::test]
+async fn a_sender_killed_mid_send_is_resumed_at_once_with_the_default_lease(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let (pool, url) = database(pool_options, options).await;
+    readers(&pool, 40).await;
+    let sink = SmtpSink::start(&[]);
+    // The dead sender's claims carry a ten-minute lease; PostgreSQL knows at once it is gone.
+    kill_and_resume(&pool, &url, &sink, true, Duration::from_secs(20)).await;
+}
+
+#[sqlx::test]
+async fn status_lists_live_senders_and_whose_claims_hold_the_end(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let (pool, url) = database(pool_options, options).await;
+    readers(&pool, 30).await;
+    let sink = SmtpSink::start(&[]);
+    // One connection claiming everything at once, at 2/s: its claims hold the end.
+    let running = start_send(&url, &sink, "2/s", "1", "50");
+    wait_until_sent(&pool, 2).await;
+    let (code, status) = run(&url, &sink, &["status", ISSUE]);
+    assert_eq!(code, 0, "{status}");
+    let me = format!(":{} sending 2026-02", running.id());
+    assert!(status.contains(&me), "the live sender is listed: {status}");
+    assert!(status.contains("rate 2.0/s"), "{status}");
+    assert!(
+        status.contains("claim(s) of sender") && status.contains("lease ends"),
+        "{status}"
+    );
+    assert!(
+        status.contains("estimate  finish") && status.contains("2.0/s"),
+        "the estimate follows the running sender's rate: {status}"
+    );
+    let (code, _) = run(&url, &sink, &["cancel", ISSUE]);
+    assert_eq!(code, 0);
+    let (code, out) = finish(running);
+    assert_eq!(code, 1, "{out}");
+    let (_, status) = run(&url, &sink, &["status", ISSUE]);
+    assert!(status.contains("senders   none running"), "{status}");
 }
