@@ -141,6 +141,11 @@ impl Personaliser {
         &self.mail.message_id_domain
     }
 
+    /// The envelope sender (`MAIL FROM`): the address of `mail.from`.
+    pub fn sender(&self) -> &lettre::Address {
+        &self.from.email
+    }
+
     /// How many distinct renderings the campaign needs.
     pub fn variant_count(&self) -> usize {
         self.variants.len()

@@ -19,7 +19,7 @@ use sqlx::PgConnection;
 use crate::config::Config;
 use crate::content::TopicSet;
 use crate::render::message;
-use crate::send::smtp::{Connection, Failure, SmtpTarget};
+use crate::send::smtp::{Connection, SmtpFailure, SmtpTarget};
 use crate::store::subscriber::{self, slugs};
 use crate::store::token::random;
 use crate::store::{
@@ -311,8 +311,8 @@ fn mail(config: &Config, subscriber: &Subscriber, subject: String, middle: &str)
 pub enum MailError {
     #[error(transparent)]
     Message(#[from] message::MessageError),
-    #[error("the mail server refused the message: {}", .0.reply())]
-    Refused(Failure),
+    #[error("the mail server did not take the message: {0}")]
+    Refused(SmtpFailure),
 }
 
 /// Sends through the configured SMTP server (the same connection code `send` uses), trying
@@ -337,9 +337,9 @@ pub async fn deliver(
     loop {
         match send_once(config, target, email.envelope(), &bytes).await {
             Ok(reply) => return Ok(reply),
-            Err(Failure::Temporary(reply)) => match waits.next() {
+            Err(failure) if failure.is_transient() => match waits.next() {
                 Some(wait) => tokio::time::sleep(*wait).await,
-                None => return Err(MailError::Refused(Failure::Temporary(reply))),
+                None => return Err(MailError::Refused(failure)),
             },
             Err(failure) => return Err(MailError::Refused(failure)),
         }
@@ -351,7 +351,7 @@ async fn send_once(
     target: &SmtpTarget,
     envelope: &lettre::address::Envelope,
     bytes: &[u8],
-) -> Result<String, Failure> {
+) -> Result<String, SmtpFailure> {
     let limit = Duration::from_secs(30);
     let mut conn = Connection::open(target, &config.mail.message_id_domain, limit).await?;
     let reply = conn.send(envelope, bytes).await;
