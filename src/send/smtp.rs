@@ -310,11 +310,13 @@ impl SmtpFailure {
             return Self::replied(stage, Reply::new(code, &text));
         }
         // A certificate we do not trust, or a client-side impossibility (no common AUTH
-        // mechanism): the settings must change, waiting will not help.
-        if e.is_tls() || e.is_client() {
-            Self::permanent(stage, e.to_string())
+        // mechanism): the settings must change, waiting will not help. (rustls's verdict on
+        // the certificate reaches us as a connection error with its words.)
+        let text = e.to_string();
+        if e.is_tls() || e.is_client() || text.contains("certificate") {
+            Self::permanent(stage, text)
         } else {
-            Self::temporary(stage, e.to_string())
+            Self::temporary(stage, text)
         }
     }
 
