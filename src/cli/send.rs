@@ -155,7 +155,14 @@ async fn send(
     options: &SendOptions,
 ) -> anyhow::Result<ExitCode> {
     // Before the audience is frozen or anyone claimed: a session as the workers will open it.
-    if let Err(failure) = campaign::preflight(target, &personaliser, options).await {
+    if let Err(failure) = campaign::preflight(
+        target,
+        personaliser.hello_name(),
+        personaliser.sender(),
+        options.smtp_timeout,
+    )
+    .await
+    {
         if failure.is_permanent() {
             explain_refusal(&failure, target);
             eprintln!("nothing was sent or recorded.");

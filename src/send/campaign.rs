@@ -392,12 +392,12 @@ fn is_outage(e: &sqlx::Error) -> bool {
 /// the run refuses it here, before anything is frozen or claimed.
 pub async fn preflight(
     target: &SmtpTarget,
-    personaliser: &Personaliser,
-    options: &SendOptions,
+    hello: &str,
+    sender: &lettre::Address,
+    limit: Duration,
 ) -> Result<(), SmtpFailure> {
-    let mut conn =
-        Connection::open(target, personaliser.hello_name(), options.smtp_timeout).await?;
-    let tried = conn.try_sender(Some(personaliser.sender())).await;
+    let mut conn = Connection::open(target, hello, limit).await?;
+    let tried = conn.try_sender(Some(sender)).await;
     conn.quit().await;
     tried
 }

@@ -2,6 +2,7 @@
 //! and the campaign runner that ties them together.
 
 pub mod campaign;
+pub mod dkim;
 pub mod ledger;
 pub mod personalise;
 pub mod smtp;

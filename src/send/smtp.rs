@@ -369,7 +369,11 @@ impl SmtpFailure {
                     return Scope::Session;
                 };
                 let enhanced = reply.enhanced.as_deref();
+                // 4.7.1 to RCPT TO is what most greylisting answers ("451 4.7.1 Try again
+                // later"): the reader's, counted. Other 4.3.x, 4.4.x and 4.7.x are the server's.
+                let greylisting = self.stage == Stage::RcptTo && enhanced == Some("4.7.1");
                 let server_state = !self.permanent
+                    && !greylisting
                     && enhanced.is_some_and(|e| {
                         e.starts_with("4.3.") || e.starts_with("4.4.") || e.starts_with("4.7.")
                     });
@@ -918,6 +922,11 @@ mod tests {
                 "4.2.0 <ann@x>: Recipient address rejected: Greylisted",
             ),
             replied(Stage::RcptTo, 451, "Try again later"),
+            replied(
+                Stage::RcptTo,
+                451,
+                "4.7.1 Greylisting in action, please come back later",
+            ),
         ] {
             assert_eq!(
                 (f.scope(), f.is_permanent()),

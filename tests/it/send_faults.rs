@@ -640,3 +640,99 @@ async fn an_outage_past_give_up_after_stops_with_everyone_still_queued(
         "everyone still queued, nobody charged: {rows:?}"
     );
 }
+
+// doctor ----------------------------------------------------------------------------------
+
+/// `lscp-mail --config FILE doctor` against the test's database and `smtp_url`.
+async fn doctor(db: &str, smtp_url: &str, config: &std::path::Path) -> (i32, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lscp-mail"));
+    cmd.arg("--config")
+        .arg(config)
+        .arg("doctor")
+        .current_dir(config.parent().expect("a folder"))
+        .env("DATABASE_URL", db)
+        .env("SMTP_URL", smtp_url);
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("joined")
+        .expect("lscp-mail runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[sqlx::test]
+async fn doctor_checks_what_a_send_needs_prints_the_dkim_record_and_changes_nothing(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let (pool, url, server) = scene(pool_options, options, 3, Relay::default()).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let key = dir.path().join("dkim.pem");
+    let openssl = |args: &str| {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("openssl {args} 2>/dev/null"))
+            .output()
+            .expect("openssl runs");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    openssl(&format!("genrsa -traditional -out {} 2048", key.display()));
+    let public = openssl(&format!(
+        "rsa -in {} -pubout -outform DER | base64 -w0",
+        key.display()
+    ));
+    assert!(!public.is_empty(), "openssl made a key");
+    let config = dir.path().join("lscp-mail.toml");
+    let write = |base_url: &str, mailto: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[site]\nbase_url = \"{base_url}\"\n\
+                 [mail]\nfrom = \"LSCP <news@leedsscp.org.uk>\"\nunsubscribe_mailto = \"{mailto}\"\n\
+                 [dkim]\ndomain = \"leedsscp.org.uk\"\nselector = \"lscp2026\"\nkey_file = \"{}\"\n",
+                key.display()
+            ),
+        )
+        .expect("write config")
+    };
+
+    write("http://news.example.org", "unsubscribe@elsewhere.example");
+    let (code, out) = doctor(&url, &server.url(), &config).await;
+    assert_eq!(code, 1, "{out}");
+    for line in [
+        "✓ configuration loads",
+        "✓ database reachable and migrated",
+        "✓ mail server smtp://127.0.0.1",
+        "✓ DKIM key",
+        "✓ the From domain leedsscp.org.uk aligns with the DKIM domain leedsscp.org.uk",
+        "✗ site.base_url http://news.example.org is not https",
+        "✗ the unsubscribe address unsubscribe@elsewhere.example is not on the From domain",
+    ] {
+        assert!(out.contains(line), "{line:?} in:\n{out}");
+    }
+    let record =
+        format!("lscp2026._domainkey.leedsscp.org.uk. IN TXT \"v=DKIM1; k=rsa; p={public}\"");
+    assert!(out.contains(&record), "the record to publish:\n{out}");
+    assert_eq!(out.matches("fix:").count(), 2, "a fix for each ✗:\n{out}");
+    assert_eq!(server.count("MAIL FROM"), 1);
+    assert_eq!(server.count("RSET"), 1);
+    assert_eq!(server.count("DATA"), 0, "nothing was sent");
+    assert_eq!(campaigns(&pool).await, 0, "nothing was recorded");
+
+    write(
+        "https://news.leedsscp.org.uk",
+        "unsubscribe@news.leedsscp.org.uk",
+    );
+    let (code, out) = doctor(&url, &server.url(), &config).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("ready to send") && !out.contains('✗'), "{out}");
+
+    let (code, out) = doctor(&url, "smtp://127.0.0.1:1", &config).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("✗ mail server smtp://127.0.0.1:1 unavailable"),
+        "{out}"
+    );
+}
