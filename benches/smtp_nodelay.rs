@@ -122,7 +122,7 @@ async fn run(way: Way, s: &Setup) -> anyhow::Result<f64> {
             let target = SmtpTarget::parse(&url)?;
             let mut conn = Connection::open(&target, "bench.example.org", Duration::from_secs(30))
                 .await
-                .map_err(|f| anyhow::anyhow!("{}", f.reply()))?;
+                .map_err(|f| anyhow::anyhow!("{f}"))?;
             ours(&mut conn, s).await?;
             let start = Instant::now();
             for _ in 1..s.count {
@@ -140,7 +140,7 @@ async fn ours(conn: &mut Connection, s: &Setup) -> anyhow::Result<()> {
     conn.send(&s.envelope, &s.message)
         .await
         .map(drop)
-        .map_err(|f| anyhow::anyhow!("{}", f.reply()))
+        .map_err(|f| anyhow::anyhow!("{f}"))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

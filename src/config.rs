@@ -197,6 +197,9 @@ pub struct Smtp {
     /// `smtp://user:pass@host:587` (STARTTLS), `smtps://…` (TLS), `smtp://127.0.0.1:2525`
     /// (plain, local). `SMTP_URL` overrides it.
     pub url: Option<SecretString>,
+    /// A PEM file of the CA that signed the relay's certificate, trusted besides the usual
+    /// ones: for a relay with a private CA. `LSCP_MAIL_SMTP__CA_FILE` overrides it.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `lscp-mail serve`: the web server behind the links.
@@ -253,6 +256,44 @@ pub struct SendSettings {
     /// A claim of a sender alive but hung or cut off from the database returns to the queue
     /// after this time; a crashed sender's claims are taken at once, a live one renews its own.
     pub lease_seconds: u64,
+    /// The same permanent refusal of this many different readers' messages in a row pauses
+    /// the run: something about the message or the account is wrong, not about the readers.
+    pub max_consecutive_failures: u32,
+    /// How long the mail server may stay unreachable (or keep deferring everyone) before
+    /// `send` stops with everything still queued: "3d", "12h", "90m", "45s".
+    pub give_up_after: GiveUpAfter,
+}
+
+/// A length of time written as people do ("3d", "12h 30m", "45s"); bare numbers are seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GiveUpAfter(pub std::time::Duration);
+
+impl Serialize for GiveUpAfter {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_duration(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for GiveUpAfter {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Seconds(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Seconds(n) => Ok(Self(std::time::Duration::from_secs(n))),
+            Raw::Text(t) => match t.trim().parse::<u64>() {
+                Ok(n) => Ok(Self(std::time::Duration::from_secs(n))),
+                Err(_) => humantime::parse_duration(t.trim()).map(Self).map_err(|e| {
+                    serde::de::Error::custom(format!(
+                        "`{t}` is not a length of time like \"3d\", \"12h\", \"90m\" or \"45s\" ({e})"
+                    ))
+                }),
+            },
+        }
+    }
 }
 
 impl Default for SendSettings {
@@ -267,6 +308,10 @@ impl Default for SendSettings {
             retry_after_seconds: 60,
             smtp_timeout_seconds: 60,
             lease_seconds: 600,
+            max_consecutive_failures: 10,
+            // As long as Postfix keeps a deferred message (maximal_queue_lifetime is 5 days),
+            // less a margin for the operator to act.
+            give_up_after: GiveUpAfter(std::time::Duration::from_secs(3 * 24 * 3600)),
         }
     }
 }
@@ -379,9 +424,14 @@ impl Config {
                 ))
             })?;
         let s = &self.send;
-        if s.burst == 0 || s.batch == 0 || s.concurrency == 0 || s.max_attempts == 0 {
+        if s.burst == 0
+            || s.batch == 0
+            || s.concurrency == 0
+            || s.max_attempts == 0
+            || s.max_consecutive_failures == 0
+        {
             return Err(ConfigError::Invalid(
-                "`send.burst`, `send.batch`, `send.concurrency` and `send.max_attempts` must be at least 1".into(),
+                "`send.burst`, `send.batch`, `send.concurrency`, `send.max_attempts` and `send.max_consecutive_failures` must be at least 1".into(),
             ));
         }
         // A claim must outlast the longest SMTP conversation, or a slow send would be taken over
@@ -542,6 +592,29 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.set_env("LSCP_MAIL_LOG", "debug");
             Config::from_figment(Figment::new()).map_err(|e| e.to_string())?;
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn give_up_after_reads_as_people_write_lengths_of_time() {
+        use std::time::Duration;
+        for (text, secs) in [("3d", 259_200), ("12h", 43_200), ("90m", 5_400), ("45", 45)] {
+            figment::Jail::expect_with(|jail| {
+                jail.set_env("LSCP_MAIL_SEND__GIVE_UP_AFTER", text);
+                let config = Config::load(None).map_err(|e| e.to_string())?;
+                assert_eq!(
+                    config.send.give_up_after.0,
+                    Duration::from_secs(secs),
+                    "{text}"
+                );
+                Ok(())
+            });
+        }
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("LSCP_MAIL_SEND__GIVE_UP_AFTER", "soon");
+            let e = Config::load(None).expect_err("not a length of time");
+            assert!(e.to_string().contains("give_up_after"), "{e}");
             Ok(())
         });
     }

@@ -5,6 +5,7 @@ mod campaign;
 mod check;
 mod compose;
 mod db;
+mod doctor;
 pub mod report;
 mod send;
 mod serve;
@@ -68,6 +69,7 @@ pub enum Command {
     Pause(campaign::PauseArgs),
     Cancel(campaign::CancelArgs),
     RetryFailed(campaign::RetryFailedArgs),
+    Doctor(doctor::Args),
 }
 
 /// An error the user can fix by calling the command differently: exit code 2.
@@ -77,8 +79,13 @@ pub struct UsageError(pub String);
 
 impl Cli {
     pub fn run(self) -> anyhow::Result<ExitCode> {
+        // doctor reports a configuration that does not load as one of its checks.
+        let command = self.command;
+        if let Command::Doctor(args) = command {
+            return args.run(self.config.as_deref());
+        }
         let config = Config::load(self.config.as_deref())?;
-        match self.command {
+        match command {
             Command::Compose(args) => args.run(&config),
             Command::Check(args) => args.run(&config),
             Command::Db(args) => args.run(&config),
@@ -90,6 +97,7 @@ impl Cli {
             Command::Pause(args) => args.run(&config),
             Command::Cancel(args) => args.run(&config),
             Command::RetryFailed(args) => args.run(&config),
+            Command::Doctor(args) => args.run(self.config.as_deref()),
         }
     }
 }

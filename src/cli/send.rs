@@ -15,7 +15,7 @@ use crate::render::Renderer;
 use crate::send::campaign::{self, Outcome, Progress, SendOptions};
 use crate::send::ledger::{self, CampaignStatus};
 use crate::send::personalise::Personaliser;
-use crate::send::smtp::{Connection, SmtpError, SmtpTarget};
+use crate::send::smtp::{Connection, SmtpFailure, SmtpTarget};
 use crate::send::throttle::Rate;
 use crate::store::{LinkToken, Store, StoreError, SubscriberEmail};
 
@@ -141,8 +141,13 @@ impl Args {
 }
 
 fn smtp_target(config: &Config) -> anyhow::Result<SmtpTarget> {
-    let url = config.smtp.url.as_ref().ok_or(SmtpError::NotConfigured)?;
-    Ok(SmtpTarget::parse(url)?)
+    Ok(SmtpTarget::from_config(&config.smtp)?)
+}
+
+/// Prints why the mail server refused the session for good and what to change.
+fn explain_refusal(failure: &SmtpFailure, target: &SmtpTarget) {
+    eprintln!("error: the mail server {target} refused the session: {failure}");
+    eprintln!("check {}", failure.suspect());
 }
 
 async fn send(
@@ -152,6 +157,27 @@ async fn send(
     target: &SmtpTarget,
     options: &SendOptions,
 ) -> anyhow::Result<ExitCode> {
+    // Before the audience is frozen or anyone claimed: a session as the workers will open it.
+    if let Err(failure) = campaign::preflight(
+        target,
+        personaliser.hello_name(),
+        personaliser.sender(),
+        options.smtp_timeout,
+    )
+    .await
+    {
+        if failure.is_permanent() {
+            explain_refusal(&failure, target);
+            eprintln!("nothing was sent or recorded.");
+            return Ok(code(exit::FAILURE));
+        }
+        eprintln!(
+            "{}: the mail server {target} is unavailable now ({failure}); nothing was sent or recorded; run `lscp-mail send {}` again later",
+            issue.id,
+            issue.dir.display()
+        );
+        return Ok(code(exit::RESUMABLE));
+    }
     let campaign = match campaign::prepare(store, issue, options).await {
         Ok(c) => c,
         Err(e @ (campaign::SendError::Cancelled(_) | campaign::SendError::Changed { .. })) => {
@@ -251,6 +277,18 @@ async fn send(
         issue.dir.display()
     );
     match report.outcome {
+        // Nothing accepted and something refused: not a success, whatever the queue says.
+        Outcome::Finished if report.sent == 0 && report.failed > 0 => {
+            println!(
+                "{}: finished, but every attempt failed; {this_run}; {totals}",
+                issue.id
+            );
+            println!(
+                "`lscp-mail status {}` shows why; after fixing the cause, `lscp-mail retry-failed {}` queues them again",
+                issue.id, issue.id
+            );
+            Ok(code(exit::FAILURE))
+        }
         Outcome::Finished => {
             println!("{}: finished; {this_run}; {totals}", issue.id);
             if c.failed > 0 {
@@ -273,7 +311,39 @@ async fn send(
             Ok(code(exit::RESUMABLE))
         }
         Outcome::Paused => {
-            println!("{}: paused; {this_run}; {totals}; {resume}", issue.id);
+            match &report.stopped_by {
+                Some(f) => println!(
+                    "{}: paused by itself: {} readers in a row were refused the same way ({f}); {this_run}; {totals}. Fix the cause (the message, the account or the server's policy), run `lscp-mail send {}` again, then `lscp-mail retry-failed {}` for those refused",
+                    issue.id,
+                    options.max_consecutive_failures,
+                    issue.dir.display(),
+                    issue.id
+                ),
+                None => println!("{}: paused; {this_run}; {totals}; {resume}", issue.id),
+            }
+            Ok(code(exit::RESUMABLE))
+        }
+        Outcome::Refused => {
+            if let Some(f) = &report.stopped_by {
+                explain_refusal(f, target);
+            }
+            println!(
+                "{}: stopped: the mail server refused the session; nobody else was tried and their claims went back to the queue; {this_run}; {totals}; fix the setting, then {resume}",
+                issue.id
+            );
+            Ok(code(exit::FAILURE))
+        }
+        Outcome::ServerUnavailable => {
+            let why = report
+                .stopped_by
+                .as_ref()
+                .map(|f| format!(" (last: {f})"))
+                .unwrap_or_default();
+            println!(
+                "{}: gave up: the mail server stayed unavailable for {}{why}; nobody was charged an attempt and everything is still queued; {this_run}; {totals}; {resume}",
+                issue.id,
+                humantime::format_duration(options.give_up_after)
+            );
             Ok(code(exit::RESUMABLE))
         }
         Outcome::Cancelled => {
@@ -329,9 +399,14 @@ async fn test_send(
     options: &SendOptions,
 ) -> anyhow::Result<ExitCode> {
     let issue_topics = issue.topics();
-    let mut conn = Connection::open(target, personaliser.hello_name(), options.smtp_timeout)
-        .await
-        .map_err(|f| anyhow::anyhow!("{}", f.reply()))?;
+    let mut conn =
+        match Connection::open(target, personaliser.hello_name(), options.smtp_timeout).await {
+            Ok(c) => c,
+            Err(f) => {
+                explain_refusal(&f, target);
+                return Ok(code(exit::FAILURE));
+            }
+        };
     let mut failed = 0;
     for address in addresses {
         let email = SubscriberEmail::parse(address)
@@ -361,7 +436,7 @@ async fn test_send(
             Ok(reply) => println!("sent to {address} ({who}): {reply}"),
             Err(f) => {
                 failed += 1;
-                println!("NOT sent to {address}: {}", f.reply());
+                println!("NOT sent to {address}: {f}");
             }
         }
     }
@@ -419,7 +494,12 @@ impl Progress for Bar {
     }
 
     fn note(&self, message: &str) {
-        self.bar.println(message);
+        // A hidden bar (stderr not a terminal: cron, a log file) prints nothing itself.
+        if self.bar.is_hidden() {
+            eprintln!("{message}");
+        } else {
+            self.bar.println(message);
+        }
     }
 
     fn waiting(&self, why: Option<&str>) {

@@ -6,7 +6,7 @@ use anyhow::Context;
 
 use super::{UsageError, code, exit};
 use crate::config::Config;
-use crate::send::smtp::{SmtpError, SmtpTarget};
+use crate::send::smtp::SmtpTarget;
 use crate::store::Store;
 use crate::web::{self, AppState};
 
@@ -46,8 +46,7 @@ impl Args {
                     UsageError(format!("`serve.listen` = {:?}", config.serve.listen))
                 })?,
             };
-        let smtp_url = config.smtp.url.clone().ok_or(SmtpError::NotConfigured)?;
-        let smtp = SmtpTarget::parse(&smtp_url)?;
+        let smtp = SmtpTarget::from_config(&config.smtp)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;

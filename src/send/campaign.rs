@@ -4,11 +4,17 @@
 //! across the SMTP conversation; a stop request, `pause` or `cancel` finishes the message in
 //! hand on each connection and gives back the rest at once; a database outage pauses the
 //! workers until it returns. The run's [`Presence`] tells other senders it is alive.
+//!
+//! SMTP failures are acted on by scope (see [`SmtpFailure::scope`]): only what the server says
+//! about one recipient changes that recipient's record. A session refused for good halts the
+//! run with every claim given back; a session failing for now (the server down, a 421, "slow
+//! down") charges nobody an attempt while the workers probe it with backoff; the same message
+//! refusal for reader after reader pauses the campaign.
 
 use std::num::NonZeroU32;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -21,8 +27,8 @@ use super::ledger::{
 };
 use super::personalise::{MessageError, Personaliser};
 use super::presence::{Halt, Presence, Standing};
-use super::smtp::{Connection, Failure, SmtpTarget, enhanced_status};
-use super::throttle::{Rate, Throttle};
+use super::smtp::{Connection, Scope, SmtpFailure, SmtpTarget};
+use super::throttle::{Rate, Slowdown, Throttle};
 use crate::config::Config;
 use crate::content::Issue;
 use crate::store::{LinkToken, Store, StoreError};
@@ -43,6 +49,10 @@ pub struct SendOptions {
     pub retry_after: Duration,
     pub smtp_timeout: Duration,
     pub lease: Duration,
+    /// The same permanent refusal for this many readers in a row pauses the campaign.
+    pub max_consecutive_failures: u32,
+    /// An unbroken outage of the mail server this long stops the run, everything queued.
+    pub give_up_after: Duration,
 }
 
 impl SendOptions {
@@ -61,6 +71,8 @@ impl SendOptions {
             retry_after: Duration::from_secs(s.retry_after_seconds),
             smtp_timeout: Duration::from_secs(s.smtp_timeout_seconds),
             lease: Duration::from_secs(s.lease_seconds),
+            max_consecutive_failures: s.max_consecutive_failures.max(1),
+            give_up_after: s.give_up_after.0,
         }
     }
 }
@@ -107,6 +119,11 @@ pub enum Outcome {
     Paused,
     /// Someone ran `lscp-mail cancel`.
     Cancelled,
+    /// The mail server refused the session for good (login, sender, TLS): nothing changed for
+    /// anyone not yet sent; fix the setting and run `send` again.
+    Refused,
+    /// The mail server stayed unavailable for `give_up_after`: everything is still queued.
+    ServerUnavailable,
 }
 
 #[derive(Debug, Clone)]
@@ -118,6 +135,9 @@ pub struct RunReport {
     pub retried: u64,
     pub elapsed: Duration,
     pub variants: usize,
+    /// The server's reply that stopped the run (a refused session, the repeated refusal that
+    /// paused it, the last failure of an outage).
+    pub stopped_by: Option<SmtpFailure>,
 }
 
 /// What a run reports as it goes, for the progress bar.
@@ -252,6 +272,52 @@ struct Shared {
     halt: watch::Receiver<Option<Halt>>,
     /// Database outages waited out so far: a batch claimed before one is not trusted after it.
     outages: AtomicU64,
+    /// Set once the run must end for a reason of the server's (see [`ServerHalt`]); every worker
+    /// gives back its claims.
+    server_halt: Mutex<Option<ServerHalt>>,
+    server_halted: watch::Sender<bool>,
+    /// The last permanent refusal of a reader's message and how many readers in a row got it.
+    streak: Mutex<Option<(SmtpFailure, u32)>>,
+    /// Since when no message was accepted while the server failed for now.
+    outage: Mutex<Option<Instant>>,
+    slowdown: Slowdown,
+}
+
+/// Why the run ends on the server's account.
+#[derive(Debug, Clone)]
+enum ServerHalt {
+    Refused(SmtpFailure),
+    Repeated(SmtpFailure),
+    GaveUp(SmtpFailure),
+}
+
+/// After a server's rate complaint the pace stays lowered this long.
+const SLOWDOWN_HOLD: Duration = Duration::from_secs(600);
+
+/// The longest wait between two probes of a server that is down.
+const PROBE_CAP: Duration = Duration::from_secs(300);
+
+/// Waits between probes of a server that is down: from `base`, doubling, at most
+/// [`PROBE_CAP`], with the retries' jitter.
+pub fn probe_wait(base: Duration, probe: i32) -> Duration {
+    backoff(base, probe).min(PROBE_CAP)
+}
+
+impl ServerHalt {
+    /// What the run reports when it ends for this reason.
+    fn outcome(&self) -> Outcome {
+        match self {
+            ServerHalt::Refused(_) => Outcome::Refused,
+            ServerHalt::Repeated(_) => Outcome::Paused,
+            ServerHalt::GaveUp(_) => Outcome::ServerUnavailable,
+        }
+    }
+
+    fn failure(&self) -> &SmtpFailure {
+        match self {
+            ServerHalt::Refused(f) | ServerHalt::Repeated(f) | ServerHalt::GaveUp(f) => f,
+        }
+    }
 }
 
 impl Shared {
@@ -261,6 +327,9 @@ impl Shared {
             Some(Halt::Paused) => return Some(Outcome::Paused),
             Some(Halt::Cancelled) => return Some(Outcome::Cancelled),
             None => {}
+        }
+        if *self.server_halted.borrow() {
+            return Some(self.server_outcome());
         }
         self.stop.borrow().then_some(Outcome::Interrupted)
     }
@@ -280,9 +349,11 @@ impl Shared {
                 std::future::pending::<()>().await;
             }
         };
+        let mut server = self.server_halted.subscribe();
         tokio::select! {
             _ = stopped => {}
             _ = halted => {}
+            _ = server.wait_for(|h| *h) => {}
         }
     }
 
@@ -299,6 +370,25 @@ impl Shared {
     fn still_mine(&self, mark: (u64, u64)) -> bool {
         let s = *self.standing.borrow();
         s.held && (s.epoch, self.outages.load(Ordering::Relaxed)) == mark
+    }
+
+    /// The outcome of the server's halt; `Interrupted` if none was recorded.
+    fn server_outcome(&self) -> Outcome {
+        self.server_halt
+            .lock()
+            .ok()
+            .and_then(|h| h.as_ref().map(ServerHalt::outcome))
+            .unwrap_or(Outcome::Interrupted)
+    }
+
+    /// Ends the run for every worker; the first reason stands.
+    fn halt_for_server(&self, why: ServerHalt) {
+        if let Ok(mut h) = self.server_halt.lock()
+            && h.is_none()
+        {
+            *h = Some(why);
+        }
+        self.server_halted.send_replace(true);
     }
 
     fn report_progress(&self) {
@@ -385,6 +475,21 @@ fn is_outage(e: &sqlx::Error) -> bool {
     }
 }
 
+/// Opens one session exactly as the workers will (EHLO, STARTTLS, AUTH), then offers the
+/// envelope sender with `MAIL FROM` and takes it back with `RSET`: a server that will refuse
+/// the run refuses it here, before anything is frozen or claimed.
+pub async fn preflight(
+    target: &SmtpTarget,
+    hello: &str,
+    sender: &lettre::Address,
+    limit: Duration,
+) -> Result<(), SmtpFailure> {
+    let mut conn = Connection::open(target, hello, limit).await?;
+    let tried = conn.try_sender(Some(sender)).await;
+    conn.quit().await;
+    tried
+}
+
 /// Sends what is due in `campaign` until it is finished, stopped, paused, cancelled, or at the
 /// daily cap.
 #[allow(clippy::too_many_arguments)]
@@ -433,6 +538,11 @@ pub async fn run(
         standing: presence.standing.clone(),
         halt: presence.halt.clone(),
         outages: AtomicU64::new(0),
+        server_halt: Mutex::new(None),
+        server_halted: watch::Sender::new(false),
+        streak: Mutex::new(None),
+        outage: Mutex::new(None),
+        slowdown: Slowdown::new(SLOWDOWN_HOLD),
     });
     tracing::info!(issue = %issue.id, run = %shared.run_id, "sending");
     let mut workers = tokio::task::JoinSet::new();
@@ -459,6 +569,11 @@ pub async fn run(
     if let Err(e) = presence.finish(store.pool()).await {
         tracing::warn!("cannot remove this sender's row: {e}");
     }
+    let halt = shared.server_halt.lock().ok().and_then(|h| h.clone());
+    let stopped_by = halt.map(|h| {
+        outcome = h.outcome();
+        h.failure().clone()
+    });
     if outcome == Outcome::Finished {
         ledger::finish_if_done(store.pool(), campaign.id).await?;
     }
@@ -470,6 +585,7 @@ pub async fn run(
         retried: shared.retried.load(Ordering::Relaxed),
         elapsed: started.elapsed(),
         variants,
+        stopped_by,
     })
 }
 
@@ -479,8 +595,10 @@ fn worst(a: Outcome, b: Outcome) -> Outcome {
         Outcome::Finished => 0,
         Outcome::Interrupted => 1,
         Outcome::CapReached => 2,
-        Outcome::Paused => 3,
-        Outcome::Cancelled => 4,
+        Outcome::ServerUnavailable => 3,
+        Outcome::Paused => 4,
+        Outcome::Cancelled => 5,
+        Outcome::Refused => 6,
     };
     if rank(b) > rank(a) { b } else { a }
 }
@@ -620,18 +738,34 @@ async fn worker_loop(
             // the batch to whoever may have taken it meanwhile.
             stopped = shared.stopping();
             let id = d.id;
-            let give_back = if stopped.is_some() || !shared.still_mine(mark) {
-                true
+            let delivery = if stopped.is_some() || !shared.still_mine(mark) {
+                Delivery::GaveBack
             } else {
-                deliver(shared, me, conn, d).await? == Delivery::GaveBack
+                deliver(shared, me, conn, d).await?
             };
-            if give_back {
-                stopped = stopped.or_else(|| shared.stopping());
-                let ids: Vec<i64> = std::iter::once(id).chain(rest.map(|d| d.id)).collect();
-                shared
-                    .db("giving back claims", || ledger::release(pool, &ids, me))
-                    .await?;
-                break;
+            match delivery {
+                Delivery::Done => {}
+                Delivery::GaveBack => {
+                    stopped = stopped.or_else(|| shared.stopping());
+                    let ids: Vec<i64> = std::iter::once(id).chain(rest.map(|d| d.id)).collect();
+                    shared
+                        .db("giving back claims", || ledger::release(pool, &ids, me))
+                        .await?;
+                    break;
+                }
+                // The server failed the session: nobody is charged; the rest goes back, and
+                // this worker waits for the server before it claims again.
+                Delivery::SessionFailed => {
+                    let ids: Vec<i64> = rest.map(|d| d.id).collect();
+                    shared
+                        .db("giving back claims", || ledger::release(pool, &ids, me))
+                        .await?;
+                    if shared.stopping().is_none() {
+                        wait_out_outage(shared, conn).await;
+                    }
+                    stopped = shared.stopping();
+                    break;
+                }
             }
         }
         shared.batch_done.notify_waiters();
@@ -710,6 +844,9 @@ enum Delivery {
     Done,
     /// The run was stopped before it went: the claim is to be given back.
     GaveBack,
+    /// The session failed: this claim went back as it was; the rest of the batch goes back
+    /// too, and the worker waits out the outage.
+    SessionFailed,
 }
 
 /// Sends one claimed delivery and records how it went.
@@ -755,7 +892,10 @@ async fn deliver(
         };
     // A stop while waiting for the throttle: this one has not gone, and goes back.
     tokio::select! {
-        _ = shared.throttle.ready() => {}
+        _ = async {
+            shared.throttle.ready().await;
+            shared.slowdown.ready().await;
+        } => {}
         _ = shared.until_stopped() => return Ok(Delivery::GaveBack),
     }
     let result = match conn {
@@ -775,7 +915,7 @@ async fn deliver(
             Err(f) => Err(f),
         },
     };
-    match result {
+    let failure = match result {
         Ok(reply) => {
             shared
                 .db("recording a sent message", || {
@@ -783,12 +923,53 @@ async fn deliver(
                 })
                 .await?;
             shared.sent.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut o) = shared.outage.lock() {
+                *o = None;
+            }
+            if let Ok(mut s) = shared.streak.lock() {
+                *s = None;
+            }
+            shared.report_progress();
+            return Ok(Delivery::Done);
         }
-        Err(Failure::Temporary(reply)) => {
-            // A fresh connection next time: the old one may be what failed.
+        Err(f) => f,
+    };
+    if conn.as_ref().is_some_and(|c| !c.is_usable()) {
+        *conn = None;
+    }
+    match (failure.scope(), failure.is_permanent()) {
+        // Not the reader's doing: their claim goes back as it was, attempt uncharged.
+        (Scope::Session, permanent) => {
             if let Some(c) = conn.take() {
                 c.quit().await;
             }
+            let id = [d.id];
+            shared
+                .db("giving back a claim", || ledger::release(pool, &id, me))
+                .await?;
+            if permanent {
+                tracing::error!(reply = %failure, "the mail server refused the session");
+                shared.halt_for_server(ServerHalt::Refused(failure));
+            } else {
+                if let Ok(mut o) = shared.outage.lock() {
+                    o.get_or_insert_with(Instant::now);
+                }
+                if failure.is_rate_complaint() {
+                    let gap = shared.slowdown.complain(shared.options.rate);
+                    shared.progress.note(&format!(
+                        "the mail server asks us to slow down ({}): at most one message every {:.1} s for the next {} min",
+                        failure.detail(),
+                        gap.as_secs_f64(),
+                        SLOWDOWN_HOLD.as_secs() / 60
+                    ));
+                }
+                tracing::warn!(reply = %failure, "the mail server is unavailable for now");
+            }
+            return Ok(Delivery::SessionFailed);
+        }
+        // Greylisting, a full mailbox: this reader's message, later.
+        (Scope::Recipient | Scope::Message, false) => {
+            let reply = failure.to_string();
             if d.attempts >= shared.options.max_attempts as i32 {
                 let why = format!("gave up after {} attempts: {reply}", d.attempts);
                 shared
@@ -807,31 +988,112 @@ async fn deliver(
                 shared.retried.fetch_add(1, Ordering::Relaxed);
             }
         }
-        Err(Failure::Permanent {
-            reply,
-            no_such_user,
-        }) => {
-            if conn.as_ref().is_some_and(|c| !c.is_usable()) {
-                *conn = None;
-            }
+        (Scope::Recipient | Scope::Message, true) => {
+            let reply = failure.to_string();
             shared
                 .db("recording a failure", || {
                     ledger::mark_final(pool, d.id, me, FinalStatus::Failed, &reply)
                 })
                 .await?;
-            if no_such_user {
-                let code = enhanced_status(&reply).unwrap_or("5.1.0").to_string();
+            shared.failed.fetch_add(1, Ordering::Relaxed);
+            if failure.is_no_such_mailbox() {
+                let code = failure
+                    .enhanced()
+                    .map(str::to_string)
+                    .or_else(|| failure.code().map(|c| c.to_string()))
+                    .unwrap_or_default();
                 shared
                     .db("recording a bounce", || {
                         ledger::bounce(pool, r.subscriber_id, &code)
                     })
                     .await?;
+            } else if let Some(repeated) = count_refusal(shared, &failure) {
+                shared
+                    .db("pausing the campaign", || {
+                        ledger::set_status(pool, shared.campaign.id, CampaignStatus::Paused)
+                    })
+                    .await?;
+                shared.halt_for_server(ServerHalt::Repeated(repeated));
             }
-            shared.failed.fetch_add(1, Ordering::Relaxed);
         }
     }
     shared.report_progress();
     Ok(Delivery::Done)
+}
+
+/// Counts a permanent refusal that is not about the reader's address; returns it when it is
+/// the `max_consecutive_failures`th same refusal in a row.
+fn count_refusal(shared: &Shared, failure: &SmtpFailure) -> Option<SmtpFailure> {
+    let mut streak = shared.streak.lock().ok()?;
+    let n = match streak.as_ref() {
+        Some((last, n)) if last.same_as(failure) => n + 1,
+        _ => 1,
+    };
+    *streak = Some((failure.clone(), n));
+    (n >= shared.options.max_consecutive_failures).then(|| failure.clone())
+}
+
+/// The server failed for now: wait, probing it with a session like a sender's (up to `MAIL
+/// FROM` and `RSET`) with growing pauses, until it answers, the run is stopped, or the outage
+/// has lasted `give_up_after`. A working probe's session is kept for the next message.
+async fn wait_out_outage(shared: &Shared, conn: &mut Option<Connection>) {
+    let mut probe = 1;
+    loop {
+        let since = shared
+            .outage
+            .lock()
+            .ok()
+            .and_then(|o| *o)
+            .unwrap_or_else(Instant::now);
+        let wait = probe_wait(shared.options.retry_after, probe);
+        shared.progress.note(&format!(
+            "the mail server is unavailable (for {} s so far): nobody is charged an attempt; probing again in {:.1} s",
+            since.elapsed().as_secs(),
+            wait.as_secs_f64()
+        ));
+        shared.nap(wait).await;
+        if shared.stopping().is_some() {
+            return;
+        }
+        let result = match Connection::open(
+            &shared.target,
+            shared.personaliser.hello_name(),
+            shared.options.smtp_timeout,
+        )
+        .await
+        {
+            Ok(mut c) => match c.try_sender(Some(shared.personaliser.sender())).await {
+                Ok(()) => {
+                    *conn = Some(c);
+                    Ok(())
+                }
+                Err(f) => {
+                    c.quit().await;
+                    Err(f)
+                }
+            },
+            Err(f) => Err(f),
+        };
+        match result {
+            Ok(()) => {
+                shared
+                    .progress
+                    .note("the mail server answers again: sending");
+                return;
+            }
+            Err(f) if f.is_permanent() => {
+                shared.halt_for_server(ServerHalt::Refused(f));
+                return;
+            }
+            Err(f) => {
+                if since.elapsed() >= shared.options.give_up_after {
+                    shared.halt_for_server(ServerHalt::GaveUp(f));
+                    return;
+                }
+                probe += 1;
+            }
+        }
+    }
 }
 
 /// `base` × 2^(attempt−1), at most six hours, with ±25% jitter so retries do not arrive at the
@@ -888,6 +1150,25 @@ mod tests {
             "a dead sender's claims are taken, not waited for"
         );
         assert_eq!(waiting_for(&holders[2..], Some(9)), None);
+    }
+
+    #[test]
+    fn by_default_an_outage_is_probed_every_few_minutes_and_outlasts_every_readers_retries() {
+        let o = SendOptions::from_config(&Config::default());
+        // The longest a reader's temporary failures could take to use up max_attempts.
+        let retries: Duration = (1..o.max_attempts as i32)
+            .map(|a| o.retry_after.saturating_mul(1 << (a - 1)).mul_f64(1.25))
+            .sum();
+        assert!(retries < Duration::from_secs(3600), "{retries:?}");
+        assert_eq!(o.give_up_after, Duration::from_secs(3 * 24 * 3600));
+        assert!(o.give_up_after > retries * 10);
+        assert!(probe_wait(o.retry_after, 1) <= Duration::from_secs(75));
+        for probe in 1..40 {
+            assert!(probe_wait(o.retry_after, probe) <= PROBE_CAP);
+        }
+        // Probing every five minutes at worst: a server back after an hour is found within five.
+        assert_eq!(PROBE_CAP, Duration::from_secs(300));
+        assert_eq!(o.max_consecutive_failures, 10);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! message the project sends, the sign-up mails included.
 
 pub mod campaign;
+pub mod dkim;
 pub mod estimate;
 pub mod ledger;
 pub mod outgoing;

@@ -66,6 +66,11 @@ impl Outbox {
         &self.mail.message_id_domain
     }
 
+    /// The envelope sender (`MAIL FROM`): the address of `mail.from`.
+    pub fn sender(&self) -> &lettre::Address {
+        &self.from.email
+    }
+
     /// The signed message to `to` (an address, and the name to show with it).
     pub fn message(
         &self,

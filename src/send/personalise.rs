@@ -75,6 +75,11 @@ impl Personaliser {
         self.outbox.hello_name()
     }
 
+    /// The envelope sender (`MAIL FROM`): the address of `mail.from`.
+    pub fn sender(&self) -> &lettre::Address {
+        self.outbox.sender()
+    }
+
     /// How many distinct renderings the campaign needs.
     pub fn variant_count(&self) -> usize {
         self.variants.len()

@@ -231,6 +231,28 @@ impl Store {
         })
     }
 
+    /// The migrations this build has that the database has not applied, without creating or
+    /// changing anything (for `doctor`).
+    pub async fn pending_migrations(&self) -> Result<Vec<String>, StoreError> {
+        use sqlx::migrate::Migrate;
+        let mut conn = self.pool.acquire().await?;
+        let applied: Vec<i64> = match conn.list_applied_migrations("_sqlx_migrations").await {
+            Ok(list) => list.into_iter().map(|m| m.version).collect(),
+            // No migrations table: nothing was ever applied.
+            Err(sqlx::migrate::MigrateError::Execute(sqlx::Error::Database(e)))
+                if e.code().as_deref() == Some("42P01") =>
+            {
+                Vec::new()
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(MIGRATOR
+            .iter()
+            .filter(|m| m.migration_type.is_up_migration() && !applied.contains(&m.version))
+            .map(|m| format!("{} {}", m.version, m.description))
+            .collect())
+    }
+
     async fn applied_versions(&self) -> Result<Vec<i64>, StoreError> {
         use sqlx::migrate::Migrate;
         let mut conn = self.pool.acquire().await?;

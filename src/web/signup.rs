@@ -22,7 +22,7 @@ use sqlx::PgConnection;
 use crate::config::Config;
 use crate::content::TopicSet;
 use crate::send::outgoing::{Body, Outbox, OutboxError, Outgoing};
-use crate::send::smtp::{Connection, Failure, SmtpTarget};
+use crate::send::smtp::{Connection, SmtpFailure, SmtpTarget};
 use crate::store::subscriber::{self, slugs};
 use crate::store::token::random;
 use crate::store::{
@@ -350,8 +350,8 @@ fn mail(config: &Config, subscriber: &Subscriber, subject: String, middle: &str)
 pub enum MailError {
     #[error(transparent)]
     Message(#[from] OutboxError),
-    #[error("the mail server refused the message: {}", .0.reply())]
-    Refused(Failure),
+    #[error("the mail server did not take the message: {0}")]
+    Refused(SmtpFailure),
 }
 
 /// Sends through the configured SMTP server (the same connection code `send` uses), trying
@@ -371,9 +371,9 @@ pub async fn deliver(
     loop {
         match send_once(outbox, target, &message).await {
             Ok(reply) => return Ok(reply),
-            Err(Failure::Temporary(reply)) => match waits.next() {
+            Err(failure) if failure.is_transient() => match waits.next() {
                 Some(wait) => tokio::time::sleep(*wait).await,
-                None => return Err(MailError::Refused(Failure::Temporary(reply))),
+                None => return Err(MailError::Refused(failure)),
             },
             Err(failure) => return Err(MailError::Refused(failure)),
         }
@@ -384,7 +384,7 @@ async fn send_once(
     outbox: &Outbox,
     target: &SmtpTarget,
     message: &Outgoing,
-) -> Result<String, Failure> {
+) -> Result<String, SmtpFailure> {
     let limit = Duration::from_secs(30);
     let mut conn = Connection::open(target, outbox.hello_name(), limit).await?;
     let reply = conn.send(&message.envelope, &message.bytes).await;

@@ -11,6 +11,7 @@ mod check_rules;
 mod cli_compose;
 mod cli_subscribers;
 mod send_delivery;
+mod send_faults;
 mod send_outage;
 mod send_process;
 mod shipped_issues;

@@ -3,6 +3,7 @@
 
 pub mod browser;
 pub mod dkim;
+pub mod scripted_smtp;
 pub mod sending;
 pub mod smtp_sink;
 pub mod web;

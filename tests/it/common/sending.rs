@@ -55,11 +55,22 @@ pub async fn send_with_config(
     options: &SendOptions,
     config: &Config,
 ) -> RunReport {
+    let target = SmtpTarget::parse(&SecretString::from(format!("smtp://127.0.0.1:{port}")))
+        .expect("smtp url");
+    send_to(store, issue, &target, options, config).await
+}
+
+/// As [`send_with_config`], to any mail server (one with STARTTLS and a login, say).
+pub async fn send_to(
+    store: &Store,
+    issue: &Issue,
+    target: &SmtpTarget,
+    options: &SendOptions,
+    config: &Config,
+) -> RunReport {
     let catalog = TopicCatalog::builtin();
     let renderer = Renderer::new(None).expect("templates");
     let personaliser = Personaliser::new(issue, config, &catalog, &renderer).expect("renders");
-    let target = SmtpTarget::parse(&SecretString::from(format!("smtp://127.0.0.1:{port}")))
-        .expect("smtp url");
     let campaign = campaign::prepare(store, issue, options)
         .await
         .expect("campaign");
@@ -69,7 +80,7 @@ pub async fn send_with_config(
         issue,
         campaign,
         options,
-        &target,
+        target,
         personaliser,
         rx,
         Arc::new(Quiet),
