@@ -247,7 +247,7 @@ impl Cx<'_> {
             published: published?,
             subject,
             preheader,
-            intro: raw.intro.map(Markdown),
+            intro: self.markdown(file, raw.intro, "intro"),
             contents: raw.contents,
         })
     }
@@ -326,6 +326,30 @@ impl Cx<'_> {
         }
     }
 
+    /// Markdown text, its links judged as `check` judges every link: each destination must be
+    /// one a reader can safely follow from an email (see [`markdown_link_target`]).
+    fn markdown(
+        &mut self,
+        file: &File,
+        value: Option<Spanned<String>>,
+        field: &str,
+    ) -> Option<Markdown> {
+        let span = value.as_ref()?.span();
+        let md = Markdown(value?.into_inner());
+        for (offset, dest) in md.link_destinations() {
+            if let Err(e) = markdown_link_target(&dest) {
+                let at = markdown_offset_in_source(file.src.text, span.clone(), &md.0, offset);
+                self.push(
+                    Diagnostic::error(Rule::BadLink, file.src.path, e.to_string())
+                        .at(Some(file.src.position(at)))
+                        .field(field)
+                        .hint("link to a web page (https://…), an address (mailto:…, tel:…) or a heading in this email (#…)"),
+                );
+            }
+        }
+        Some(md)
+    }
+
     fn empty(&mut self, file: &File, heading: &Spanned<String>, what: &str) {
         self.push(
             file.error(
@@ -352,6 +376,7 @@ impl Cx<'_> {
                 let raw: TrainingToml = self.parse(file)?;
                 let heading = self.heading(file, &raw.heading);
                 let topic = self.topic(file, raw.topic);
+                let intro = self.markdown(file, raw.intro, "intro");
                 if raw.courses.is_empty() {
                     self.empty(file, &raw.heading, "add at least one [[courses]] table");
                 }
@@ -364,18 +389,14 @@ impl Cx<'_> {
                 let body = courses
                     .into_iter()
                     .collect::<Option<Vec<_>>>()
-                    .map(|courses| {
-                        SectionBody::Training(Training {
-                            intro: raw.intro.map(Markdown),
-                            courses,
-                        })
-                    });
+                    .map(|courses| SectionBody::Training(Training { intro, courses }));
                 (heading, topic, body)
             }
             "links" => {
                 let raw: LinksToml = self.parse(file)?;
                 let heading = self.heading(file, &raw.heading);
                 let topic = self.topic(file, raw.topic);
+                let intro = self.markdown(file, raw.intro, "intro");
                 if raw.links.is_empty() {
                     self.empty(file, &raw.heading, "add at least one [[links]] table");
                 }
@@ -393,18 +414,17 @@ impl Cx<'_> {
                         })
                     })
                     .collect();
-                let body = links.into_iter().collect::<Option<Vec<_>>>().map(|links| {
-                    SectionBody::Links(SavedLinks {
-                        intro: raw.intro.map(Markdown),
-                        links,
-                    })
-                });
+                let body = links
+                    .into_iter()
+                    .collect::<Option<Vec<_>>>()
+                    .map(|links| SectionBody::Links(SavedLinks { intro, links }));
                 (heading, topic, body)
             }
             "diary" => {
                 let raw: DiaryToml = self.parse(file)?;
                 let heading = self.heading(file, &raw.heading);
                 let topic = self.topic(file, raw.topic);
+                let intro = self.markdown(file, raw.intro, "intro");
                 if raw.dates.is_empty() {
                     self.empty(file, &raw.heading, "add at least one [[dates]] table");
                 }
@@ -414,12 +434,10 @@ impl Cx<'_> {
                     .enumerate()
                     .map(|(i, d)| self.diary_date(file, &anchor, i, d, published))
                     .collect();
-                let body = dates.into_iter().collect::<Option<Vec<_>>>().map(|dates| {
-                    SectionBody::Diary(Diary {
-                        intro: raw.intro.map(Markdown),
-                        dates,
-                    })
-                });
+                let body = dates
+                    .into_iter()
+                    .collect::<Option<Vec<_>>>()
+                    .map(|dates| SectionBody::Diary(Diary { intro, dates }));
                 (heading, topic, body)
             }
             other => {
@@ -447,12 +465,13 @@ impl Cx<'_> {
     fn article(
         &mut self,
         file: &File,
-        body: String,
+        body: Option<Spanned<String>>,
         image: Option<Spanned<ImageToml>>,
         buttons: Vec<Spanned<ButtonToml>>,
         heading: &Spanned<String>,
     ) -> Option<Article> {
-        if body.trim().is_empty() && image.is_none() && buttons.is_empty() {
+        let body = self.markdown(file, body, "body").unwrap_or_default();
+        if body.is_blank() && image.is_none() && buttons.is_empty() {
             self.empty(
                 file,
                 heading,
@@ -476,7 +495,7 @@ impl Cx<'_> {
             })
             .collect();
         Some(Article {
-            body: Markdown(body),
+            body,
             image,
             buttons: buttons.into_iter().collect::<Option<_>>()?,
         })
@@ -569,6 +588,10 @@ impl Cx<'_> {
                 }
             }
         }
+        let description = self
+            .markdown(file, c.description, &format!("courses[{i}].description"))
+            .unwrap_or_default();
+        let audience = self.markdown(file, c.audience, &format!("courses[{i}].audience"));
         let url = match &c.booking_url {
             Some(u) => Some(self.link(file, u, &format!("courses[{i}].booking_url"))?),
             None => None,
@@ -621,8 +644,8 @@ impl Cx<'_> {
                 .group
                 .map(|g| g.trim().to_string())
                 .filter(|g| !g.is_empty()),
-            description: Markdown(c.description),
-            audience: c.audience.map(Markdown),
+            description,
+            audience,
             sessions,
             booking,
         })
@@ -724,6 +747,31 @@ fn section_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         .collect();
     files.sort();
     Ok(files)
+}
+
+/// Where, in a TOML file, the character at `offset` of a string value (spanning `span`, quotes
+/// included) was written: its line, counted from the value's opening quote. TOML drops a line
+/// break right after an opening `"""`, which is counted back in.
+fn markdown_offset_in_source(text: &str, span: Range<usize>, value: &str, offset: usize) -> usize {
+    let end = span.end.min(text.len());
+    let raw = text.get(span.start..end).unwrap_or("");
+    let mut at = span.start;
+    let mut lines = value[..value.floor_char_boundary(offset)]
+        .matches('\n')
+        .count();
+    let opening = raw.trim_start_matches(['"', '\'']);
+    if raw.len() - opening.len() == 3 && (opening.starts_with('\n') || opening.starts_with("\r\n"))
+    {
+        lines += 1;
+    }
+    while lines > 0 {
+        match text.get(at..end).and_then(|rest| rest.find('\n')) {
+            Some(n) => at += n + 1,
+            None => break,
+        }
+        lines -= 1;
+    }
+    at
 }
 
 /// `03-safer-sleep-week.toml` → `safer-sleep-week`.
