@@ -219,10 +219,81 @@ impl Issue {
     }
 }
 
+/// A section's name within its issue, for links ("In this issue", `#safer-sleep-week`), ids
+/// and the cut marks that assemble each reader's version. Only [`Anchors::claim`] makes one,
+/// and it never gives the same anchor twice, so two sections of an issue cannot share one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Anchor(String);
+
+impl Anchor {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Anchor {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Anchor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The anchors handed out for one issue.
+#[derive(Debug, Default)]
+pub struct Anchors {
+    taken: std::collections::HashSet<String>,
+}
+
+impl Anchors {
+    /// The anchor for a section file: its name without the number in front and made of
+    /// `[a-z0-9-]` (`03-safer-sleep-week.toml` → `safer-sleep-week`), or, when an earlier file
+    /// already has that (`09-leak.toml` and `10_leak.toml`), the first free `leak-2`, `leak-3`…
+    pub fn claim(&mut self, file_stem: &str) -> Anchor {
+        let trimmed =
+            file_stem.trim_start_matches(|c: char| c.is_ascii_digit() || c == '-' || c == '_');
+        let base: String = if trimmed.is_empty() {
+            file_stem
+        } else {
+            trimmed
+        }
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+        let base = if base.is_empty() {
+            "section".to_string()
+        } else {
+            base
+        };
+        let anchor = (1..)
+            .map(|n| match n {
+                1 => base.clone(),
+                n => format!("{base}-{n}"),
+            })
+            .find(|a| !self.taken.contains(a))
+            .unwrap_or(base);
+        self.taken.insert(anchor.clone());
+        Anchor(anchor)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Section {
-    /// The anchor used by "In this issue": the file name without its number, `safer-sleep-week`.
-    pub anchor: String,
+    /// The anchor used by "In this issue", unique within the issue: `safer-sleep-week`.
+    pub anchor: Anchor,
     pub file: PathBuf,
     pub heading: String,
     /// `None`: for every reader.
@@ -411,6 +482,35 @@ mod tests {
         assert!(Link::parse("javascript:alert(1)").is_err());
         assert!(Link::parse("mailto:not an address").is_err());
         assert!(!Link::parse("http://example.org/").is_ok_and(|l| l.is_https()));
+    }
+
+    #[test]
+    fn anchors_are_the_file_name_without_its_number_and_never_repeat() {
+        let mut anchors = Anchors::default();
+        let claimed: Vec<String> = [
+            "03-safer-sleep-week",
+            "09-leak",
+            "10_leak",
+            "11-leak-2",
+            "12-LEAK",
+            "13",
+            "14-",
+        ]
+        .into_iter()
+        .map(|stem| anchors.claim(stem).to_string())
+        .collect();
+        assert_eq!(
+            claimed,
+            [
+                "safer-sleep-week",
+                "leak",
+                "leak-2",
+                "leak-2-2",
+                "leak-3",
+                "13",
+                "14-"
+            ]
+        );
     }
 
     #[test]

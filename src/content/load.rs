@@ -45,6 +45,7 @@ impl Loaded {
 pub fn load_issue(dir: &Path, topics: &TopicCatalog) -> Loaded {
     let mut cx = Cx {
         topics,
+        anchors: Anchors::default(),
         diagnostics: Vec::new(),
     };
     let issue = cx.issue(dir);
@@ -57,6 +58,7 @@ pub fn load_issue(dir: &Path, topics: &TopicCatalog) -> Loaded {
 
 struct Cx<'a> {
     topics: &'a TopicCatalog,
+    anchors: Anchors,
     diagnostics: Vec<Diagnostic>,
 }
 
@@ -363,7 +365,8 @@ impl Cx<'_> {
 
     fn section(&mut self, file: &File, published: Option<NaiveDate>) -> Option<Section> {
         let head: SectionHead = self.parse(file)?;
-        let anchor = anchor_for(file.src.path);
+        let stem = file.src.path.file_stem().and_then(|s| s.to_str());
+        let anchor = self.anchors.claim(stem.unwrap_or("section"));
         let (heading, topic, body) = match head.kind.get_ref().as_str() {
             "article" => {
                 let raw: ArticleToml = self.parse(file)?;
@@ -772,26 +775,6 @@ fn markdown_offset_in_source(text: &str, span: Range<usize>, value: &str, offset
         lines -= 1;
     }
     at
-}
-
-/// `03-safer-sleep-week.toml` → `safer-sleep-week`.
-fn anchor_for(path: &Path) -> String {
-    let stem = path
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("section");
-    let trimmed = stem.trim_start_matches(|c: char| c.is_ascii_digit() || c == '-' || c == '_');
-    let anchor: String = if trimmed.is_empty() { stem } else { trimmed }
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    anchor
 }
 
 /// A TOML parse or shape error, with its place and a hint for the common cases.
