@@ -105,6 +105,7 @@ impl Cx<'_> {
                 text: &text,
             },
         };
+        self.control_characters(&file);
         let raw: IssueToml = self.parse(&file)?;
         let header = self.header(&file, dir, raw);
 
@@ -120,6 +121,7 @@ impl Cx<'_> {
                 let file = File {
                     src: Source { path, text: &text },
                 };
+                self.control_characters(&file);
                 if let Some(s) = self.section(&file, header.as_ref().map(|h| h.published)) {
                     sections.push(s);
                 }
@@ -177,6 +179,34 @@ impl Cx<'_> {
                 self.push(toml_error(file, &e));
                 None
             }
+        }
+    }
+
+    /// Every text value of the file, whatever its key, is printable: line breaks and tabs are
+    /// text, any other control character (NUL, ESC, a lone `\u0085`…) is an error. TOML only
+    /// lets them in through escapes, which is how they hide.
+    fn control_characters(&mut self, file: &File) {
+        // A file that does not parse is reported by the typed parse.
+        let Ok(doc) = toml::de::DeTable::parse(file.src.text) else {
+            return;
+        };
+        let mut found = Vec::new();
+        for (key, value) in doc.get_ref() {
+            find_control_characters(value, key.get_ref().to_string(), &mut found);
+        }
+        for (field, span, c) in found {
+            self.push(
+                file.error(
+                    Rule::ControlCharacter,
+                    span,
+                    format!(
+                        "the text holds a control character (U+{:04X}) that cannot be printed",
+                        u32::from(c)
+                    ),
+                )
+                .field(field)
+                .hint("remove it; it is often pasted with the text or written as a \\u escape"),
+            );
         }
     }
 
@@ -775,6 +805,37 @@ fn markdown_offset_in_source(text: &str, span: Range<usize>, value: &str, offset
         lines -= 1;
     }
     at
+}
+
+/// The key path, place and character of every string under `value` (at `path`) that holds a
+/// control character other than CR, LF or tab.
+fn find_control_characters(
+    value: &Spanned<toml::de::DeValue>,
+    path: String,
+    found: &mut Vec<(String, Range<usize>, char)>,
+) {
+    use toml::de::DeValue;
+    match value.get_ref() {
+        DeValue::String(s) => {
+            if let Some(c) = s
+                .chars()
+                .find(|&c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+            {
+                found.push((path, value.span(), c));
+            }
+        }
+        DeValue::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                find_control_characters(item, format!("{path}[{i}]"), found);
+            }
+        }
+        DeValue::Table(table) => {
+            for (key, item) in table {
+                find_control_characters(item, format!("{path}.{}", key.get_ref()), found);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// A TOML parse or shape error, with its place and a hint for the common cases.

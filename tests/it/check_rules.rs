@@ -190,6 +190,15 @@ fn a_line_break_inside_a_link_is_an_error_not_quietly_dropped() {
 }
 
 #[test]
+fn a_control_character_in_any_text_is_an_error() {
+    let loaded = load("control-character-in-text");
+    let d = only(&loaded, Rule::ControlCharacter);
+    assert_at(&d, "01-diary.toml", 7, Some("dates[0].label"));
+    assert!(d.message.contains("U+001B"), "{d}");
+    assert_refused(&loaded);
+}
+
+#[test]
 fn a_script_link_in_markdown_is_an_error_at_its_line() {
     let loaded = load("script-link-in-markdown");
     let d = only(&loaded, Rule::BadLink);
