@@ -303,7 +303,8 @@ pub struct Section {
 
 #[derive(Debug, Clone)]
 pub enum SectionBody {
-    Article(Article),
+    /// Boxed: an article's links and image make it several times the size of the others.
+    Article(Box<Article>),
     Training(Training),
     Links(SavedLinks),
     Diary(Diary),

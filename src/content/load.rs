@@ -403,7 +403,11 @@ impl Cx<'_> {
                 let heading = self.heading(file, &raw.heading);
                 let topic = self.topic(file, raw.topic);
                 let body = self.article(file, raw.body, raw.image, raw.buttons, &raw.heading);
-                (heading, topic, body.map(SectionBody::Article))
+                (
+                    heading,
+                    topic,
+                    body.map(|a| SectionBody::Article(Box::new(a))),
+                )
             }
             "training" => {
                 let raw: TrainingToml = self.parse(file)?;
