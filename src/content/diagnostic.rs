@@ -31,6 +31,9 @@ pub enum Rule {
     MissingAltText,
     EmptySection,
     BadLink,
+    /// A text value holds a control character other than a line break or tab (NUL, ESC…),
+    /// usually from a `\u…` escape: it would break the email or a reader's terminal.
+    ControlCharacter,
     InsecureLink,
     DateBeforePublication,
     IssueMonth,

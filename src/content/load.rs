@@ -45,6 +45,7 @@ impl Loaded {
 pub fn load_issue(dir: &Path, topics: &TopicCatalog) -> Loaded {
     let mut cx = Cx {
         topics,
+        anchors: Anchors::default(),
         diagnostics: Vec::new(),
     };
     let issue = cx.issue(dir);
@@ -57,6 +58,7 @@ pub fn load_issue(dir: &Path, topics: &TopicCatalog) -> Loaded {
 
 struct Cx<'a> {
     topics: &'a TopicCatalog,
+    anchors: Anchors,
     diagnostics: Vec<Diagnostic>,
 }
 
@@ -103,6 +105,7 @@ impl Cx<'_> {
                 text: &text,
             },
         };
+        self.control_characters(&file);
         let raw: IssueToml = self.parse(&file)?;
         let header = self.header(&file, dir, raw);
 
@@ -118,6 +121,7 @@ impl Cx<'_> {
                 let file = File {
                     src: Source { path, text: &text },
                 };
+                self.control_characters(&file);
                 if let Some(s) = self.section(&file, header.as_ref().map(|h| h.published)) {
                     sections.push(s);
                 }
@@ -175,6 +179,34 @@ impl Cx<'_> {
                 self.push(toml_error(file, &e));
                 None
             }
+        }
+    }
+
+    /// Every text value of the file, whatever its key, is printable: line breaks and tabs are
+    /// text, any other control character (NUL, ESC, a lone `\u0085`…) is an error. TOML only
+    /// lets them in through escapes, which is how they hide.
+    fn control_characters(&mut self, file: &File) {
+        // A file that does not parse is reported by the typed parse.
+        let Ok(doc) = toml::de::DeTable::parse(file.src.text) else {
+            return;
+        };
+        let mut found = Vec::new();
+        for (key, value) in doc.get_ref() {
+            find_control_characters(value, key.get_ref().to_string(), &mut found);
+        }
+        for (field, span, c) in found {
+            self.push(
+                file.error(
+                    Rule::ControlCharacter,
+                    span,
+                    format!(
+                        "the text holds a control character (U+{:04X}) that cannot be printed",
+                        u32::from(c)
+                    ),
+                )
+                .field(field)
+                .hint("remove it; it is often pasted with the text or written as a \\u escape"),
+            );
         }
     }
 
@@ -247,7 +279,7 @@ impl Cx<'_> {
             published: published?,
             subject,
             preheader,
-            intro: raw.intro.map(Markdown),
+            intro: self.markdown(file, raw.intro, "intro"),
             contents: raw.contents,
         })
     }
@@ -326,6 +358,30 @@ impl Cx<'_> {
         }
     }
 
+    /// Markdown text, its links judged as `check` judges every link: each destination must be
+    /// one a reader can safely follow from an email (see [`markdown_link_target`]).
+    fn markdown(
+        &mut self,
+        file: &File,
+        value: Option<Spanned<String>>,
+        field: &str,
+    ) -> Option<Markdown> {
+        let span = value.as_ref()?.span();
+        let md = Markdown(value?.into_inner());
+        for (offset, dest) in md.link_destinations() {
+            if let Err(e) = markdown_link_target(&dest) {
+                let at = markdown_offset_in_source(file.src.text, span.clone(), &md.0, offset);
+                self.push(
+                    Diagnostic::error(Rule::BadLink, file.src.path, e.to_string())
+                        .at(Some(file.src.position(at)))
+                        .field(field)
+                        .hint("link to a web page (https://…), an address (mailto:…, tel:…) or a heading in this email (#…)"),
+                );
+            }
+        }
+        Some(md)
+    }
+
     fn empty(&mut self, file: &File, heading: &Spanned<String>, what: &str) {
         self.push(
             file.error(
@@ -339,19 +395,25 @@ impl Cx<'_> {
 
     fn section(&mut self, file: &File, published: Option<NaiveDate>) -> Option<Section> {
         let head: SectionHead = self.parse(file)?;
-        let anchor = anchor_for(file.src.path);
+        let stem = file.src.path.file_stem().and_then(|s| s.to_str());
+        let anchor = self.anchors.claim(stem.unwrap_or("section"));
         let (heading, topic, body) = match head.kind.get_ref().as_str() {
             "article" => {
                 let raw: ArticleToml = self.parse(file)?;
                 let heading = self.heading(file, &raw.heading);
                 let topic = self.topic(file, raw.topic);
                 let body = self.article(file, raw.body, raw.image, raw.buttons, &raw.heading);
-                (heading, topic, body.map(SectionBody::Article))
+                (
+                    heading,
+                    topic,
+                    body.map(|a| SectionBody::Article(Box::new(a))),
+                )
             }
             "training" => {
                 let raw: TrainingToml = self.parse(file)?;
                 let heading = self.heading(file, &raw.heading);
                 let topic = self.topic(file, raw.topic);
+                let intro = self.markdown(file, raw.intro, "intro");
                 if raw.courses.is_empty() {
                     self.empty(file, &raw.heading, "add at least one [[courses]] table");
                 }
@@ -364,18 +426,14 @@ impl Cx<'_> {
                 let body = courses
                     .into_iter()
                     .collect::<Option<Vec<_>>>()
-                    .map(|courses| {
-                        SectionBody::Training(Training {
-                            intro: raw.intro.map(Markdown),
-                            courses,
-                        })
-                    });
+                    .map(|courses| SectionBody::Training(Training { intro, courses }));
                 (heading, topic, body)
             }
             "links" => {
                 let raw: LinksToml = self.parse(file)?;
                 let heading = self.heading(file, &raw.heading);
                 let topic = self.topic(file, raw.topic);
+                let intro = self.markdown(file, raw.intro, "intro");
                 if raw.links.is_empty() {
                     self.empty(file, &raw.heading, "add at least one [[links]] table");
                 }
@@ -393,18 +451,17 @@ impl Cx<'_> {
                         })
                     })
                     .collect();
-                let body = links.into_iter().collect::<Option<Vec<_>>>().map(|links| {
-                    SectionBody::Links(SavedLinks {
-                        intro: raw.intro.map(Markdown),
-                        links,
-                    })
-                });
+                let body = links
+                    .into_iter()
+                    .collect::<Option<Vec<_>>>()
+                    .map(|links| SectionBody::Links(SavedLinks { intro, links }));
                 (heading, topic, body)
             }
             "diary" => {
                 let raw: DiaryToml = self.parse(file)?;
                 let heading = self.heading(file, &raw.heading);
                 let topic = self.topic(file, raw.topic);
+                let intro = self.markdown(file, raw.intro, "intro");
                 if raw.dates.is_empty() {
                     self.empty(file, &raw.heading, "add at least one [[dates]] table");
                 }
@@ -414,12 +471,10 @@ impl Cx<'_> {
                     .enumerate()
                     .map(|(i, d)| self.diary_date(file, &anchor, i, d, published))
                     .collect();
-                let body = dates.into_iter().collect::<Option<Vec<_>>>().map(|dates| {
-                    SectionBody::Diary(Diary {
-                        intro: raw.intro.map(Markdown),
-                        dates,
-                    })
-                });
+                let body = dates
+                    .into_iter()
+                    .collect::<Option<Vec<_>>>()
+                    .map(|dates| SectionBody::Diary(Diary { intro, dates }));
                 (heading, topic, body)
             }
             other => {
@@ -447,12 +502,13 @@ impl Cx<'_> {
     fn article(
         &mut self,
         file: &File,
-        body: String,
+        body: Option<Spanned<String>>,
         image: Option<Spanned<ImageToml>>,
         buttons: Vec<Spanned<ButtonToml>>,
         heading: &Spanned<String>,
     ) -> Option<Article> {
-        if body.trim().is_empty() && image.is_none() && buttons.is_empty() {
+        let body = self.markdown(file, body, "body").unwrap_or_default();
+        if body.is_blank() && image.is_none() && buttons.is_empty() {
             self.empty(
                 file,
                 heading,
@@ -476,7 +532,7 @@ impl Cx<'_> {
             })
             .collect();
         Some(Article {
-            body: Markdown(body),
+            body,
             image,
             buttons: buttons.into_iter().collect::<Option<_>>()?,
         })
@@ -569,6 +625,10 @@ impl Cx<'_> {
                 }
             }
         }
+        let description = self
+            .markdown(file, c.description, &format!("courses[{i}].description"))
+            .unwrap_or_default();
+        let audience = self.markdown(file, c.audience, &format!("courses[{i}].audience"));
         let url = match &c.booking_url {
             Some(u) => Some(self.link(file, u, &format!("courses[{i}].booking_url"))?),
             None => None,
@@ -621,8 +681,8 @@ impl Cx<'_> {
                 .group
                 .map(|g| g.trim().to_string())
                 .filter(|g| !g.is_empty()),
-            description: Markdown(c.description),
-            audience: c.audience.map(Markdown),
+            description,
+            audience,
             sessions,
             booking,
         })
@@ -726,24 +786,60 @@ fn section_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// `03-safer-sleep-week.toml` → `safer-sleep-week`.
-fn anchor_for(path: &Path) -> String {
-    let stem = path
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("section");
-    let trimmed = stem.trim_start_matches(|c: char| c.is_ascii_digit() || c == '-' || c == '_');
-    let anchor: String = if trimmed.is_empty() { stem } else { trimmed }
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
+/// Where, in a TOML file, the character at `offset` of a string value (spanning `span`, quotes
+/// included) was written: its line, counted from the value's opening quote. TOML drops a line
+/// break right after an opening `"""`, which is counted back in.
+fn markdown_offset_in_source(text: &str, span: Range<usize>, value: &str, offset: usize) -> usize {
+    let end = span.end.min(text.len());
+    let raw = text.get(span.start..end).unwrap_or("");
+    let mut at = span.start;
+    let mut lines = value[..value.floor_char_boundary(offset)]
+        .matches('\n')
+        .count();
+    let opening = raw.trim_start_matches(['"', '\'']);
+    if raw.len() - opening.len() == 3 && (opening.starts_with('\n') || opening.starts_with("\r\n"))
+    {
+        lines += 1;
+    }
+    while lines > 0 {
+        match text.get(at..end).and_then(|rest| rest.find('\n')) {
+            Some(n) => at += n + 1,
+            None => break,
+        }
+        lines -= 1;
+    }
+    at
+}
+
+/// The key path, place and character of every string under `value` (at `path`) that holds a
+/// control character other than CR, LF or tab.
+fn find_control_characters(
+    value: &Spanned<toml::de::DeValue>,
+    path: String,
+    found: &mut Vec<(String, Range<usize>, char)>,
+) {
+    use toml::de::DeValue;
+    match value.get_ref() {
+        DeValue::String(s) => {
+            if let Some(c) = s
+                .chars()
+                .find(|&c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+            {
+                found.push((path, value.span(), c));
             }
-        })
-        .collect();
-    anchor
+        }
+        DeValue::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                find_control_characters(item, format!("{path}[{i}]"), found);
+            }
+        }
+        DeValue::Table(table) => {
+            for (key, item) in table {
+                find_control_characters(item, format!("{path}.{}", key.get_ref()), found);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// A TOML parse or shape error, with its place and a hint for the common cases.

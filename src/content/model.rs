@@ -22,7 +22,7 @@ pub struct IssueToml {
     pub preheader: Spanned<String>,
     /// Markdown shown above the sections.
     #[serde(default)]
-    pub intro: Option<String>,
+    pub intro: Option<Spanned<String>>,
     /// Ask for an "In this issue" list built from the section headings.
     #[serde(default)]
     pub contents: bool,
@@ -46,7 +46,7 @@ pub struct ArticleToml {
     pub topic: Option<Spanned<String>>,
     /// Markdown: paragraphs, bullet lists, links, bold.
     #[serde(default)]
-    pub body: String,
+    pub body: Option<Spanned<String>>,
     #[serde(default)]
     pub image: Option<Spanned<ImageToml>>,
     #[serde(default)]
@@ -83,7 +83,7 @@ pub struct TrainingToml {
     #[serde(default)]
     pub topic: Option<Spanned<String>>,
     #[serde(default)]
-    pub intro: Option<String>,
+    pub intro: Option<Spanned<String>>,
     #[serde(default)]
     pub courses: Vec<Spanned<CourseToml>>,
 }
@@ -96,10 +96,10 @@ pub struct CourseToml {
     #[serde(default)]
     pub group: Option<String>,
     #[serde(default)]
-    pub description: String,
+    pub description: Option<Spanned<String>>,
     /// Who the course is for.
     #[serde(default)]
-    pub audience: Option<String>,
+    pub audience: Option<Spanned<String>>,
     /// "Tuesday 14 April 2026, 9am to 3.15pm"
     #[serde(default)]
     pub sessions: Vec<Spanned<String>>,
@@ -121,7 +121,7 @@ pub struct LinksToml {
     #[serde(default)]
     pub topic: Option<Spanned<String>>,
     #[serde(default)]
-    pub intro: Option<String>,
+    pub intro: Option<Spanned<String>>,
     #[serde(default)]
     pub links: Vec<Spanned<SavedLinkToml>>,
 }
@@ -144,7 +144,7 @@ pub struct DiaryToml {
     #[serde(default)]
     pub topic: Option<Spanned<String>>,
     #[serde(default)]
-    pub intro: Option<String>,
+    pub intro: Option<Spanned<String>>,
     #[serde(default)]
     pub dates: Vec<Spanned<DiaryDateToml>>,
 }

@@ -1,27 +1,41 @@
 //! An editor's Markdown as email HTML and as plain text. Raw HTML in the Markdown is shown as
 //! text, never passed through: the email's markup is the templates' job alone.
 
-use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
+use pulldown_cmark::{Event, Parser, Tag, TagEnd};
 use textwrap::{Options as Wrap, WordSeparator, WordSplitter, WrapAlgorithm};
 
-use crate::content::Markdown;
+use crate::content::{Markdown, markdown_link_target};
 
 fn parser(md: &str) -> Parser<'_> {
-    Parser::new_ext(md, Options::ENABLE_STRIKETHROUGH)
+    Parser::new_ext(md, Markdown::OPTIONS)
 }
 
 /// HTML for inside an `<mj-text>`; links get the brand colour inline, since mail clients
-/// ignore much of a `<style>` block.
+/// ignore much of a `<style>` block. A link whose destination `check` would refuse
+/// (`javascript:`, `data:`…) is written as its words alone, whoever calls this.
 pub fn to_html(md: &Markdown, link_colour: &str) -> String {
+    // Links do not nest in CommonMark, but their ends must match their starts: remember
+    // whether each open link was written.
+    let mut open: Vec<bool> = Vec::new();
     let events = parser(&md.0).map(|e| match e {
-        Event::Start(Tag::Link { dest_url, .. }) => Event::Html(
-            format!(
-                "<a href=\"{}\" style=\"color:{link_colour};text-decoration:underline\">",
-                escape_attr(&dest_url)
+        Event::Start(Tag::Link { dest_url, .. }) => {
+            let safe = markdown_link_target(&dest_url).is_ok();
+            open.push(safe);
+            if !safe {
+                return Event::Html("".into());
+            }
+            Event::Html(
+                format!(
+                    "<a href=\"{}\" style=\"color:{link_colour};text-decoration:underline\">",
+                    escape_attr(&dest_url)
+                )
+                .into(),
             )
-            .into(),
-        ),
-        Event::End(TagEnd::Link) => Event::Html("</a>".into()),
+        }
+        Event::End(TagEnd::Link) => match open.pop() {
+            Some(true) => Event::Html("</a>".into()),
+            _ => Event::Html("".into()),
+        },
         Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
         Event::Start(Tag::Image { dest_url, .. }) => Event::Text(dest_url),
         Event::End(TagEnd::Image) => Event::Text("".into()),
@@ -59,7 +73,11 @@ pub fn to_text(md: &Markdown, width: usize) -> String {
                     out.blank_line();
                 }
             }
-            Event::Start(Tag::Link { dest_url, .. }) => link = Some(dest_url.to_string()),
+            Event::Start(Tag::Link { dest_url, .. }) => {
+                link = markdown_link_target(&dest_url)
+                    .is_ok()
+                    .then(|| dest_url.to_string())
+            }
             Event::End(TagEnd::Link) => {
                 if let Some(url) = link.take() {
                     let address = url.strip_prefix("mailto:").unwrap_or(&url);
@@ -209,6 +227,28 @@ mod tests {
         assert!(!html.contains("<script>"), "{html}");
         assert!(html.contains("&lt;script&gt;"), "{html}");
         assert!(html.contains("<strong>there</strong>"), "{html}");
+    }
+
+    #[test]
+    fn a_script_link_is_written_as_its_words_alone() {
+        for dest in [
+            "javascript:alert(1)",
+            "jav&#x61;script:alert(1)",
+            "data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==",
+            "vbscript:msgbox(1)",
+            "<javascript:alert(1)>",
+        ] {
+            let md = md(&format!("Click [here]({dest}) or <vbscript:x> now"));
+            let html = to_html(&md, "#000");
+            assert!(!html.contains("href"), "{dest}: {html}");
+            assert!(html.contains("here"), "{dest}: {html}");
+            // The plain text writes a link's address after its words, but not this one's.
+            let text = to_text(&md, 72);
+            assert!(!text.contains('('), "{dest}: {text}");
+        }
+        let html = to_html(&md("[a](tel:+441132476524) [b](#training)"), "#000");
+        assert!(html.contains("href=\"tel:+441132476524\""), "{html}");
+        assert!(html.contains("href=\"#training\""), "{html}");
     }
 
     #[test]

@@ -62,8 +62,26 @@ pub fn build(
     Ok(builder)
 }
 
+/// Both parts are handed to lettre with CRLF line endings already: lettre converts bare LFs by
+/// inserting a `\r` before each one in place, which moves the rest of the string every time,
+/// so a body of a few megabytes took seconds (quadratic). Converting here is one linear pass,
+/// and lettre then finds nothing to insert.
 pub fn body(text: String, html: String) -> MultiPart {
-    MultiPart::alternative_plain_html(text, html)
+    MultiPart::alternative_plain_html(crlf_line_endings(&text), crlf_line_endings(&html))
+}
+
+/// `s` with every line ending CRLF: a bare LF gains its CR, an existing CRLF is kept as is.
+fn crlf_line_endings(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + s.len() / 32);
+    let mut after_cr = false;
+    for c in s.chars() {
+        if c == '\n' && !after_cr {
+            out.push('\r');
+        }
+        out.push(c);
+        after_cr = c == '\r';
+    }
+    out
 }
 
 /// The whole preview message, ready to write as `message.eml`.
@@ -72,4 +90,41 @@ pub fn preview(mail: &Mail, subject: &str, rendered: &Rendered) -> Result<Vec<u8
     let message = build(mail, subject, to, message_id(mail))?
         .multipart(body(rendered.text.clone(), rendered.html.clone()))?;
     Ok(message.formatted())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bare_lfs(s: &str) -> usize {
+        s.char_indices()
+            .filter(|&(i, c)| c == '\n' && !s[..i].ends_with('\r'))
+            .count()
+    }
+
+    #[test]
+    fn line_endings_become_crlf_once() {
+        assert_eq!(
+            crlf_line_endings("a\nb\r\nc\n\nd\re\n"),
+            "a\r\nb\r\nc\r\n\r\nd\re\r\n"
+        );
+        assert_eq!(crlf_line_endings("\n"), "\r\n");
+        assert_eq!(crlf_line_endings("é\n"), "é\r\n");
+    }
+
+    /// lettre inserts a CR in place before every bare LF it is given, moving the rest of the
+    /// body each time: its work grows with (bare LFs × body length). Handing it none keeps
+    /// composing a multi-megabyte body linear.
+    #[test]
+    fn lettre_is_handed_no_bare_line_feed_to_fix() {
+        let text = "para one\n\npara two\n".repeat(1000);
+        let html = "<p>one</p>\n<p>two</p>\n".repeat(1000);
+        assert_eq!(bare_lfs(&crlf_line_endings(&text)), 0);
+        assert_eq!(bare_lfs(&crlf_line_endings(&html)), 0);
+        let formatted = String::from_utf8(body(text.clone(), html).formatted()).unwrap_or_default();
+        assert!(
+            formatted.contains("para one\r\n\r\npara two\r\n"),
+            "{formatted:.300}"
+        );
+    }
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use handlebars::Handlebars;
 
 use crate::config::Config;
-use crate::content::{Issue, Section, TopicCatalog, TopicSet};
+use crate::content::{Issue, Section, Topic, TopicCatalog, TopicSet};
 pub use view::ReaderLinks;
 
 /// Gmail clips a message whose HTML is larger than about 102 KB, hiding the footer and with it
@@ -50,7 +50,12 @@ pub enum Audience {
 impl Audience {
     /// Untagged sections go to every reader; tagged ones to readers of that topic.
     pub fn includes(&self, section: &Section) -> bool {
-        match (self, &section.topic) {
+        self.includes_topic(section.topic.as_ref())
+    }
+
+    /// Whether a section with this topic (`None`: untagged) is for this audience.
+    pub fn includes_topic(&self, topic: Option<&Topic>) -> bool {
+        match (self, topic) {
             (Self::Everyone, _) | (_, None) => true,
             (Self::Topics(set), Some(t)) => set.contains(t),
         }
@@ -168,13 +173,16 @@ impl Renderer {
         let html = self.mjml_to_html(&mjml)?;
         let (mjml_pieces, html_pieces) = (cut::Pieces::split(&mjml), cut::Pieces::split(&html));
         // Every section's block must carry its own mark (an "In this issue" entry's mark is not
-        // enough), and mrml must have kept the marks.
+        // enough), and mrml must have kept the marks. The marks name sections by anchor, so
+        // they are only followed when no two sections share one (the loader makes them
+        // unique; an `Issue` built some other way might not be).
         let blocks_marked = issue
             .sections
             .iter()
             .all(|s| mjml.contains(&cut::block_mark(&s.anchor)));
         let anchors = || issue.sections.iter().map(|s| s.anchor.as_str());
-        if !(blocks_marked && html_pieces.covers(anchors())) {
+        let distinct = anchors().collect::<std::collections::HashSet<_>>().len();
+        if !(blocks_marked && distinct == issue.sections.len() && html_pieces.covers(anchors())) {
             let full = self.render(issue, config, catalog, &Audience::Everyone, links)?;
             let by_topics = variants(issue)
                 .into_iter()
@@ -192,23 +200,25 @@ impl Renderer {
             return Ok(Variants { full, by_topics });
         }
         let text = text::parts(issue, config, catalog, links);
-        let assemble = |keep: &dyn Fn(&str) -> bool| Rendered {
-            mjml: mjml_pieces.assemble(keep),
-            html: html_pieces.assemble(keep),
-            text: text.assemble(keep),
+        let assemble = |audience: &Audience| {
+            let included: std::collections::HashSet<&str> = issue
+                .sections
+                .iter()
+                .filter(|s| audience.includes(s))
+                .map(|s| s.anchor.as_str())
+                .collect();
+            let keep = |a: &str| included.contains(a);
+            Rendered {
+                mjml: mjml_pieces.assemble(keep),
+                html: html_pieces.assemble(keep),
+                text: text.assemble(audience),
+            }
         };
-        let full = assemble(&|_| true);
+        let full = assemble(&Audience::Everyone);
         let by_topics = variants(issue)
             .into_iter()
             .map(|set| {
-                let audience = Audience::Topics(set.clone());
-                let included: std::collections::HashSet<&str> = issue
-                    .sections
-                    .iter()
-                    .filter(|s| audience.includes(s))
-                    .map(|s| s.anchor.as_str())
-                    .collect();
-                let r = assemble(&|a| included.contains(a));
+                let r = assemble(&Audience::Topics(set.clone()));
                 (set, r)
             })
             .collect();

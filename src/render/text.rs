@@ -1,14 +1,13 @@
 //! The plain-text part, written from the content (not scraped from the HTML) so it reads well
 //! on its own: headings underlined, lists as lists, every link written out on its own line.
 
-use std::collections::HashSet;
 use std::fmt::Write;
 
 use super::markdown::{to_text, wrap};
 use super::view::{calendar_link, session_event_id};
 use super::{Audience, ReaderLinks};
 use crate::config::Config;
-use crate::content::{Issue, Markdown, Section, SectionBody, TopicCatalog};
+use crate::content::{Issue, Markdown, Section, SectionBody, Topic, TopicCatalog};
 
 const WIDTH: usize = 72;
 
@@ -19,13 +18,7 @@ pub fn render(
     audience: &Audience,
     links: &ReaderLinks,
 ) -> String {
-    let included: HashSet<&str> = issue
-        .sections
-        .iter()
-        .filter(|s| audience.includes(s))
-        .map(|s| s.anchor.as_str())
-        .collect();
-    parts(issue, config, catalog, links).assemble(|a| included.contains(a))
+    parts(issue, config, catalog, links).assemble(audience)
 }
 
 /// The plain text of an issue written once, section by section, so that every reader's
@@ -38,7 +31,8 @@ pub struct TextParts {
 }
 
 struct SectionText {
-    anchor: String,
+    /// Who gets it: chosen by the section's topic, as [`Audience::includes`] does.
+    topic: Option<Topic>,
     heading: String,
     text: String,
 }
@@ -72,7 +66,7 @@ pub fn parts(
             t.heading(&s.heading, '=');
             section(&mut t, s, links);
             SectionText {
-                anchor: s.anchor.clone(),
+                topic: s.topic.clone(),
                 heading: s.heading.clone(),
                 text: t.out,
             }
@@ -110,10 +104,13 @@ pub fn parts(
 }
 
 impl TextParts {
-    /// The text for a reader who gets the sections whose anchors `keep` accepts.
-    pub fn assemble(&self, keep: impl Fn(&str) -> bool) -> String {
-        let included: Vec<&SectionText> =
-            self.sections.iter().filter(|s| keep(&s.anchor)).collect();
+    /// The text for `audience`.
+    pub fn assemble(&self, audience: &Audience) -> String {
+        let included: Vec<&SectionText> = self
+            .sections
+            .iter()
+            .filter(|s| audience.includes_topic(s.topic.as_ref()))
+            .collect();
         let mut t = Text {
             out: self.head.clone(),
         };

@@ -8,9 +8,10 @@
 //! publication, so the file is the same every time it is asked for. Lines end in CRLF and are
 //! folded at 75 octets, never inside a UTF-8 character.
 
-use chrono::{NaiveDate, NaiveDateTime};
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
+use icalendar::{CalendarDateTime, Component, EventLike};
 
-use crate::content::{Booking, Issue, SectionBody};
+use crate::content::{Booking, Issue, Link, SectionBody};
 use crate::render::view::session_event_id;
 
 /// One event of an issue.
@@ -20,7 +21,7 @@ pub struct Event {
     pub id: String,
     pub summary: String,
     pub description: String,
-    pub url: Option<String>,
+    pub url: Option<Link>,
     pub when: When,
 }
 
@@ -47,7 +48,7 @@ pub fn events(issue: &Issue, issue_url: &str) -> Vec<Event> {
                             id: session_event_id(course, i + 1),
                             summary: course.title.clone(),
                             description: booking_text(&course.booking),
-                            url: course.booking.url().map(|u| u.as_str().to_string()),
+                            url: course.booking.url().cloned(),
                             when: When::Timed {
                                 start: session.starts_at(),
                                 end: session.ends_at(),
@@ -62,7 +63,7 @@ pub fn events(issue: &Issue, issue_url: &str) -> Vec<Event> {
                         id: date.id.clone(),
                         summary: date.label.clone(),
                         description: format!("From the {}: {issue_url}", issue.title),
-                        url: Some(issue_url.to_string()),
+                        url: Link::parse(issue_url).ok(),
                         when: When::AllDay {
                             first: date.when.first(),
                             last: date.when.last(),
@@ -113,105 +114,154 @@ const VTIMEZONE: &[&str] = &[
 ];
 
 /// The `.ics` file of one event. `domain` makes the UID globally unique (the site's host).
+///
+/// icalendar writes every line: it escapes TEXT values and folds long lines, so nothing an
+/// editor wrote can start a line of its own. The URL is a parsed [`crate::content::Link`]
+/// (which has no control characters), and text values have their line breaks made plain
+/// `\n`, which icalendar escapes.
 pub fn ics(event: &Event, issue: &Issue, organisation: &str, domain: &str) -> String {
-    let mut lines: Vec<String> = vec![
-        "BEGIN:VCALENDAR".into(),
-        "VERSION:2.0".into(),
-        format!("PRODID:-//{}//lscp-mail//EN", text(organisation)),
-        "CALSCALE:GREGORIAN".into(),
-        "METHOD:PUBLISH".into(),
-    ];
-    if matches!(event.when, When::Timed { .. }) {
-        lines.extend(VTIMEZONE.iter().map(|l| l.to_string()));
-    }
-    lines.push("BEGIN:VEVENT".into());
-    lines.push(format!("UID:{}-{}@{domain}", issue.id, event.id));
-    lines.push(format!(
-        "DTSTAMP:{}T000000Z",
-        issue.published.format("%Y%m%d")
-    ));
+    let mut vevent = icalendar::Event::new();
+    vevent
+        .uid(&format!("{}-{}@{domain}", issue.id, event.id))
+        .timestamp(issue.published.and_time(NaiveTime::MIN).and_utc())
+        .summary(&one_text(&event.summary));
     match event.when {
         When::Timed { start, end } => {
-            let at = |t: NaiveDateTime| t.format("%Y%m%dT%H%M%S");
-            lines.push(format!("DTSTART;TZID=Europe/London:{}", at(start)));
-            lines.push(format!("DTEND;TZID=Europe/London:{}", at(end)));
+            let london = |date_time| CalendarDateTime::WithTimezone {
+                date_time,
+                tzid: "Europe/London".to_string(),
+            };
+            vevent.starts(london(start)).ends(london(end));
         }
         When::AllDay { first, last } => {
-            let day = |d: NaiveDate| d.format("%Y%m%d");
-            let after = last.succ_opt().unwrap_or(last);
-            lines.push(format!("DTSTART;VALUE=DATE:{}", day(first)));
-            lines.push(format!("DTEND;VALUE=DATE:{}", day(after)));
-            lines.push("TRANSP:TRANSPARENT".into());
+            vevent
+                .starts(first)
+                .ends(last.succ_opt().unwrap_or(last))
+                .add_property("TRANSP", "TRANSPARENT");
         }
     }
-    lines.push(format!("SUMMARY:{}", text(&event.summary)));
     if !event.description.is_empty() {
-        lines.push(format!("DESCRIPTION:{}", text(&event.description)));
+        vevent.description(&one_text(&event.description));
     }
     if let Some(url) = &event.url {
-        lines.push(format!("URL:{url}"));
+        vevent.url(url.as_str());
     }
-    lines.push("END:VEVENT".into());
-    lines.push("END:VCALENDAR".into());
-    lines.iter().map(|l| fold(l)).collect()
+    let mut calendar = icalendar::Calendar::empty();
+    calendar
+        .append_property(("VERSION", "2.0"))
+        .append_property(icalendar::Property::new(
+            "PRODID",
+            format!("-//{}//lscp-mail//EN", one_text(organisation)),
+        ))
+        .append_property(("CALSCALE", "GREGORIAN"))
+        .append_property(("METHOD", "PUBLISH"))
+        .push(vevent.done());
+    let written = calendar.to_string();
+    if matches!(event.when, When::Timed { .. }) {
+        // icalendar has no VTIMEZONE builder; ours is a constant of this file, no input in it.
+        let zone: String = VTIMEZONE.iter().map(|l| format!("{l}\r\n")).collect();
+        return written.replacen("BEGIN:VEVENT\r\n", &format!("{zone}BEGIN:VEVENT\r\n"), 1);
+    }
+    written
 }
 
-/// RFC 5545 TEXT: backslash, semicolon, comma and newline escaped.
-fn text(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            ';' => out.push_str("\\;"),
-            ',' => out.push_str("\\,"),
-            '\n' => out.push_str("\\n"),
-            '\r' => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// One content line, folded so no line is longer than 75 octets (a continuation line starts
-/// with a space, which counts), and ended with CRLF.
-fn fold(line: &str) -> String {
-    let mut out = String::with_capacity(line.len() + 8);
-    let mut width = 0;
-    for c in line.chars() {
-        if width + c.len_utf8() > 75 {
-            out.push_str("\r\n ");
-            width = 1;
-        }
-        out.push(c);
-        width += c.len_utf8();
-    }
-    out.push_str("\r\n");
-    out
+/// A TEXT value with every kind of line break made `\n` (which icalendar escapes) and any
+/// other control character dropped: RFC 5545 allows none in TEXT, and a lone CR ends a line
+/// for some readers.
+fn one_text(s: &str) -> String {
+    s.replace("\r\n", "\n")
+        .replace('\r', "\n")
+        .chars()
+        .filter(|&c| c == '\n' || !c.is_control())
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn long_lines_fold_at_75_octets_without_splitting_a_character() {
-        let line = format!("SUMMARY:{}", "é".repeat(60));
-        let folded = fold(&line);
-        assert!(folded.ends_with("\r\n"));
-        for part in folded.trim_end_matches("\r\n").split("\r\n") {
-            assert!(part.len() <= 75, "{} octets: {part:?}", part.len());
+    use crate::content::IssueId;
+
+    fn issue() -> Issue {
+        Issue {
+            id: IssueId::parse("2026-02").expect("a month"),
+            dir: "issues/2026-02".into(),
+            title: "February 2026 newsletter".into(),
+            published: NaiveDate::from_ymd_opt(2026, 2, 2).expect("a date"),
+            subject: "s".into(),
+            preheader: "p".into(),
+            intro: None,
+            contents: false,
+            sections: vec![],
         }
-        let unfolded = folded.trim_end_matches("\r\n").replace("\r\n ", "");
-        assert_eq!(unfolded, line);
+    }
+
+    /// The names of the content lines of an .ics, long lines unfolded.
+    fn property_names(ics: &str) -> Vec<String> {
+        ics.replace("\r\n ", "")
+            .split("\r\n")
+            .filter(|l| !l.is_empty())
+            .map(|l| l.split([':', ';']).next().unwrap_or("").to_string())
+            .collect()
     }
 
     #[test]
-    fn text_values_escape_what_rfc_5545_reserves() {
-        assert_eq!(text("a, b; c\\d\nе"), "a\\, b\\; c\\\\d\\nе");
+    fn a_hostile_value_cannot_add_a_line_to_the_calendar() {
+        let hostile =
+            "Course\r\nATTENDEE:mailto:x@evil.example\r\nBEGIN:VALARM\nTRIGGER:-PT5M\rEND:VALARM";
+        let at = |h| {
+            NaiveDate::from_ymd_opt(2026, 4, 14)
+                .and_then(|d| d.and_hms_opt(h, 0, 0))
+                .expect("a time")
+        };
+        let event = Event {
+            id: "training-1-session-1".into(),
+            summary: hostile.into(),
+            description: hostile.into(),
+            url: Link::parse("https://example.org/book?a=1,b;c").ok(),
+            when: When::Timed {
+                start: at(9),
+                end: at(15),
+            },
+        };
+        let ics = ics(&event, &issue(), hostile, "example.org");
+        let names = property_names(&ics);
+        for forbidden in ["ATTENDEE", "TRIGGER"] {
+            assert!(!names.iter().any(|n| n == forbidden), "{ics}");
+        }
+        assert_eq!(names.iter().filter(|n| *n == "BEGIN").count(), 5, "{ics}");
+        assert!(
+            !ics.replace("\r\n", "").contains(['\r', '\n']),
+            "bare CR or LF: {ics:?}"
+        );
+        for line in ics.split("\r\n") {
+            assert!(line.len() <= 75, "{} octets: {line}", line.len());
+        }
+        let unfolded = ics.replace("\r\n ", "");
+        assert!(
+            unfolded.contains("\r\nSUMMARY:Course\\nATTENDEE:mailto:x@evil.example\\nBEGIN:VALARM"),
+            "{unfolded}"
+        );
+        assert!(
+            unfolded.contains("\r\nDTSTART;TZID=Europe/London:20260414T090000\r\n"),
+            "{unfolded}"
+        );
+        assert!(
+            unfolded.contains("\r\nUID:2026-02-training-1-session-1@example.org\r\n"),
+            "{unfolded}"
+        );
+        assert!(
+            unfolded.contains("\r\nDTSTAMP:20260202T000000Z\r\n"),
+            "{unfolded}"
+        );
+        assert!(
+            unfolded.starts_with("BEGIN:VCALENDAR\r\nVERSION:2.0\r\n"),
+            "{unfolded}"
+        );
     }
 
     #[test]
-    fn a_short_line_is_left_alone() {
-        assert_eq!(fold("BEGIN:VEVENT"), "BEGIN:VEVENT\r\n");
+    fn text_values_lose_their_line_breaks_and_control_characters() {
+        assert_eq!(one_text("a\r\nb\rc\nd\u{1b}[0m\u{7f}"), "a\nb\nc\nd[0m");
     }
 }

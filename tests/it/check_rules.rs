@@ -181,6 +181,33 @@ fn a_link_that_is_not_an_absolute_url_is_an_error() {
 }
 
 #[test]
+fn a_line_break_inside_a_link_is_an_error_not_quietly_dropped() {
+    let loaded = load("control-character-in-link");
+    let d = only(&loaded, Rule::BadLink);
+    assert_at(&d, "01-training.toml", 9, Some("courses[0].booking_url"));
+    assert!(d.message.contains("control character (U+000D)"), "{d}");
+    assert_refused(&loaded);
+}
+
+#[test]
+fn a_control_character_in_any_text_is_an_error() {
+    let loaded = load("control-character-in-text");
+    let d = only(&loaded, Rule::ControlCharacter);
+    assert_at(&d, "01-diary.toml", 7, Some("dates[0].label"));
+    assert!(d.message.contains("U+001B"), "{d}");
+    assert_refused(&loaded);
+}
+
+#[test]
+fn a_script_link_in_markdown_is_an_error_at_its_line() {
+    let loaded = load("script-link-in-markdown");
+    let d = only(&loaded, Rule::BadLink);
+    assert_at(&d, "01-news.toml", 6, Some("body"));
+    assert!(d.message.contains("`javascript` scheme"), "{d}");
+    assert_refused(&loaded);
+}
+
+#[test]
 fn a_date_range_that_ends_before_it_starts_is_an_error() {
     let loaded = load("reversed-date-range");
     let d = only(&loaded, Rule::EndBeforeStart);

@@ -10,6 +10,8 @@ mod browser_email;
 mod check_rules;
 mod cli_compose;
 mod cli_subscribers;
+mod fuzz;
+mod issue_variants;
 mod send_delivery;
 mod send_faults;
 mod send_outage;

@@ -3,6 +3,7 @@
 
 use crate::common;
 
+use std::path::Path;
 use std::time::Duration;
 
 use crate::common::smtp_sink::SmtpSink;
@@ -947,4 +948,39 @@ async fn health_the_stylesheet_and_the_script_are_served(pool: PgPool) {
     assert!(css.body.contains("#4b2e83"), "in the brand's colours");
     let js = visitor.get("/static/quick-leave.js").await;
     assert!(js.body.contains("location.replace"));
+}
+
+#[sqlx::test]
+async fn hostile_text_cannot_add_a_line_to_a_served_calendar_file(pool: PgPool) {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hostile-calendar");
+    let site = Site::start_with(pool, common::web::NOWHERE, |config| {
+        config.serve.issues_dir = fixture.clone();
+    })
+    .await;
+    site.mark_sent_from(&fixture.join("2026-02")).await;
+    let mut visitor = site.visitor();
+    for event in ["training-1-session-1", "diary-1"] {
+        let ics = visitor
+            .get(&format!("/issues/2026-02/events/{event}.ics"))
+            .await;
+        assert_eq!(ics.status, StatusCode::OK, "{event}");
+        let unfolded = ics.body.replace("\r\n ", "");
+        assert!(
+            !unfolded.replace("\r\n", "").contains(['\r', '\n']),
+            "{event}: a bare CR or LF: {unfolded:?}"
+        );
+        let names: Vec<&str> = unfolded
+            .split("\r\n")
+            .map(|line| line.split([':', ';']).next().unwrap_or(""))
+            .collect();
+        for injected in ["ATTENDEE", "TRIGGER"] {
+            assert!(!names.contains(&injected), "{event}: {unfolded}");
+        }
+        let alarms = unfolded.matches("\r\nBEGIN:VALARM\r\n").count();
+        assert_eq!(alarms, 0, "{event}: {unfolded}");
+        assert!(
+            unfolded.contains("\\nATTENDEE"),
+            "the text is kept, escaped: {unfolded}"
+        );
+    }
 }

@@ -24,7 +24,7 @@ pub struct Site {
 }
 
 /// Where mail goes when a test does not look at it: a port nothing listens on.
-const NOWHERE: &str = "smtp://127.0.0.1:9";
+pub const NOWHERE: &str = "smtp://127.0.0.1:9";
 
 impl Site {
     /// The site with the default configuration, no rate limits, Quick leave pointing at its
@@ -104,7 +104,12 @@ impl Site {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("issues")
             .join(issue);
-        let issue = lscp_mail::content::load_issue(&dir, &self.catalog())
+        self.mark_sent_from(&dir).await
+    }
+
+    /// [`Self::mark_sent`] for the issue folder `dir`, wherever it is.
+    pub async fn mark_sent_from(&self, dir: &Path) -> i64 {
+        let issue = lscp_mail::content::load_issue(dir, &self.catalog())
             .issue
             .expect("the issue loads");
         let options = SendOptions::from_config(&Config::default());
