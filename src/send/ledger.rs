@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, PgPool};
 
 use crate::content::IssueId;
+use crate::store::redact_addresses;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CampaignStatus {
@@ -244,6 +245,9 @@ pub async fn claim(
 }
 
 /// The server accepted the message. Only the claim's holder may record it.
+///
+/// Like every reply this ledger stores, it is kept without the addresses it quotes: the
+/// ledger outlives erasure, and `status` prints it.
 pub async fn mark_sent(
     db: impl PgExecutor<'_>,
     id: i64,
@@ -258,7 +262,7 @@ pub async fn mark_sent(
            WHERE id = $1 AND claimed_by = $2 AND status = 'sending'"#,
         id,
         worker,
-        reply,
+        &*redact_addresses(reply),
         message_id
     )
     .execute(db)
@@ -282,7 +286,7 @@ pub async fn mark_retry(
            WHERE id = $1 AND claimed_by = $2 AND status = 'sending'"#,
         id,
         worker,
-        reply,
+        &*redact_addresses(reply),
         retry_in_seconds
     )
     .execute(db)
@@ -306,7 +310,7 @@ pub async fn mark_final(
         id,
         worker,
         status.as_str(),
-        reply
+        &*redact_addresses(reply)
     )
     .execute(db)
     .await?;
