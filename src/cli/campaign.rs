@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use chrono::Utc;
 
 use super::db::with_store;
+use super::output::escape_controls;
 use super::{UsageError, code, exit};
 use crate::config::Config;
 use crate::content::IssueId;
@@ -93,7 +94,7 @@ fn with_campaign(
             if e.downcast_ref::<NoCampaign>().is_some()
                 || e.downcast_ref::<UsageError>().is_some() =>
         {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", escape_controls(&e.to_string()));
             Ok(code(exit::INPUT))
         }
         other => other,
@@ -105,15 +106,15 @@ impl StatusArgs {
         with_campaign(config, self.issue.0, async |store, c| {
             let pool = store.pool();
             let n = ledger::counts(pool, c.id).await?;
-            println!("{} \"{}\": {}", c.issue_id, c.subject, c.status);
-            println!(
+            outln!("{} \"{}\": {}", c.issue_id, c.subject, c.status)?;
+            outln!(
                 "  began     {}{}",
                 c.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
                 c.finished_at
                     .map(|f| format!(", ended {}", f.format("%Y-%m-%d %H:%M:%S UTC")))
                     .unwrap_or_default()
-            );
-            println!(
+            )?;
+            outln!(
                 "  recipients {} in all: {} sent, {} failed, {} skipped, {} queued, {} sending",
                 n.total(),
                 n.sent,
@@ -121,27 +122,27 @@ impl StatusArgs {
                 n.skipped,
                 n.queued,
                 n.sending
-            );
+            )?;
             let last_minute = ledger::sent_in_last(pool, c.id, 60.0).await?;
             let rate = last_minute as f64 / 60.0;
             if c.status == CampaignStatus::Sending && n.remaining() > 0 {
                 if rate > 0.0 {
                     let secs = n.remaining() as f64 / rate;
                     let eta = Utc::now() + chrono::Duration::seconds(secs as i64);
-                    println!(
+                    outln!(
                         "  rate      {rate:.1}/s over the last minute; estimated finish {} (in {})",
                         eta.format("%Y-%m-%d %H:%M UTC"),
                         human(secs)
-                    );
+                    )?;
                 } else {
-                    println!("  rate      nothing sent in the last minute (is a sender running?)");
+                    outln!("  rate      nothing sent in the last minute (is a sender running?)")?;
                 }
             }
             let errors = ledger::last_errors(pool, c.id, 5).await?;
             if !errors.is_empty() {
-                println!("  last errors:");
+                outln!("  last errors:")?;
                 for (at, status, reply) in errors {
-                    println!("    {} {status:7} {reply}", at.format("%Y-%m-%d %H:%M:%S"));
+                    outln!("    {} {status:7} {reply}", at.format("%Y-%m-%d %H:%M:%S"))?;
                 }
             }
             Ok(code(exit::OK))
@@ -167,10 +168,11 @@ impl PauseArgs {
                 );
             }
             ledger::set_status(store.pool(), c.id, CampaignStatus::Paused).await?;
-            println!(
+            outln!(
                 "{}: paused; senders stop after the message in hand. `lscp-mail send issues/{}` resumes it.",
-                c.issue_id, c.issue_id
-            );
+                c.issue_id,
+                c.issue_id
+            )?;
             Ok(code(exit::OK))
         })
     }
@@ -187,12 +189,12 @@ impl CancelArgs {
             }
             ledger::set_status(store.pool(), c.id, CampaignStatus::Cancelled).await?;
             let n = ledger::counts(store.pool(), c.id).await?;
-            println!(
+            outln!(
                 "{}: cancelled; {} sent before, {} will not be sent.",
                 c.issue_id,
                 n.sent,
                 n.remaining()
-            );
+            )?;
             Ok(code(exit::OK))
         })
     }
@@ -208,10 +210,11 @@ impl RetryFailedArgs {
             if n > 0 && c.status == CampaignStatus::Finished {
                 ledger::set_status(store.pool(), c.id, CampaignStatus::Sending).await?;
             }
-            println!(
+            outln!(
                 "{}: {n} failed deliveries queued again (bounced and departed readers stay out). `lscp-mail send issues/{}` sends them.",
-                c.issue_id, c.issue_id
-            );
+                c.issue_id,
+                c.issue_id
+            )?;
             Ok(code(exit::OK))
         })
     }
