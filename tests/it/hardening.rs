@@ -289,3 +289,55 @@ async fn export_then_import_gives_back_every_field(pool: PgPool) {
     assert_eq!(after, before);
     assert!(before.iter().any(|f| f.0 == "=cmd@example.org"));
 }
+
+#[sqlx::test]
+async fn an_address_outside_ascii_is_refused_and_an_international_domain_kept_in_ascii(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let (pool, url) = database(pool_options, options).await;
+
+    let refused = lscp_mail(Some(&url), &["subscribers", "add", "élise@exemple.fr"]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("outside ASCII"),
+        "{}",
+        refused.stderr
+    );
+
+    let added = lscp_mail(Some(&url), &["subscribers", "add", "elise@exemple-été.fr"]);
+    assert_eq!(added.code, 0, "{}", added.stderr);
+    let stored: Vec<String> = sqlx::query_scalar("SELECT email FROM subscribers")
+        .fetch_all(&pool)
+        .await
+        .expect("subscribers");
+    assert_eq!(stored, ["elise@xn--exemple-t-i4ab.fr"]);
+}
+
+#[sqlx::test]
+async fn a_dry_run_writes_one_file_per_message_even_when_addresses_look_alike(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let (pool, url) = database(pool_options, options).await;
+    let store = Store::from_pool(pool);
+    for address in ["a/b@example.org", "a_b@example.org", "A_B+x@example.org"] {
+        add(&store, address, "training").await;
+    }
+    let out = tempfile::tempdir().expect("temp dir");
+    let issue = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("issues/2026-02");
+    let run = lscp_mail(
+        Some(&url),
+        &[
+            "send",
+            &issue.display().to_string(),
+            "--dry-run",
+            "--out",
+            &out.path().display().to_string(),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("wrote 3 message(s)"), "{}", run.stdout);
+    let files = std::fs::read_dir(out.path()).expect("list").count();
+    assert_eq!(files, 3, "one file per message written");
+}
