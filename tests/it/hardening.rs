@@ -341,3 +341,27 @@ async fn a_dry_run_writes_one_file_per_message_even_when_addresses_look_alike(
     let files = std::fs::read_dir(out.path()).expect("list").count();
     assert_eq!(files, 3, "one file per message written");
 }
+
+#[sqlx::test]
+async fn a_sign_up_with_letters_outside_ascii_before_the_at_says_why_it_is_refused(pool: PgPool) {
+    let site = crate::common::web::Site::start(pool).await;
+    let mut visitor = site.visitor();
+    let csrf = visitor.get("/subscribe").await.form_token("/subscribe");
+    let page = visitor
+        .post(
+            "/subscribe",
+            &[
+                ("csrf", &csrf),
+                ("email", "élise@exemple.fr"),
+                ("topics", "training"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, reqwest::StatusCode::BAD_REQUEST);
+    assert!(
+        page.body.contains("most mail servers cannot deliver"),
+        "{}",
+        page.body
+    );
+    assert_eq!(site.log_entries().await, 0);
+}
