@@ -39,7 +39,7 @@ pub struct Args {
     /// The issue folder, such as issues/2026-02
     pub issue: PathBuf,
 
-    /// Write each recipient's message as DIR/<address>.eml instead of sending; changes nothing
+    /// Write each message to DIR as 00001-<address>.eml, … instead of sending; changes nothing
     #[arg(long, requires = "out")]
     pub dry_run: bool,
 
