@@ -499,14 +499,36 @@ fn figment_message(e: figment::Error) -> String {
 
 /// A URL for messages and logs with its password replaced by `***`.
 pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        Ok(u) => u.to_string(),
-        Err(_) => "(unparseable URL)".into(),
+    let Ok(mut u) = url::Url::parse(url) else {
+        return "(unparseable URL)".into();
+    };
+    if u.password().is_some() {
+        let _ = u.set_password(Some("***"));
     }
+    // libpq and sqlx also take the password as a parameter: `?password=…`, `?sslpassword=…`.
+    if u.query_pairs().any(|(k, _)| is_secret_parameter(&k)) {
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if is_secret_parameter(&k) {
+                    "***".into()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    u.to_string()
+}
+
+/// A URL parameter that holds a secret (`password`, `sslpassword`, `pass`, `secret`, `token`).
+fn is_secret_parameter(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["pass", "secret", "token", "key"]
+        .iter()
+        .any(|s| key.contains(s))
 }
 
 impl fmt::Display for Colour {
@@ -636,5 +658,17 @@ mod tests {
             "postgres://app:***@db.internal:5432/news"
         );
         assert_eq!(redact_url("smtp://127.0.0.1:2525"), "smtp://127.0.0.1:2525");
+    }
+
+    #[test]
+    fn a_password_given_as_a_url_parameter_is_never_shown() {
+        assert_eq!(
+            redact_url("postgres://app@db/news?password=s3cret&sslmode=require&sslpassword=k3y"),
+            "postgres://app@db/news?password=***&sslmode=require&sslpassword=***"
+        );
+        assert_eq!(
+            redact_url("postgres://app:pw@db/news?PASSWORD=s3cret"),
+            "postgres://app:***@db/news?PASSWORD=***"
+        );
     }
 }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use chrono::Utc;
 
 use super::db::with_store;
+use super::output::{OutputError, escape_controls};
 use super::{UsageError, code, exit};
 use crate::config::Config;
 use crate::content::IssueId;
@@ -94,7 +95,7 @@ fn with_campaign(
             if e.downcast_ref::<NoCampaign>().is_some()
                 || e.downcast_ref::<UsageError>().is_some() =>
         {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", escape_controls(&e.to_string()));
             Ok(code(exit::INPUT))
         }
         other => other,
@@ -106,15 +107,15 @@ impl StatusArgs {
         with_campaign(config, self.issue.0, async |store, c| {
             let pool = store.pool();
             let n = ledger::counts(pool, c.id).await?;
-            println!("{} \"{}\": {}", c.issue_id, c.subject, c.status);
-            println!(
+            outln!("{} \"{}\": {}", c.issue_id, c.subject, c.status)?;
+            outln!(
                 "  began     {}{}",
                 c.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
                 c.finished_at
                     .map(|f| format!(", ended {}", f.format("%Y-%m-%d %H:%M:%S UTC")))
                     .unwrap_or_default()
-            );
-            println!(
+            )?;
+            outln!(
                 "  recipients {} in all: {} sent, {} failed, {} skipped, {} queued, {} sending",
                 n.total(),
                 n.sent,
@@ -122,24 +123,24 @@ impl StatusArgs {
                 n.skipped,
                 n.queued,
                 n.sending
-            );
+            )?;
             let live = ledger::live_senders(pool).await?;
             let holders = ledger::holders(pool, c.id).await?;
-            print_senders(&live, &holders, &c, &n);
+            print_senders(&live, &holders, &c, &n)?;
             if c.status == CampaignStatus::Sending && n.remaining() > 0 {
                 let ours: Vec<&ledger::LiveSender> =
                     live.iter().filter(|s| s.issue_id == c.issue_id).collect();
                 let inputs = estimate_inputs(pool, &c, &n, &ours).await?;
-                println!(
+                outln!(
                     "  estimate  {}",
                     describe(&estimate::estimate(&inputs), &inputs)
-                );
+                )?;
             }
             let errors = ledger::last_errors(pool, c.id, 5).await?;
             if !errors.is_empty() {
-                println!("  last errors:");
+                outln!("  last errors:")?;
                 for (at, status, reply) in errors {
-                    println!("    {} {status:7} {reply}", at.format("%Y-%m-%d %H:%M:%S"));
+                    outln!("    {} {status:7} {reply}", at.format("%Y-%m-%d %H:%M:%S"))?;
                 }
             }
             Ok(code(exit::OK))
@@ -153,12 +154,12 @@ fn print_senders(
     holders: &[ledger::Holder],
     c: &Campaign,
     n: &ledger::Counts,
-) {
+) -> Result<(), OutputError> {
     if live.is_empty() {
-        println!("  senders   none running");
+        outln!("  senders   none running")?;
     }
     for (i, s) in live.iter().enumerate() {
-        println!(
+        outln!(
             "  {} {}:{} sending {} since {}, rate {}, {} connection(s){}, holding {} claim(s)",
             if i == 0 { "senders  " } else { "         " },
             s.host,
@@ -172,22 +173,23 @@ fn print_senders(
                 .map(|cap| format!(", daily cap {cap}"))
                 .unwrap_or_default(),
             s.claims
-        );
+        )?;
     }
     // Only when nothing is queued do the claims hold the end of the campaign.
     if n.queued == 0
         && let Some(waiting) = campaign::waiting_for(holders, None)
     {
-        println!("  claims    {waiting}");
+        outln!("  claims    {waiting}")?;
     }
     for h in holders.iter().filter(|h| !h.alive) {
-        println!(
+        outln!(
             "  claims    {} claim(s) of sender {}, which has stopped: the next `lscp-mail send issues/{}` takes them at once",
             h.claims,
             h.name.as_deref().unwrap_or("(unnamed)"),
             c.issue_id
-        );
+        )?;
     }
+    Ok(())
 }
 
 /// What the estimate needs, read from the ledger and the live senders.
@@ -297,10 +299,11 @@ impl PauseArgs {
                 );
             }
             ledger::set_status(store.pool(), c.id, CampaignStatus::Paused).await?;
-            println!(
+            outln!(
                 "{}: paused; running senders finish the message in hand on each connection and give back the rest. `lscp-mail send issues/{}` resumes it.",
-                c.issue_id, c.issue_id
-            );
+                c.issue_id,
+                c.issue_id
+            )?;
             Ok(code(exit::OK))
         })
     }
@@ -320,7 +323,7 @@ impl CancelArgs {
             ledger::set_status(store.pool(), c.id, CampaignStatus::Cancelled).await?;
             let n = ledger::counts(store.pool(), c.id).await?;
             let in_hand = in_hand(store, &c).await?;
-            println!(
+            outln!(
                 "{}: cancelled; {} sent before, {} will not be sent{}.",
                 c.issue_id,
                 n.sent,
@@ -332,7 +335,7 @@ impl CancelArgs {
                 } else {
                     String::new()
                 }
-            );
+            )?;
             Ok(code(exit::OK))
         })
     }
@@ -358,10 +361,11 @@ impl RetryFailedArgs {
             if n > 0 && c.status == CampaignStatus::Finished {
                 ledger::set_status(store.pool(), c.id, CampaignStatus::Sending).await?;
             }
-            println!(
+            outln!(
                 "{}: {n} failed deliveries queued again (bounced and departed readers stay out). `lscp-mail send issues/{}` sends them.",
-                c.issue_id, c.issue_id
-            );
+                c.issue_id,
+                c.issue_id
+            )?;
             Ok(code(exit::OK))
         })
     }

@@ -39,11 +39,11 @@ impl Args {
             &Audience::Everyone,
         )?;
         for d in report.diagnostics() {
-            println!("{d}");
+            outln!("{d}")?;
         }
         let (errors, warnings) = (report.error_count(), report.warning_count());
         let failed = errors > 0 || (self.strict && warnings > 0);
-        println!(
+        outln!(
             "{}: {} error{}, {} warning{}{}",
             self.issue.display(),
             errors,
@@ -55,7 +55,7 @@ impl Args {
             } else {
                 ""
             }
-        );
+        )?;
         Ok(code(if failed { exit::INPUT } else { exit::OK }))
     }
 }

@@ -79,7 +79,7 @@ impl Args {
                 ("message.eml", &eml),
             ],
         )?;
-        print!("{}", summary(issue, &audience, rendered, &report, &out));
+        out!("{}", summary(issue, &audience, rendered, &report, &out))?;
         if self.open {
             let html = out.join("index.html");
             open::that_detached(&html)

@@ -1,5 +1,6 @@
 use std::process::ExitCode;
 
+use super::output::escape_controls;
 use super::{code, exit};
 use crate::config::Config;
 use crate::content::topic::TopicError;
@@ -31,19 +32,19 @@ impl Args {
         match self.command {
             DbCommand::Migrate => runtime()?.block_on(async {
                 if Store::create_database(config).await? {
-                    println!("created the database");
+                    outln!("created the database")?;
                 }
                 let store = Store::connect(config).await?;
                 let migrated = store.migrate().await?;
                 for m in &migrated.applied {
-                    println!("applied migration {m}");
+                    outln!("applied migration {m}")?;
                 }
                 match migrated.version {
                     Some(v) if migrated.applied.is_empty() => {
-                        println!("the schema is up to date (version {v})")
+                        outln!("the schema is up to date (version {v})")?
                     }
-                    Some(v) => println!("the schema is now at version {v}"),
-                    None => println!("there are no migrations"),
+                    Some(v) => outln!("the schema is now at version {v}")?,
+                    None => outln!("there are no migrations")?,
                 }
                 Ok(code(exit::OK))
             }),
@@ -71,9 +72,9 @@ pub(super) fn with_store(
     });
     match result {
         Err(e) if is_input_problem(&e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", escape_controls(&e.to_string()));
             for cause in e.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                eprintln!("  caused by: {}", escape_controls(&cause.to_string()));
             }
             Ok(code(exit::INPUT))
         }

@@ -2,6 +2,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use super::output::OutputError;
 use super::{code, exit};
 use crate::config::Config;
 use crate::send::campaign;
@@ -46,11 +47,12 @@ impl Check {
         }
     }
 
-    fn print(&self) {
-        println!("{} {}", if self.ok { "✓" } else { "✗" }, self.what);
+    fn print(&self) -> Result<(), OutputError> {
+        outln!("{} {}", if self.ok { "✓" } else { "✗" }, self.what)?;
         if let Some(fix) = &self.fix {
-            println!("    fix: {fix}");
+            outln!("    fix: {fix}")?;
         }
+        Ok(())
     }
 }
 
@@ -64,7 +66,7 @@ impl Args {
                     format!("configuration: {e}"),
                     "correct the file or variable named above (`lscp-mail.toml` documents every setting)",
                 )
-                .print();
+                .print()?;
                 return Ok(code(exit::INPUT));
             }
         };
@@ -81,14 +83,14 @@ impl Args {
         checks.push(base_url(&config));
         checks.extend(alignment(&config));
         for c in &checks {
-            c.print();
+            c.print()?;
         }
         let failed = checks.iter().filter(|c| !c.ok).count();
         if failed == 0 {
-            println!("ready to send");
+            outln!("ready to send")?;
             Ok(code(exit::OK))
         } else {
-            println!("{failed} check(s) failed");
+            outln!("{failed} check(s) failed")?;
             Ok(code(exit::INPUT))
         }
     }

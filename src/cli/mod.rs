@@ -1,6 +1,9 @@
 //! The command line: one `Args` struct with a `run` per subcommand file. `main.rs` only parses
 //! and reports; everything here is callable from tests.
 
+// First, so that `outln!` and `out!` are in scope in every command's module.
+#[macro_use]
+pub mod output;
 mod campaign;
 mod check;
 mod compose;

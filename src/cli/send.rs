@@ -8,6 +8,7 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::db::with_store;
+use super::output::escape_controls;
 use super::{UsageError, code, exit};
 use crate::config::Config;
 use crate::content::{Issue, load_issue};
@@ -41,7 +42,7 @@ pub struct Args {
     /// The issue folder, such as issues/2026-02
     pub issue: PathBuf,
 
-    /// Write each recipient's message as DIR/<address>.eml instead of sending; changes nothing
+    /// Write each message to DIR as 00001-<address>.eml, … instead of sending; changes nothing
     #[arg(long, requires = "out")]
     pub dry_run: bool,
 
@@ -181,34 +182,34 @@ async fn send(
     let campaign = match campaign::prepare(store, issue, options).await {
         Ok(c) => c,
         Err(e @ (campaign::SendError::Cancelled(_) | campaign::SendError::Changed { .. })) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", escape_controls(&e.to_string()));
             return Ok(code(exit::INPUT));
         }
         Err(e) => return Err(e.into()),
     };
     let before = ledger::counts(store.pool(), campaign.id).await?;
     if campaign.status == CampaignStatus::Finished && before.remaining() == 0 {
-        println!(
+        outln!(
             "{}: already finished: {} sent, {} failed, {} skipped. `lscp-mail send {} --include-new` sends to subscribers who joined since.",
             issue.id,
             before.sent,
             before.failed,
             before.skipped,
             issue.dir.display()
-        );
+        )?;
         return Ok(code(exit::OK));
     }
     for h in ledger::holders(store.pool(), campaign.id).await? {
         if !h.alive {
-            println!(
+            outln!(
                 "{}: taking over {} claim(s) of sender {}, which has stopped",
                 issue.id,
                 h.claims,
                 h.name.as_deref().unwrap_or("(unnamed)")
-            );
+            )?;
         }
     }
-    println!(
+    outln!(
         "{}: {} to send by {} ({} recipients in all), rate {}, {} connection(s)",
         issue.id,
         before.remaining(),
@@ -216,7 +217,7 @@ async fn send(
         before.total(),
         options.rate,
         options.concurrency
-    );
+    )?;
     let (stop_tx, stop_rx) = campaign::stop_channel();
     let signals = tokio::spawn(async move {
         let mut term =
@@ -279,47 +280,50 @@ async fn send(
     match report.outcome {
         // Nothing accepted and something refused: not a success, whatever the queue says.
         Outcome::Finished if report.sent == 0 && report.failed > 0 => {
-            println!(
+            outln!(
                 "{}: finished, but every attempt failed; {this_run}; {totals}",
                 issue.id
-            );
-            println!(
+            )?;
+            outln!(
                 "`lscp-mail status {}` shows why; after fixing the cause, `lscp-mail retry-failed {}` queues them again",
-                issue.id, issue.id
-            );
+                issue.id,
+                issue.id
+            )?;
             Ok(code(exit::FAILURE))
         }
         Outcome::Finished => {
-            println!("{}: finished; {this_run}; {totals}", issue.id);
+            outln!("{}: finished; {this_run}; {totals}", issue.id)?;
             if c.failed > 0 {
-                println!(
+                outln!(
                     "{} failed: `lscp-mail status {}` shows why; `lscp-mail retry-failed {}` queues them again",
-                    c.failed, issue.id, issue.id
-                );
+                    c.failed,
+                    issue.id,
+                    issue.id
+                )?;
             }
             Ok(code(exit::OK))
         }
         Outcome::Interrupted => {
-            println!("{}: interrupted; {this_run}; {totals}; {resume}", issue.id);
+            outln!("{}: interrupted; {this_run}; {totals}; {resume}", issue.id)?;
             Ok(code(exit::RESUMABLE))
         }
         Outcome::CapReached => {
-            println!(
+            outln!(
                 "{}: the daily cap is reached; {this_run}; {totals}; {resume} tomorrow",
                 issue.id
-            );
+            )?;
             Ok(code(exit::RESUMABLE))
         }
         Outcome::Paused => {
             match &report.stopped_by {
-                Some(f) => println!(
+                Some(f) => outln!(
                     "{}: paused by itself: {} readers in a row were refused the same way ({f}); {this_run}; {totals}. Fix the cause (the message, the account or the server's policy), run `lscp-mail send {}` again, then `lscp-mail retry-failed {}` for those refused",
                     issue.id,
                     options.max_consecutive_failures,
                     issue.dir.display(),
                     issue.id
-                ),
-                None => println!("{}: paused; {this_run}; {totals}; {resume}", issue.id),
+                )?,
+                None => outln!("{}: paused; {this_run}; {totals}; {resume}", issue.id)?,
             }
             Ok(code(exit::RESUMABLE))
         }
@@ -327,10 +331,10 @@ async fn send(
             if let Some(f) = &report.stopped_by {
                 explain_refusal(f, target);
             }
-            println!(
+            outln!(
                 "{}: stopped: the mail server refused the session; nobody else was tried and their claims went back to the queue; {this_run}; {totals}; fix the setting, then {resume}",
                 issue.id
-            );
+            )?;
             Ok(code(exit::FAILURE))
         }
         Outcome::ServerUnavailable => {
@@ -339,21 +343,22 @@ async fn send(
                 .as_ref()
                 .map(|f| format!(" (last: {f})"))
                 .unwrap_or_default();
-            println!(
+            outln!(
                 "{}: gave up: the mail server stayed unavailable for {}{why}; nobody was charged an attempt and everything is still queued; {this_run}; {totals}; {resume}",
                 issue.id,
                 humantime::format_duration(options.give_up_after)
-            );
+            )?;
             Ok(code(exit::RESUMABLE))
         }
         Outcome::Cancelled => {
-            println!("{}: cancelled; {this_run}; {totals}", issue.id);
+            outln!("{}: cancelled; {this_run}; {totals}", issue.id)?;
             Ok(code(exit::INPUT))
         }
     }
 }
 
-/// Writes every message the issue would send now, named by address, and changes nothing.
+/// Writes every message the issue would send now, one file each (see [`message_file_name`]),
+/// and changes nothing.
 async fn dry_run(
     store: &Store,
     issue: &Issue,
@@ -368,25 +373,43 @@ async fn dry_run(
     let audience = ledger::audience(store.pool(), &topics).await?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let (mut written, mut skipped) = (0, 0);
-    for (r, topics) in audience {
+    for (n, (r, topics)) in audience.into_iter().enumerate() {
         if topics.is_empty() {
             skipped += 1;
             continue;
         }
         let token = LinkToken::new(r.link_id.clone(), r.link_secret.clone());
         let message = personaliser.message(&r.email, r.name.as_deref(), Some(&topics), &token)?;
-        let name = format!("{}.eml", r.email.to_lowercase().replace(['/', '\\'], "_"));
-        let path = out.join(name);
+        let path = out.join(message_file_name(n + 1, &r.email));
         std::fs::write(&path, &message.bytes)
             .with_context(|| format!("cannot write {}", path.display()))?;
         written += 1;
     }
-    println!(
+    outln!(
         "{}: wrote {written} message(s) to {} ({skipped} active subscriber(s) have no topic in this issue); nothing was sent or recorded",
         issue.id,
         out.display()
-    );
+    )?;
     Ok(code(exit::OK))
+}
+
+/// `00012-a_b@example.org.eml`: unique by the counter, whatever two addresses look like once
+/// sanitised, and safe by construction (only ASCII letters, digits and `@._+-`, bounded length,
+/// never `.` or `..`), so no address can name a path outside the folder.
+fn message_file_name(n: usize, email: &str) -> String {
+    let readable: String = email
+        .to_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "@._+-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(100)
+        .collect();
+    format!("{n:05}-{readable}.eml")
 }
 
 /// Sends the personalised message to a few addresses, outside the ledger.
@@ -433,10 +456,10 @@ async fn test_send(
         };
         let message = personaliser.message(email.as_str(), None, topics.as_deref(), &token)?;
         match conn.send(&message.envelope, &message.bytes).await {
-            Ok(reply) => println!("sent to {address} ({who}): {reply}"),
+            Ok(reply) => outln!("sent to {address} ({who}): {reply}")?,
             Err(f) => {
                 failed += 1;
-                println!("NOT sent to {address}: {f}");
+                outln!("NOT sent to {address}: {f}")?;
             }
         }
     }
@@ -521,5 +544,33 @@ impl Progress for Bar {
 
     fn finish(&self) {
         self.bar.finish_and_clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::message_file_name;
+
+    #[test]
+    fn every_dry_run_message_gets_its_own_safe_file() {
+        let emails = [
+            "a/b@example.org",
+            "a_b@example.org",
+            "A_B@example.org",
+            "../x@example.org",
+        ];
+        let names: Vec<String> = emails
+            .iter()
+            .enumerate()
+            .map(|(i, e)| message_file_name(i + 1, e))
+            .collect();
+        let unique: std::collections::HashSet<_> = names.iter().collect();
+        assert_eq!(unique.len(), emails.len(), "{names:?}");
+        assert_eq!(names[0], "00001-a_b@example.org.eml");
+        assert!(
+            names
+                .iter()
+                .all(|n| !n.contains('/') && !n.starts_with('.'))
+        );
     }
 }

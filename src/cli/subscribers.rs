@@ -6,6 +6,7 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::db::with_store;
+use super::output::OutputError;
 use super::{UsageError, code, exit};
 use crate::config::Config;
 use crate::content::{TopicCatalog, TopicSet};
@@ -119,7 +120,9 @@ were imported) or the file cannot be imported (nothing was), 3 other failure."
     /// Write subscribers with their topics as CSV
     #[command(
         after_help = "Columns: email, name, organisation, topics (`;`-separated), status, created_at, confirmed_at.\n\
-Cells that a spreadsheet would run as a formula (starting with = + - @) get a leading '."
+The data is written exactly as stored, so `subscribers import` reads it back unchanged. With\n\
+--spreadsheet, cells a spreadsheet would run as a formula (starting with = + - @) get a\n\
+leading ' instead: for opening in Excel or LibreOffice, not for importing again."
     )]
     Export {
         /// The file to write [default: standard output]
@@ -128,6 +131,9 @@ Cells that a spreadsheet would run as a formula (starting with = + - @) get a le
         topic: Option<String>,
         #[arg(long)]
         status: Option<SubscriberStatus>,
+        /// Guard cells against running as spreadsheet formulas (alters them; do not re-import)
+        #[arg(long)]
+        spreadsheet: bool,
     },
     /// Erase a practitioner's personal data at their request
     ///
@@ -166,25 +172,25 @@ impl Args {
                 let added = store.add(&new, status.into(), &source, resubscribe).await?;
                 let s = &added.subscriber;
                 if added.before == Some(SubscriberStatus::Pending) {
-                    println!(
+                    outln!(
                         "{}: had signed up without confirming; now {} on your record, topics: {}",
                         s.email,
                         s.status,
                         topics_text(&s.topics)
-                    );
+                    )?;
                 } else {
-                    println!(
+                    outln!(
                         "added {} ({}), topics: {}",
                         s.email,
                         s.status,
                         topics_text(&s.topics)
-                    );
+                    )?;
                 }
                 Ok(code(exit::OK))
             }),
             SubscribersCommand::List { topic, status } => with_store(config, async |store| {
                 let filter = filter(store, topic.as_deref(), status).await?;
-                print_list(&store.subscribers(&filter).await?);
+                print_list(&store.subscribers(&filter).await?)?;
                 Ok(code(exit::OK))
             }),
             SubscribersCommand::Show { email } => {
@@ -195,22 +201,22 @@ impl Args {
                 let topics = catalog.parse_list(&topics.join(","))?;
                 let change = store.set_topics(&email, &topics, &source).await?;
                 if change.changed() {
-                    println!(
+                    outln!(
                         "{email}: topics changed from {} to {}",
                         topics_text(&change.before),
                         topics_text(&change.after)
-                    );
+                    )?;
                 } else {
-                    println!("{email}: topics unchanged ({})", topics_text(&change.after));
+                    outln!("{email}: topics unchanged ({})", topics_text(&change.after))?;
                 }
                 Ok(code(exit::OK))
             }),
             SubscribersCommand::Unsubscribe { email } => with_store(config, async |store| {
                 let change = store.unsubscribe(&email, &source).await?;
                 if change.changed() {
-                    println!("{email}: unsubscribed (was {})", change.before);
+                    outln!("{email}: unsubscribed (was {})", change.before)?;
                 } else {
-                    println!("{email}: already unsubscribed");
+                    outln!("{email}: already unsubscribed")?;
                 }
                 Ok(code(exit::OK))
             }),
@@ -218,12 +224,24 @@ impl Args {
                 file,
                 topic,
                 status,
+                spreadsheet,
             } => with_store(config, async |store| {
                 let filter = filter(store, topic.as_deref(), status).await?;
                 let subscribers = store.subscribers(&filter).await?;
+                let form = if spreadsheet {
+                    export::Form::Spreadsheet
+                } else {
+                    export::Form::Data
+                };
                 match &file {
-                    Some(path) => write_export(path, &subscribers)?,
-                    None => export::write_csv(&subscribers, std::io::stdout().lock())?,
+                    Some(path) => write_export(path, &subscribers, form)?,
+                    // Data, not a display: written as is (no escaping), and a closed pipe
+                    // ends the command quietly like every printer.
+                    None => export::write_csv(&subscribers, std::io::stdout().lock(), form)
+                        .map_err(|e| match e.into_kind() {
+                            csv::ErrorKind::Io(io) => anyhow::Error::from(OutputError(io)),
+                            other => anyhow::anyhow!("cannot write the export: {other:?}"),
+                        })?,
                 }
                 if let Some(path) = &file {
                     eprintln!(
@@ -237,11 +255,11 @@ impl Args {
             }),
             SubscribersCommand::Forget { email } => with_store(config, async |store| {
                 let erased_at = store.forget(&email, &source).await?;
-                println!(
+                outln!(
                     "{email}: erased on {}; a keyed hash of the address and the change log \
                      (without personal data) are kept",
                     erased_at.format("%Y-%m-%d %H:%M UTC")
-                );
+                )?;
                 Ok(code(exit::OK))
             }),
         }
@@ -263,24 +281,25 @@ async fn import(
 
     let name = file.display();
     for issue in &checked.problems {
-        println!("{name}:{}: {} (skipped)", issue.line, issue.problem);
+        outln!("{name}:{}: {} (skipped)", issue.line, issue.problem)?;
     }
     for activated in &report.activated {
-        println!(
+        outln!(
             "{name}:{}: {}: had signed up without confirming; now active on this import's record",
-            activated.line, activated.email
-        );
+            activated.line,
+            activated.email
+        )?;
     }
     for kept in &report.kept {
         if !matches!(kept.reason, KeptReason::AlreadySubscribed(_)) {
-            println!("{name}:{}: {}: {}", kept.line, kept.email, kept.reason);
+            outln!("{name}:{}: {}: {}", kept.line, kept.email, kept.reason)?;
         }
     }
     let rows = checked.rows.len() + checked.problems.len();
     let already = report.count(|r| matches!(r, KeptReason::AlreadySubscribed(_)));
     let left = report.count(|r| matches!(r, KeptReason::HasLeft(_)));
     let erased = report.count(|r| matches!(r, KeptReason::Erased(_)));
-    println!(
+    outln!(
         "{name}: {rows} row{}: {} added ({status}), {} made active (had not confirmed a \
          sign-up), {already} already subscribed, {left} not resubscribed, {erased} previously \
          erased, {} skipped with problems",
@@ -288,7 +307,7 @@ async fn import(
         report.added.len(),
         report.activated.len(),
         checked.problems.len(),
-    );
+    )?;
     Ok(code(if checked.problems.is_empty() {
         exit::OK
     } else {
@@ -321,7 +340,7 @@ async fn filter(
     Ok(SubscriberFilter { status, topic })
 }
 
-fn print_list(subscribers: &[crate::store::Subscriber]) {
+fn print_list(subscribers: &[crate::store::Subscriber]) -> Result<(), OutputError> {
     let width = subscribers
         .iter()
         .map(|s| s.email.as_str().chars().count())
@@ -334,10 +353,12 @@ fn print_list(subscribers: &[crate::store::Subscriber]) {
         .max()
         .unwrap_or(6)
         .max(6);
-    println!(
+    outln!(
         "{:width$}  {:12}  {:topics$}  NAME",
-        "EMAIL", "STATUS", "TOPICS"
-    );
+        "EMAIL",
+        "STATUS",
+        "TOPICS"
+    )?;
     for s in subscribers {
         let who = match (&s.name, &s.organisation) {
             (Some(n), Some(o)) => format!("{n} ({o})"),
@@ -345,18 +366,18 @@ fn print_list(subscribers: &[crate::store::Subscriber]) {
             (None, Some(o)) => format!("({o})"),
             (None, None) => String::new(),
         };
-        println!(
+        outln!(
             "{:width$}  {:12}  {:topics$}  {who}",
             s.email.as_str(),
             s.status.as_str(),
             topics_text(&s.topics)
-        );
+        )?;
     }
-    println!(
+    outln!(
         "{} subscriber{}",
         subscribers.len(),
         plural(subscribers.len())
-    );
+    )
 }
 
 async fn show(store: &Store, email: &SubscriberEmail) -> anyhow::Result<ExitCode> {
@@ -365,11 +386,11 @@ async fn show(store: &Store, email: &SubscriberEmail) -> anyhow::Result<ExitCode
         Err(crate::store::StoreError::NotFound(_)) => {
             return match store.erasure(email).await? {
                 Some(erasure) => {
-                    println!(
+                    outln!(
                         "{email} was erased on {}; its change log is kept without personal data:",
                         erasure.erased_at.format("%Y-%m-%d %H:%M UTC")
-                    );
-                    print_history(&erasure.history);
+                    )?;
+                    print_history(&erasure.history)?;
                     Ok(code(exit::OK))
                 }
                 None => Err(crate::store::StoreError::NotFound(email.to_string()).into()),
@@ -378,42 +399,43 @@ async fn show(store: &Store, email: &SubscriberEmail) -> anyhow::Result<ExitCode
         Err(e) => return Err(e.into()),
     };
     let when = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
-    println!("{}", subscriber.email);
-    println!(
+    outln!("{}", subscriber.email)?;
+    outln!(
         "  name:          {}",
         subscriber.name.as_deref().unwrap_or("-")
-    );
-    println!(
+    )?;
+    outln!(
         "  organisation:  {}",
         subscriber.organisation.as_deref().unwrap_or("-")
-    );
-    println!("  status:        {}", subscriber.status);
-    println!("  topics:        {}", topics_text(&subscriber.topics));
-    println!("  added:         {}", when(subscriber.created_at));
-    println!(
+    )?;
+    outln!("  status:        {}", subscriber.status)?;
+    outln!("  topics:        {}", topics_text(&subscriber.topics))?;
+    outln!("  added:         {}", when(subscriber.created_at))?;
+    outln!(
         "  confirmed:     {}",
         subscriber
             .confirmed_at
             .map(when)
             .unwrap_or_else(|| "-".into())
-    );
-    println!("  last changed:  {}", when(subscriber.updated_at));
-    println!("history:");
-    print_history(&store.history(&subscriber).await?);
+    )?;
+    outln!("  last changed:  {}", when(subscriber.updated_at))?;
+    outln!("history:")?;
+    print_history(&store.history(&subscriber).await?)?;
     Ok(code(exit::OK))
 }
 
-fn print_history(entries: &[ConsentEntry]) {
+fn print_history(entries: &[ConsentEntry]) -> Result<(), OutputError> {
     let sources: Vec<String> = entries.iter().map(|e| e.source.to_string()).collect();
     let width = sources.iter().map(|s| s.chars().count()).max().unwrap_or(0);
     for (e, source) in entries.iter().zip(&sources) {
-        println!(
+        outln!(
             "  {}  {:14}  {source:width$}  {}",
             e.at.format("%Y-%m-%d %H:%M:%S UTC"),
             e.action.as_str(),
             detail_text(&e.detail)
-        );
+        )?;
     }
+    Ok(())
 }
 
 /// `{"from": "active", "topics": ["a", "b"]}` as `from=active topics=a,b`.
@@ -455,7 +477,11 @@ fn plural(n: usize) -> &'static str {
 }
 
 /// Writes beside the target and renames, so a failed export never leaves half a file.
-fn write_export(path: &Path, subscribers: &[crate::store::Subscriber]) -> anyhow::Result<()> {
+fn write_export(
+    path: &Path,
+    subscribers: &[crate::store::Subscriber],
+    form: export::Form,
+) -> anyhow::Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -464,7 +490,7 @@ fn write_export(path: &Path, subscribers: &[crate::store::Subscriber]) -> anyhow
     let written = std::fs::File::create(&tmp)
         .map_err(anyhow::Error::from)
         .and_then(|mut f| {
-            export::write_csv(subscribers, &mut f)?;
+            export::write_csv(subscribers, &mut f, form)?;
             f.flush()?;
             f.sync_all()?;
             Ok(())

@@ -44,29 +44,31 @@ impl Args {
             TopicsCommand::List => with_store(config, async |store| {
                 let topics = store.topics().await?;
                 let width = topics.iter().map(|t| t.info.slug.len()).max().unwrap_or(4);
-                println!("{:width$}  {:>6}  NAME", "SLUG", "ACTIVE");
+                outln!("{:width$}  {:>6}  NAME", "SLUG", "ACTIVE")?;
                 for t in &topics {
-                    println!(
+                    outln!(
                         "{:width$}  {:>6}  {}",
-                        t.info.slug, t.active_subscribers, t.info.name
-                    );
+                        t.info.slug,
+                        t.active_subscribers,
+                        t.info.name
+                    )?;
                 }
                 let configured = config.topic_catalog()?;
                 for t in &topics {
                     if configured.parse(&t.info.slug).is_err() {
-                        println!(
+                        outln!(
                             "note: `{}` is not among the topics in lscp-mail.toml, so no issue \
                              section can be tagged with it",
                             t.info.slug
-                        );
+                        )?;
                     }
                 }
                 for slug in configured.slugs() {
                     if !topics.iter().any(|t| t.info.slug == slug) {
-                        println!(
+                        outln!(
                             "note: `{slug}` is in lscp-mail.toml but not stored: \
                              `lscp-mail topics add {slug} --name …` lets subscribers choose it"
-                        );
+                        )?;
                     }
                 }
                 Ok(code(exit::OK))
@@ -83,7 +85,7 @@ impl Args {
                     description,
                 };
                 store.add_topic(&topic, position).await?;
-                println!("added topic `{}` ({})", topic.slug, topic.name);
+                outln!("added topic `{}` ({})", topic.slug, topic.name)?;
                 Ok(code(exit::OK))
             }),
         }

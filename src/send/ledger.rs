@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, PgPool};
 
 use crate::content::IssueId;
+use crate::store::redact_addresses;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CampaignStatus {
@@ -258,6 +259,9 @@ pub async fn claim(
 }
 
 /// The server accepted the message. Only the claim's holder may record it.
+///
+/// Like every reply this ledger stores, it is kept without the addresses it quotes: the
+/// ledger outlives erasure, and `status` prints it.
 pub async fn mark_sent(
     db: impl PgExecutor<'_>,
     id: i64,
@@ -272,7 +276,7 @@ pub async fn mark_sent(
            WHERE id = $1 AND claimed_by = $2 AND status = 'sending'"#,
         id,
         worker,
-        reply,
+        &*redact_addresses(reply),
         message_id
     )
     .execute(db)
@@ -296,7 +300,7 @@ pub async fn mark_retry(
            WHERE id = $1 AND claimed_by = $2 AND status = 'sending'"#,
         id,
         worker,
-        reply,
+        &*redact_addresses(reply),
         retry_in_seconds
     )
     .execute(db)
@@ -320,7 +324,7 @@ pub async fn mark_final(
         id,
         worker,
         status.as_str(),
-        reply
+        &*redact_addresses(reply)
     )
     .execute(db)
     .await?;

@@ -22,6 +22,13 @@ pub enum EmailError {
     Invalid(String),
     #[error("`{0}` is not an address on an internet domain (such as name@leeds.gov.uk)")]
     NotInternetDomain(String),
+    /// Sending to `élise@…` needs SMTPUTF8 all the way to the mailbox, which most servers on
+    /// the way do not offer; refused here rather than failing at every send.
+    #[error(
+        "`{0}` has letters outside ASCII before the @; such addresses cannot be delivered \
+         through most mail servers: ask the practitioner for an ASCII address"
+    )]
+    NonAsciiLocalPart(String),
 }
 
 impl SubscriberEmail {
@@ -33,6 +40,7 @@ impl SubscriberEmail {
         if email.chars().count() > MAX_LEN {
             return Err(EmailError::TooLong);
         }
+        let email = &ascii_domain(email)?;
         let address =
             lettre::Address::from_str(email).map_err(|_| EmailError::Invalid(email.to_string()))?;
         // lettre accepts `user@localhost` and `user@[10.0.0.1]`, which are never a
@@ -61,6 +69,54 @@ impl SubscriberEmail {
     pub fn normalised(&self) -> String {
         self.0.to_lowercase()
     }
+}
+
+/// The address with its domain in ASCII (punycode) form, so that it goes out on any server;
+/// the part before the @ must be ASCII already.
+fn ascii_domain(email: &str) -> Result<String, EmailError> {
+    let invalid = || EmailError::Invalid(email.to_string());
+    let (local, domain) = email.rsplit_once('@').ok_or_else(invalid)?;
+    if !local.is_ascii() {
+        return Err(EmailError::NonAsciiLocalPart(email.to_string()));
+    }
+    if domain.is_ascii() {
+        return Ok(email.to_string());
+    }
+    let domain = idna::domain_to_ascii(domain).map_err(|_| invalid())?;
+    Ok(format!("{local}@{domain}"))
+}
+
+/// `text` with anything shaped like an email address replaced by `[address]`. Mail servers
+/// quote the recipient in their replies (`550 5.1.1 <ann@example.org>: unknown user`); a reply
+/// is stored and shown with the address taken out, so the delivery record, `status` and
+/// erasure never have to find it again.
+pub fn redact_addresses(text: &str) -> std::borrow::Cow<'_, str> {
+    // Characters that cannot be part of an address as servers quote it.
+    let stops = |c: char| c.is_whitespace() || "<>()[]\",;:'`".contains(c) || c.is_control();
+    if !text.contains('@') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('@') {
+        let start = rest[..at]
+            .char_indices()
+            .rev()
+            .find(|&(_, c)| stops(c))
+            .map_or(0, |(i, c)| i + c.len_utf8());
+        let end = rest[at + 1..]
+            .find(stops)
+            .map_or(rest.len(), |i| at + 1 + i);
+        if start < at && end > at + 1 {
+            out.push_str(&rest[..start]);
+            out.push_str("[address]");
+        } else {
+            out.push_str(&rest[..end.max(at + 1)]);
+        }
+        rest = &rest[end.max(at + 1)..];
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
 }
 
 impl fmt::Display for SubscriberEmail {
@@ -112,6 +168,40 @@ mod tests {
     fn an_address_longer_than_smtp_allows_is_refused() {
         let long = format!("{}@example.org", "a".repeat(250));
         assert_eq!(SubscriberEmail::parse(&long), Err(EmailError::TooLong));
+    }
+
+    #[test]
+    fn a_server_reply_is_kept_without_the_address_it_quotes() {
+        assert_eq!(
+            redact_addresses("550 5.1.1 <gone.person@example.org>: Recipient address rejected"),
+            "550 5.1.1 <[address]>: Recipient address rejected"
+        );
+        assert_eq!(
+            redact_addresses("550 user Gone.Person+x@Example.ORG unknown; ann@b.org too"),
+            "550 user [address] unknown; [address] too"
+        );
+        assert_eq!(
+            redact_addresses("250 2.0.0 Ok: queued as 4F2"),
+            "250 2.0.0 Ok: queued as 4F2"
+        );
+        assert_eq!(redact_addresses("a @ b and @@"), "a @ b and @@");
+    }
+
+    #[test]
+    fn an_address_with_letters_outside_ascii_before_the_at_is_refused_with_a_reason() {
+        let err = SubscriberEmail::parse("élise@exemple.fr").expect_err("refused");
+        assert_eq!(
+            err,
+            EmailError::NonAsciiLocalPart("élise@exemple.fr".into())
+        );
+        assert!(err.to_string().contains("outside ASCII"), "{err}");
+    }
+
+    #[test]
+    fn an_internationalised_domain_is_kept_in_its_ascii_form() {
+        let e = SubscriberEmail::parse("elise@exemple-été.fr").expect("valid");
+        assert_eq!(e.as_str(), "elise@xn--exemple-t-i4ab.fr");
+        assert!(e.as_str().is_ascii());
     }
 
     #[test]

@@ -17,7 +17,7 @@ use sha2::Sha256;
 use sqlx::{PgConnection, Postgres, Transaction};
 
 use super::consent::{self, ConsentAction, ConsentEntry, ConsentSource};
-use super::email::SubscriberEmail;
+use super::email::{SubscriberEmail, redact_addresses};
 use super::subscriber;
 use super::token::random;
 use super::{Store, StoreError};
@@ -65,6 +65,7 @@ impl Store {
         detach_history(&mut tx, subscriber.id, erasure.0).await?;
         let detail = json!({ "previous_status": subscriber.status.as_str() });
         record_erasure(&mut tx, erasure.0, source, detail).await?;
+        redact_replies(&mut tx, subscriber.id, email).await?;
         delete_subscriber(&mut tx, subscriber.id).await?;
         tx.commit().await?;
         Ok(erasure.1)
@@ -193,6 +194,46 @@ async fn record_erasure(
         ConsentAction::Erased.as_str(),
         source.to_string(),
         detail
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Their deliveries stay (the campaign's counts), detached by the delete; the servers' replies
+/// recorded there lose any address they quote. Replies are stored redacted already; this also
+/// covers replies stored before that, and a server quoting the address in a form the
+/// redaction missed.
+async fn redact_replies(
+    tx: &mut Transaction<'_, Postgres>,
+    subscriber_id: i64,
+    email: &SubscriberEmail,
+) -> Result<(), StoreError> {
+    let rows = sqlx::query!(
+        r#"SELECT id, last_reply AS "last_reply!" FROM deliveries
+           WHERE subscriber_id = $1 AND last_reply IS NOT NULL"#,
+        subscriber_id
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    let address = email.normalised();
+    let (ids, replies): (Vec<i64>, Vec<String>) = rows
+        .into_iter()
+        .map(|r| {
+            let reply = redact_addresses(&r.last_reply).into_owned();
+            let reply = if reply.to_lowercase().contains(&address) {
+                "(reply removed at erasure)".to_string()
+            } else {
+                reply
+            };
+            (r.id, reply)
+        })
+        .unzip();
+    sqlx::query!(
+        "UPDATE deliveries d SET last_reply = r.reply
+         FROM unnest($1::bigint[], $2::text[]) AS r(id, reply) WHERE d.id = r.id",
+        &ids,
+        &replies
     )
     .execute(&mut **tx)
     .await?;

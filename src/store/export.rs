@@ -15,15 +15,33 @@ pub const COLUMNS: [&str; 7] = [
     "confirmed_at",
 ];
 
+/// Who the file is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// The data exactly as stored: `subscribers import` reads it back unchanged.
+    Data,
+    /// For opening in a spreadsheet: cells that would run as a formula are made text, which
+    /// alters them (see [`spreadsheet_safe`]).
+    Spreadsheet,
+}
+
 /// Writes `subscribers` as CSV with a header line; topics are separated by `;` as in imports.
-pub fn write_csv<W: Write>(subscribers: &[Subscriber], out: W) -> Result<(), csv::Error> {
+pub fn write_csv<W: Write>(
+    subscribers: &[Subscriber],
+    out: W,
+    form: Form,
+) -> Result<(), csv::Error> {
+    let cell = |s: &str| match form {
+        Form::Data => s.to_string(),
+        Form::Spreadsheet => spreadsheet_safe(s),
+    };
     let mut w = csv::Writer::from_writer(out);
     w.write_record(COLUMNS)?;
     for s in subscribers {
         w.write_record([
-            spreadsheet_safe(s.email.as_str()),
-            spreadsheet_safe(s.name.as_deref().unwrap_or("")),
-            spreadsheet_safe(s.organisation.as_deref().unwrap_or("")),
+            cell(s.email.as_str()),
+            cell(s.name.as_deref().unwrap_or("")),
+            cell(s.organisation.as_deref().unwrap_or("")),
             s.topics.join(";"),
             s.status.to_string(),
             s.created_at.to_rfc3339(),
@@ -34,7 +52,7 @@ pub fn write_csv<W: Write>(subscribers: &[Subscriber], out: W) -> Result<(), csv
     Ok(())
 }
 
-/// The file will be opened in a spreadsheet, which runs a cell starting with `=`, `+`, `-` or
+/// For a file to be opened in a spreadsheet, which runs a cell starting with `=`, `+`, `-` or
 /// `@` as a formula; a leading `'` makes it text (OWASP's advice on CSV injection).
 fn spreadsheet_safe(s: &str) -> String {
     if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {

@@ -10,8 +10,6 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::fs::File;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -30,6 +28,10 @@ use crate::content::{TopicCatalog, TopicSet};
 
 /// The columns an import file may have; only `email` is required.
 pub const COLUMNS: [&str; 4] = ["email", "name", "organisation", "topics"];
+/// The further columns of `subscribers export`, so that an export imports back unchanged:
+/// `status` decides whether a row is imported (only `active` ones are: the others have not
+/// consented, or withdrew), the dates are read past.
+pub const EXPORT_COLUMNS: [&str; 3] = ["status", "created_at", "confirmed_at"];
 /// A row longer than this is not a practitioner's details (and would flood the report).
 pub const MAX_ROW_BYTES: usize = 4096;
 /// Rows written per batch of statements; the progress bar moves once a batch.
@@ -67,7 +69,8 @@ pub enum ImportError {
     Empty { path: PathBuf },
     #[error(
         "{}:1: {message}; the columns are email, name, organisation and topics (only email is \
-         required; nothing was imported)",
+         required; an export's status, created_at and confirmed_at are accepted too; nothing \
+         was imported)",
         path.display()
     )]
     Columns { path: PathBuf, message: String },
@@ -100,6 +103,11 @@ pub enum RowProblem {
         column: &'static str,
         problem: NameError,
     },
+    /// A row of an export whose subscriber was not active there (pending, unsubscribed,
+    /// bounced, blocked): importing them would subscribe someone who has not consented.
+    NotActive {
+        status: String,
+    },
 }
 
 impl fmt::Display for RowProblem {
@@ -120,6 +128,10 @@ impl fmt::Display for RowProblem {
                 )
             }
             Self::BadText { column, problem } => write!(f, "the {column} {problem}"),
+            Self::NotActive { status } => write!(
+                f,
+                "the status is `{status}`; only active subscribers are imported from an export"
+            ),
         }
     }
 }
@@ -156,6 +168,7 @@ struct Columns {
     name: Option<usize>,
     organisation: Option<usize>,
     topics: Option<usize>,
+    status: Option<usize>,
 }
 
 impl Columns {
@@ -165,6 +178,7 @@ impl Columns {
             let name = raw.trim().trim_start_matches('\u{feff}').trim();
             let known = COLUMNS
                 .iter()
+                .chain(&EXPORT_COLUMNS)
                 .find(|c| c.eq_ignore_ascii_case(name))
                 .ok_or_else(|| format!("unknown column `{}`", shorten(name)))?;
             if at.insert(known, i).is_some() {
@@ -177,6 +191,7 @@ impl Columns {
             name: at.get("name").copied(),
             organisation: at.get("organisation").copied(),
             topics: at.get("topics").copied(),
+            status: at.get("status").copied(),
         })
     }
 }
@@ -189,24 +204,33 @@ impl ImportFile {
         default_topics: &TopicSet,
         progress: &dyn Progress,
     ) -> Result<Self, ImportError> {
-        let read_error = |source| ImportError::Read {
+        let bytes = std::fs::read(path).map_err(|source| ImportError::Read {
             path: path.to_path_buf(),
             source,
-        };
-        let file = File::open(path).map_err(read_error)?;
-        let size = file.metadata().map_err(read_error)?.len();
+        })?;
+        Self::parse(path, &bytes, catalog, default_topics, progress)
+    }
+
+    /// Checks the contents of an import file read from `path` (named in messages).
+    pub fn parse(
+        path: &Path,
+        bytes: &[u8],
+        catalog: &TopicCatalog,
+        default_topics: &TopicSet,
+        progress: &dyn Progress,
+    ) -> Result<Self, ImportError> {
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
-            .from_reader(BufReader::new(file));
+            .from_reader(bytes);
         let not_utf8 = |line| ImportError::NotUtf8 {
             path: path.to_path_buf(),
             line,
         };
-        let csv_error = |e: csv::Error| match e.into_kind() {
-            csv::ErrorKind::Io(source) => read_error(source),
-            // With byte records and flexible rows, reading can only fail on I/O.
-            other => read_error(std::io::Error::other(format!("{other:?}"))),
+        let csv_error = |e: csv::Error| ImportError::Read {
+            path: path.to_path_buf(),
+            // Reading a slice with byte records and flexible rows cannot fail; kept typed.
+            source: std::io::Error::other(format!("{:?}", e.into_kind())),
         };
 
         let mut record = csv::ByteRecord::new();
@@ -221,8 +245,9 @@ impl ImportFile {
             message,
         })?;
 
-        progress.begin("reading", size);
+        progress.begin("reading", bytes.len() as u64);
         let mut done = 0;
+        let mut lines = LineCounter::new(bytes);
         let mut file = ImportFile {
             path: path.to_path_buf(),
             rows: Vec::new(),
@@ -230,9 +255,8 @@ impl ImportFile {
         };
         let mut first_line: HashMap<String, u64> = HashMap::new();
         while reader.read_byte_record(&mut record).map_err(csv_error)? {
-            let (line, byte) = record
-                .position()
-                .map_or((0, done), |p| (p.line(), p.byte()));
+            let byte = record.position().map_or(done, |p| p.byte());
+            let line = lines.line_at(byte);
             let row = fields(&record).ok_or_else(|| not_utf8(line))?;
             match parse_row(
                 &row,
@@ -263,6 +287,45 @@ impl ImportFile {
     }
 }
 
+/// The line a byte offset is on, counted as an editor counts them: `\n`, `\r\n` and a lone
+/// `\r` each end one line. (The csv crate's own count is one short per record in a file
+/// with CRLF endings.) Offsets must be asked for in increasing order; the whole file is
+/// scanned once.
+struct LineCounter<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    line: u64,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Self {
+            bytes,
+            at: 0,
+            line: 1,
+        }
+    }
+
+    /// The line of the record whose position csv gives as `byte`: that position may be on
+    /// the previous record's line ending, so the record starts at the first byte after it
+    /// that ends no line (csv skips empty lines).
+    fn line_at(&mut self, byte: u64) -> u64 {
+        let mut to = usize::try_from(byte).map_or(self.bytes.len(), |b| b.min(self.bytes.len()));
+        while matches!(self.bytes.get(to), Some(b'\r' | b'\n')) {
+            to += 1;
+        }
+        while self.at < to {
+            match self.bytes[self.at] {
+                b'\n' => self.line += 1,
+                b'\r' if self.bytes.get(self.at + 1) != Some(&b'\n') => self.line += 1,
+                _ => {}
+            }
+            self.at += 1;
+        }
+        self.line
+    }
+}
+
 /// The record's fields as text, or `None` when any is not UTF-8.
 fn fields(record: &csv::ByteRecord) -> Option<Vec<&str>> {
     record.iter().map(|f| std::str::from_utf8(f).ok()).collect()
@@ -285,6 +348,14 @@ fn parse_row(
         });
     }
     let email = SubscriberEmail::parse(row[columns.email]).map_err(RowProblem::BadEmail)?;
+    if let Some(status) = columns.status.map(|i| row[i].trim())
+        && !status.is_empty()
+        && status != SubscriberStatus::Active.as_str()
+    {
+        return Err(RowProblem::NotActive {
+            status: shorten(status),
+        });
+    }
     let text = |at: Option<usize>, column| {
         DisplayName::parse(at.map_or("", |i| row[i]))
             .map_err(|problem| RowProblem::BadText { column, problem })
@@ -677,5 +748,161 @@ mod tests {
         assert_eq!(e(&["name", "topics"]), "there is no `email` column");
         assert_eq!(e(&["email", "phone"]), "unknown column `phone`");
         assert_eq!(e(&["email", "Email"]), "the column `email` appears twice");
+    }
+
+    fn parsed(bytes: &[u8]) -> ImportFile {
+        let catalog = TopicCatalog::builtin();
+        ImportFile::parse(Path::new("t.csv"), bytes, &catalog, &catalog.all(), &Silent)
+            .expect("readable")
+    }
+
+    fn lines(file: &ImportFile) -> (Vec<u64>, Vec<u64>) {
+        (
+            file.rows.iter().map(|r| r.line).collect(),
+            file.problems.iter().map(|p| p.line).collect(),
+        )
+    }
+
+    #[test]
+    fn line_numbers_are_the_same_whatever_the_line_endings() {
+        let text = "email,name\nann@example.org,Ann\nnot-an-address,Bob\n\"cy@example.org\",\"Cy\nTwo\"\ndi@example.org,Di\n";
+        let unix = parsed(text.as_bytes());
+        let windows = parsed(text.replace('\n', "\r\n").as_bytes());
+        let old_mac = parsed(text.replace('\n', "\r").as_bytes());
+        assert_eq!(lines(&unix), (vec![2, 6], vec![3, 4]));
+        assert_eq!(lines(&windows), lines(&unix));
+        assert_eq!(lines(&old_mac), lines(&unix));
+    }
+
+    #[test]
+    fn only_the_active_rows_of_an_export_are_imported() {
+        let file = parsed(
+            b"email,name,organisation,topics,status,created_at,confirmed_at\n\
+              ann@example.org,Ann,,training,active,2026-01-01T00:00:00+00:00,\n\
+              bob@example.org,Bob,,training,unsubscribed,2026-01-01T00:00:00+00:00,\n",
+        );
+        assert_eq!(lines(&file), (vec![2], vec![3]));
+        assert_eq!(
+            file.problems[0].problem,
+            RowProblem::NotActive {
+                status: "unsubscribed".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_control_character_in_a_name_or_organisation_is_a_row_error() {
+        let file = parsed(
+            b"email,name,organisation\nann@example.org,\"Ann\x1b[2J\",\nbob@example.org,Bob,\"Leeds\nCouncil\"\ncy@example.org,Cy,Leeds\n",
+        );
+        let problems: Vec<(u64, &RowProblem)> =
+            file.problems.iter().map(|p| (p.line, &p.problem)).collect();
+        assert_eq!(
+            problems,
+            [
+                (
+                    2,
+                    &RowProblem::BadText {
+                        column: "name",
+                        problem: NameError::Control("U+001B".into())
+                    }
+                ),
+                (
+                    3,
+                    &RowProblem::BadText {
+                        column: "organisation",
+                        problem: NameError::LineBreak
+                    }
+                ),
+            ]
+        );
+        assert_eq!(lines(&file).0, [5]);
+    }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// A row an attacker or a careless export might hold.
+        fn hostile_field() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "[a-z]{1,8}@example\\.org",
+                "\\PC{0,20}",
+                "[\"\r\n,;\u{1b}\u{feff}\u{0}a-z@=+-]{0,30}",
+                Just("x".repeat(5000)),
+                Just("\"unterminated".into()),
+                Just("\u{feff}email".into()),
+            ]
+        }
+
+        fn hostile_file() -> impl Strategy<Value = Vec<u8>> {
+            let row = prop::collection::vec(hostile_field(), 0..5);
+            let ending = prop_oneof![Just("\n"), Just("\r\n"), Just("\r")];
+            (prop::collection::vec((row, ending), 0..12), any::<bool>()).prop_map(|(rows, bom)| {
+                let mut text = String::from(if bom { "\u{feff}" } else { "" });
+                text.push_str("email,name,organisation,topics\n");
+                for (fields, ending) in rows {
+                    text.push_str(&fields.join(","));
+                    text.push_str(ending);
+                }
+                text.into_bytes()
+            })
+        }
+
+        /// Every row of a parsed file is either to be imported or reported, each once, on a
+        /// line that exists, in file order.
+        fn check_accounted_for(bytes: &[u8], file: &ImportFile) {
+            let physical_lines = 1 + bytes
+                .iter()
+                .enumerate()
+                .filter(|&(i, &b)| b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n')))
+                .count() as u64;
+            let (mut seen, _) = lines(file);
+            seen.extend(file.problems.iter().map(|p| p.line));
+            seen.sort_unstable();
+            let mut unique = seen.clone();
+            unique.dedup();
+            assert_eq!(seen, unique, "a line reported twice");
+            assert!(
+                seen.iter().all(|&l| (2..=physical_lines).contains(&l)),
+                "{seen:?}"
+            );
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn arbitrary_bytes_never_panic_the_importer(bytes in prop::collection::vec(any::<u8>(), 0..2000)) {
+                let catalog = TopicCatalog::builtin();
+                if let Ok(file) = ImportFile::parse(Path::new("t.csv"), &bytes, &catalog, &catalog.all(), &Silent) {
+                    check_accounted_for(&bytes, &file);
+                }
+            }
+
+            #[test]
+            fn hostile_rows_are_imported_or_reported_on_their_own_line(bytes in hostile_file()) {
+                let file = parsed(&bytes);
+                check_accounted_for(&bytes, &file);
+                // Without quotes, every non-empty line after the header is one row, reported
+                // or imported under its own number.
+                let text = String::from_utf8_lossy(&bytes);
+                if !text.contains('"') {
+                    let expected: Vec<u64> = text
+                        .replace("\r\n", "\n")
+                        .replace('\r', "\n")
+                        .split('\n')
+                        .zip(1..)
+                        .skip(1)
+                        .filter(|(l, _)| !l.is_empty())
+                        .map(|(_, n)| n)
+                        .collect();
+                    let (mut seen, _) = lines(&file);
+                    seen.extend(file.problems.iter().map(|p| p.line));
+                    seen.sort_unstable();
+                    prop_assert_eq!(seen, expected);
+                }
+            }
+        }
     }
 }

@@ -11,6 +11,7 @@ mod check_rules;
 mod cli_compose;
 mod cli_subscribers;
 mod fuzz;
+mod hardening;
 mod issue_variants;
 mod send_delivery;
 mod send_faults;

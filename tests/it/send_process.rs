@@ -343,9 +343,9 @@ async fn dry_run_writes_each_message_and_changes_nothing(
     assert_eq!(
         files,
         [
-            "reader000@example.org.eml",
-            "reader001@example.org.eml",
-            "reader002@example.org.eml"
+            "00001-reader000@example.org.eml",
+            "00002-reader001@example.org.eml",
+            "00003-reader002@example.org.eml"
         ]
     );
     let campaigns = campaigns(&pool).await;

@@ -466,7 +466,7 @@ async fn exporting_writes_every_subscriber_with_their_topics(pool: PgPool) {
         .await
         .expect("list");
     let mut out = Vec::new();
-    export::write_csv(&all, &mut out).expect("written");
+    export::write_csv(&all, &mut out, export::Form::Data).expect("written");
 
     let mut reader = csv::Reader::from_reader(out.as_slice());
     assert_eq!(

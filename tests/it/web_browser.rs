@@ -58,7 +58,13 @@ fn links_in_their_message(site: &Site, database_url: &str, address: &str) -> (St
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    let raw = std::fs::read(out.path().join(format!("{address}.eml"))).expect("their message");
+    // Files are `NNNNN-address.eml`, the counter keeping them unique.
+    let theirs = std::fs::read_dir(out.path())
+        .expect("list")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.to_string_lossy().ends_with(&format!("-{address}.eml")))
+        .expect("their message's file");
+    let raw = std::fs::read(theirs).expect("their message");
     let message = mail_parser::MessageParser::default()
         .parse(&raw)
         .expect("a message");

@@ -184,6 +184,11 @@ fn check(entered: &Entered, catalog: &TopicCatalog) -> Result<SignupRequest, Vec
                     EmailError::TooLong => {
                         "Enter an email address of 254 characters or fewer".into()
                     }
+                    EmailError::NonAsciiLocalPart(_) => {
+                        "Enter an address with only unaccented letters, digits and . _ - + \
+                         before the @: most mail servers cannot deliver to other letters there"
+                            .into()
+                    }
                     _ => "Enter an email address like name@example.org".into(),
                 },
             })
