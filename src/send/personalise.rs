@@ -12,9 +12,10 @@ use lettre::message::dkim::{
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, Message};
 
+use crate::config::TaggedAddress;
 use crate::config::{Config, DkimAlgorithm, Mail};
 use crate::content::{Issue, TopicCatalog, TopicSet};
-use crate::render::message::{body, build, mailbox, message_id};
+use crate::render::message::{body, build, mailbox, message_id, message_id_tag};
 use crate::render::{ReaderLinks, RenderError, Rendered, Renderer};
 use crate::store::LinkToken;
 
@@ -44,7 +45,7 @@ pub struct Personaliser {
     full: Rendered,
     dkim: Option<DkimConfig>,
     list_id: String,
-    unsubscribe_mailto: Option<String>,
+    unsubscribe_mailto: Option<TaggedAddress>,
     unsubscribe_url: String,
 }
 
@@ -176,7 +177,9 @@ impl Personaliser {
         let id = message_id(&self.mail);
         let mut unsubscribe = format!("<{}>", self.unsubscribe_url.replace(TOKEN, &token));
         if let Some(mailto) = &self.unsubscribe_mailto {
-            unsubscribe.push_str(&format!(", <mailto:{mailto}?subject=unsubscribe>"));
+            // The token in the address finds the reader without trusting the From header.
+            let to = mailto.with_tag(&token);
+            unsubscribe.push_str(&format!(", <mailto:{to}?subject=unsubscribe>"));
         }
         let mut message: Message = build(&self.mail, &self.subject, to, id.clone())?
             .raw_header(header("List-Id", self.list_id.clone()))
@@ -193,8 +196,15 @@ impl Personaliser {
         if let Some(dkim) = &self.dkim {
             message.sign(dkim);
         }
+        let sender = match (&self.mail.bounce_address, message_id_tag(&id)) {
+            (Some(bounces), Some(tag)) => bounces
+                .with_tag(tag)
+                .parse()
+                .map_err(|_| MessageError::BadRecipient(bounces.with_tag(tag)))?,
+            _ => self.from.email.clone(),
+        };
         Ok(Outgoing {
-            envelope: Envelope::new(Some(self.from.email.clone()), vec![address])
+            envelope: Envelope::new(Some(sender), vec![address])
                 .map_err(|_| MessageError::BadRecipient(to_address.to_string()))?,
             bytes: message.formatted(),
             message_id: id,
