@@ -122,6 +122,11 @@ impl StatusArgs {
                 n.queued,
                 n.sending
             );
+            let b = store.bounce_counts(c.id).await?;
+            println!(
+                "  reports   {} hard bounces, {} soft bounces, {} complaints, {} unsubscribes by email",
+                b.hard, b.soft, b.complaints, b.unsubscribes
+            );
             let last_minute = ledger::sent_in_last(pool, c.id, 60.0).await?;
             let rate = last_minute as f64 / 60.0;
             if c.status == CampaignStatus::Sending && n.remaining() > 0 {

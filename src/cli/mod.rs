@@ -1,6 +1,7 @@
 //! The command line: one `Args` struct with a `run` per subcommand file. `main.rs` only parses
 //! and reports; everything here is callable from tests.
 
+mod bounces;
 mod campaign;
 mod check;
 mod compose;
@@ -68,6 +69,7 @@ pub enum Command {
     Pause(campaign::PauseArgs),
     Cancel(campaign::CancelArgs),
     RetryFailed(campaign::RetryFailedArgs),
+    Bounces(bounces::Args),
 }
 
 /// An error the user can fix by calling the command differently: exit code 2.
@@ -90,6 +92,7 @@ impl Cli {
             Command::Pause(args) => args.run(&config),
             Command::Cancel(args) => args.run(&config),
             Command::RetryFailed(args) => args.run(&config),
+            Command::Bounces(args) => args.run(&config),
         }
     }
 }

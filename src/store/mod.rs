@@ -6,10 +6,11 @@
 //! an upgraded binary never runs against an old schema.
 //!
 //! One module per job: [`email`] (the address newtype), [`subscriber`] (status, read model,
-//! changes), [`topics`], [`consent`] (the log), [`token`] (link secrets), [`erase`]
+//! changes), [`topics`], [`bounce`] (what comes back: bounces, complaints, emailed unsubscribes), [`consent`] (the log), [`token`] (link secrets), [`erase`]
 //! (forgetting with a tombstone), [`import`] and [`export`] (CSV). Each SQL statement is one
 //! small function next to its caller; writes take the `Transaction` they belong to.
 
+pub mod bounce;
 pub mod consent;
 pub mod email;
 pub mod erase;
@@ -96,6 +97,11 @@ pub enum StoreError {
         email: String,
         status: SubscriberStatus,
     },
+    #[error("{email} is {status}, not bounced: only a bounced reader can be reactivated")]
+    NotBounced {
+        email: String,
+        status: SubscriberStatus,
+    },
     #[error(transparent)]
     BadLink(#[from] BadLink),
     #[error(transparent)]
@@ -121,6 +127,7 @@ impl StoreError {
                 | Self::HasLeft { .. }
                 | Self::Erased { .. }
                 | Self::NotPending { .. }
+                | Self::NotBounced { .. }
                 | Self::BadLink(_)
                 | Self::Topic(_)
                 | Self::TopicExists(_)

@@ -1,0 +1,537 @@
+//! `lscp-mail bounces` against a real PostgreSQL: after a real `send` (to smtp-sink), the
+//! reports that come back, written from the RFCs and providers' formats
+//! (tests/fixtures/bounces/), each change exactly their reader, once; nothing unreadable or
+//! unrecognised is moved or lost.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::common::sending::{fast_options, send_with_config, shipped_issue};
+use crate::common::smtp_sink::SmtpSink;
+use crate::store_support::{add, database, email};
+use lscp_mail::bounces::source::Item;
+use lscp_mail::bounces::{self, Outcome};
+use lscp_mail::config::{Config, TaggedAddress};
+use lscp_mail::store::{Store, SubscriberStatus};
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+const BOUNCES: &str = "bounces@news.leedsscp.org.uk";
+const UNSUBSCRIBE: &str = "unsubscribe@news.leedsscp.org.uk";
+
+/// What a reader's delivery went out with.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub to: String,
+    pub message_id: String,
+    pub tag: String,
+    pub token: String,
+}
+
+pub fn config() -> Config {
+    let mut config = Config::default();
+    config.mail.bounce_address = Some(TaggedAddress::parse(BOUNCES).expect("address"));
+    config.mail.unsubscribe_mailto = Some(TaggedAddress::parse(UNSUBSCRIBE).expect("address"));
+    config
+}
+
+/// Adds `readers` (local parts at example.org), sends them February's issue through smtp-sink
+/// and returns what each delivery went out with.
+pub async fn sent_to(pool: &PgPool, readers: &[&str]) -> BTreeMap<String, Sent> {
+    let store = Store::from_pool(pool.clone());
+    for r in readers {
+        add(&store, &format!("{r}@example.org"), "training").await;
+    }
+    let sink = SmtpSink::start(&[]);
+    send_with_config(
+        &store,
+        &shipped_issue("2026-02"),
+        sink.port,
+        &fast_options(),
+        &config(),
+    )
+    .await;
+    let mut out = BTreeMap::new();
+    for r in readers {
+        let to = format!("{r}@example.org");
+        let message_id: String = sqlx::query_scalar(
+            "SELECT d.message_id FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id
+             WHERE s.email = $1",
+        )
+        .bind(&to)
+        .fetch_one(pool)
+        .await
+        .expect("delivered");
+        let tag = message_id
+            .trim_start_matches('<')
+            .split('@')
+            .next()
+            .expect("tag")
+            .to_string();
+        let subscriber = store.subscriber(&email(&to)).await.expect("subscriber");
+        let token = store.link_token(&subscriber).await.expect("token").expose();
+        out.insert(
+            r.to_string(),
+            Sent {
+                to,
+                message_id,
+                tag,
+                token,
+            },
+        );
+    }
+    out
+}
+
+pub fn fixture(name: &str, sent: &Sent, n: usize) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/bounces")
+        .join(name);
+    std::fs::read_to_string(&path)
+        .expect("fixture")
+        .replace("{{TAG}}", &sent.tag)
+        .replace("{{MESSAGE_ID}}", &sent.message_id)
+        .replace("{{TO}}", &sent.to)
+        .replace("{{TOKEN}}", &sent.token)
+        .replace("{{N}}", &n.to_string())
+        .replace("{{DATE}}", &chrono::Utc::now().to_rfc2822())
+        .into_bytes()
+}
+
+pub fn maildir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for sub in ["new", "cur", "tmp"] {
+        std::fs::create_dir(dir.path().join(sub)).expect("maildir");
+    }
+    dir
+}
+
+/// Every file under `dir` with its contents: equal before and after shows nothing moved.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for sub in ["new", "cur", "tmp"] {
+        for e in std::fs::read_dir(dir.join(sub)).expect("read").flatten() {
+            out.insert(e.path(), std::fs::read(e.path()).expect("file"));
+        }
+    }
+    out
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `lscp-mail bounces ARGS` with the test's addresses, `stdin` on standard input.
+pub fn run_bounces(database_url: &str, args: &[&str], stdin: Option<&[u8]>) -> Run {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lscp-mail"))
+        .arg("bounces")
+        .args(args)
+        .current_dir(dir.path())
+        .env("DATABASE_URL", database_url)
+        .env("LSCP_MAIL_MAIL__BOUNCE_ADDRESS", BOUNCES)
+        .env("LSCP_MAIL_MAIL__UNSUBSCRIBE_MAILTO", UNSUBSCRIBE)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("lscp-mail runs");
+    let mut input = child.stdin.take().expect("stdin");
+    input.write_all(stdin.unwrap_or_default()).expect("write");
+    drop(input);
+    let out = child.wait_with_output().expect("finishes");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+pub async fn status(pool: &PgPool, address: &str) -> SubscriberStatus {
+    Store::from_pool(pool.clone())
+        .subscriber(&email(address))
+        .await
+        .expect("subscriber")
+        .status
+}
+
+/// The reader's latest consent-log entry: action, source, detail.
+pub async fn last_log(pool: &PgPool, address: &str) -> (String, String, serde_json::Value) {
+    sqlx::query_as(
+        "SELECT c.action, c.source, c.detail FROM consent_log c
+         JOIN subscribers s ON s.id = c.subscriber_id WHERE s.email = $1 ORDER BY c.id DESC LIMIT 1",
+    )
+    .bind(address)
+    .fetch_one(pool)
+    .await
+    .expect("a log entry")
+}
+
+async fn table_counts(pool: &PgPool) -> (i64, i64, i64) {
+    sqlx::query_as(
+        "SELECT (SELECT count(*) FROM consent_log), (SELECT count(*) FROM bounce_reports),
+                (SELECT count(*) FROM subscribers WHERE status = 'active')",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("counts")
+}
+
+/// Which fixture goes to which reader, and what becomes of the reader.
+const TABLE: &[(&str, &str, SubscriberStatus, Option<&str>)] = &[
+    (
+        "ann",
+        "exchange-ndr.eml",
+        SubscriberStatus::Bounced,
+        Some("bounce"),
+    ),
+    (
+        "ben",
+        "gmail-dsn.eml",
+        SubscriberStatus::Bounced,
+        Some("bounce"),
+    ),
+    (
+        "cat",
+        "exim-text.eml",
+        SubscriberStatus::Bounced,
+        Some("bounce"),
+    ),
+    (
+        "dan",
+        "old-mta-text.eml",
+        SubscriberStatus::Bounced,
+        Some("bounce"),
+    ),
+    ("eve", "delayed-dsn.eml", SubscriberStatus::Active, None),
+    (
+        "fay",
+        "arf-abuse.eml",
+        SubscriberStatus::Unsubscribed,
+        Some("complaint"),
+    ),
+    ("gus", "out-of-office.eml", SubscriberStatus::Active, None),
+    (
+        "hal",
+        "unsubscribe.eml",
+        SubscriberStatus::Unsubscribed,
+        Some("email"),
+    ),
+    ("ivy", "forged-dsn.eml", SubscriberStatus::Active, None),
+    ("jon", "spam.eml", SubscriberStatus::Active, None),
+];
+
+async fn table_maildir(pool: &PgPool) -> (tempfile::TempDir, BTreeMap<String, Sent>) {
+    let readers: Vec<&str> = TABLE.iter().map(|t| t.0).collect();
+    let sent = sent_to(pool, &readers).await;
+    let dir = maildir();
+    for (n, (reader, file, _, _)) in TABLE.iter().enumerate() {
+        std::fs::write(
+            dir.path()
+                .join("new")
+                .join(format!("17707{n:05}.M1P1.mx,S=1:{file}")),
+            fixture(file, &sent[*reader], n),
+        )
+        .expect("write");
+    }
+    (dir, sent)
+}
+
+#[sqlx::test]
+async fn each_kind_of_report_changes_exactly_its_reader(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let (pool, url) = database(pool_options, options).await;
+    let (dir, _) = table_maildir(&pool).await;
+    let before = snapshot(dir.path());
+
+    let run = run_bounces(&url, &[dir.path().to_str().expect("path")], None);
+
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    for (reader, file, expected, source) in TABLE {
+        let address = format!("{reader}@example.org");
+        assert_eq!(status(&pool, &address).await, *expected, "{reader}: {file}");
+        let (action, logged_source, detail) = last_log(&pool, &address).await;
+        match source {
+            Some(s) => {
+                assert_eq!(&logged_source, s, "{reader}: {file}");
+                assert_eq!(action, expected.as_str(), "{reader}: {file}");
+                assert!(
+                    !detail.to_string().contains('@'),
+                    "no address in the log: {detail}"
+                );
+            }
+            None => assert_eq!(action, "subscribed", "{reader}: {file} changed nothing"),
+        }
+    }
+    let (_, _, ann) = last_log(&pool, "ann@example.org").await;
+    assert_eq!(ann["smtp_status"], "5.1.10");
+    let (bounce, status, diagnostic): (Option<String>, Option<String>, Option<String>) =
+        sqlx::query_as(
+            "SELECT d.bounce, d.bounce_status, d.bounce_diagnostic FROM deliveries d
+             JOIN subscribers s ON s.id = d.subscriber_id WHERE s.email = 'ann@example.org'",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("delivery");
+    assert_eq!(bounce.as_deref(), Some("hard"));
+    assert_eq!(status.as_deref(), Some("5.1.10"));
+    assert!(diagnostic.unwrap_or_default().contains("RecipientNotFound"));
+    assert!(
+        run.stdout
+            .contains("spam.eml: not recognised; left in place"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("forged-dsn.eml: not identified"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("1 auto-reply"), "{}", run.stdout);
+    assert_eq!(
+        snapshot(dir.path()),
+        before,
+        "nothing moved, changed or deleted"
+    );
+}
+
+#[sqlx::test]
+async fn the_same_maildir_read_twice_changes_nothing_the_second_time(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let (pool, url) = database(pool_options, options).await;
+    let (dir, _) = table_maildir(&pool).await;
+    let path = dir.path().to_str().expect("path");
+    let first = run_bounces(&url, &[path], None);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let after_first = table_counts(&pool).await;
+
+    let second = run_bounces(&url, &[path], None);
+
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert_eq!(table_counts(&pool).await, after_first);
+    assert!(
+        second.stdout.contains("7 already read"),
+        "{}",
+        second.stdout
+    );
+}
+
+#[sqlx::test]
+async fn an_unreadable_message_is_listed_and_left_where_it_was(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let (pool, url) = database(pool_options, options).await;
+    let sent = sent_to(&pool, &["ann"]).await;
+    let dir = maildir();
+    std::fs::write(dir.path().join("new/1.empty"), b"").expect("write");
+    std::fs::write(
+        dir.path().join("cur/2.junk:2,S"),
+        [0u8, 159, 146, 150, 0, 1],
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("new/3.ndr"),
+        fixture("exchange-ndr.eml", &sent["ann"], 0),
+    )
+    .expect("write");
+    let before = snapshot(dir.path());
+
+    let run = run_bounces(&url, &[dir.path().to_str().expect("path")], None);
+
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("new/1.empty: cannot be read"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("cur/2.junk:2,S: cannot be read"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("2 unreadable"), "{}", run.stdout);
+    assert_eq!(
+        status(&pool, "ann@example.org").await,
+        SubscriberStatus::Bounced
+    );
+    assert_eq!(snapshot(dir.path()), before);
+}
+
+#[sqlx::test]
+async fn an_mbox_and_standard_input_are_read_like_a_maildir(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let (pool, url) = database(pool_options, options).await;
+    let sent = sent_to(&pool, &["ann", "fay", "hal"]).await;
+    let mut mbox = Vec::new();
+    for (reader, file) in [("ann", "exchange-ndr.eml"), ("fay", "arf-abuse.eml")] {
+        mbox.extend_from_slice(b"From MAILER-DAEMON Tue Feb 10 09:14:07 2026\n");
+        mbox.extend_from_slice(&fixture(file, &sent[reader], 0));
+        mbox.extend_from_slice(b"\n");
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("saved.mbox");
+    std::fs::write(&path, &mbox).expect("write");
+
+    let run = run_bounces(&url, &[path.to_str().expect("path")], None);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("saved.mbox message 2: complaint"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        status(&pool, "ann@example.org").await,
+        SubscriberStatus::Bounced
+    );
+    assert_eq!(
+        status(&pool, "fay@example.org").await,
+        SubscriberStatus::Unsubscribed
+    );
+
+    // As an MTA's pipe gives it: one message on standard input, with its From_ line.
+    let mut piped = b"From hal@example.org Tue Feb 10 10:02:11 2026\n".to_vec();
+    piped.extend_from_slice(&fixture("unsubscribe.eml", &sent["hal"], 0));
+    let run = run_bounces(&url, &["-"], Some(&piped));
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        status(&pool, "hal@example.org").await,
+        SubscriberStatus::Unsubscribed
+    );
+    assert_eq!(last_log(&pool, "hal@example.org").await.1, "email");
+}
+
+#[test]
+fn standard_input_asks_the_mail_server_to_retry_when_the_database_is_down() {
+    let run = run_bounces(
+        "postgres://postgres@127.0.0.1:9/lscp_mail_nowhere",
+        &["-"],
+        Some(b"From: a@example.org\n\nhello\n"),
+    );
+    assert_eq!(run.code, 75, "{}", run.stderr);
+    let run = run_bounces(
+        "postgres://postgres@127.0.0.1:9/lscp_mail_nowhere",
+        &["/nonexistent"],
+        None,
+    );
+    assert_eq!(run.code, 3, "{}", run.stderr);
+}
+
+async fn process(pool: &PgPool, bytes: Vec<u8>) -> Outcome {
+    let item = Item {
+        origin: "test".into(),
+        bytes: Ok(bytes),
+    };
+    bounces::process(&Store::from_pool(pool.clone()), &config(), &item)
+        .await
+        .expect("processed")
+}
+
+#[sqlx::test]
+async fn soft_bounces_bounce_a_reader_only_at_the_limit(pool: PgPool) {
+    let sent = sent_to(&pool, &["eve"]).await;
+    for n in 1..=2 {
+        let o = process(&pool, fixture("delayed-dsn.eml", &sent["eve"], n)).await;
+        assert_eq!(
+            o,
+            Outcome::SoftBounce {
+                status: "4.4.1".into(),
+                bounced: false
+            }
+        );
+        assert_eq!(
+            status(&pool, "eve@example.org").await,
+            SubscriberStatus::Active
+        );
+    }
+    // The same report again is not a third.
+    let again = process(&pool, fixture("delayed-dsn.eml", &sent["eve"], 2)).await;
+    assert_eq!(again, Outcome::AlreadyRead);
+    assert_eq!(
+        status(&pool, "eve@example.org").await,
+        SubscriberStatus::Active
+    );
+
+    let third = process(&pool, fixture("delayed-dsn.eml", &sent["eve"], 3)).await;
+
+    assert_eq!(
+        third,
+        Outcome::SoftBounce {
+            status: "4.4.1".into(),
+            bounced: true
+        }
+    );
+    let (action, source, detail) = last_log(&pool, "eve@example.org").await;
+    assert_eq!((action.as_str(), source.as_str()), ("bounced", "bounce"));
+    assert_eq!(detail["soft_bounces"], 3);
+}
+
+#[sqlx::test]
+async fn a_bounced_reader_can_be_reactivated_and_status_counts_the_reports(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let (pool, url) = database(pool_options, options).await;
+    let sent = sent_to(&pool, &["ann", "fay", "eve"]).await;
+    process(&pool, fixture("exchange-ndr.eml", &sent["ann"], 0)).await;
+    process(&pool, fixture("arf-abuse.eml", &sent["fay"], 0)).await;
+    process(&pool, fixture("delayed-dsn.eml", &sent["eve"], 0)).await;
+
+    let status_run = crate::store_support::lscp_mail(Some(&url), &["status", "2026-02"]);
+    assert_eq!(status_run.code, 0, "{}", status_run.stderr);
+    assert!(
+        status_run
+            .stdout
+            .contains("1 hard bounces, 1 soft bounces, 1 complaints"),
+        "{}",
+        status_run.stdout
+    );
+    let listed = crate::store_support::lscp_mail(
+        Some(&url),
+        &["subscribers", "list", "--status", "bounced"],
+    );
+    assert!(
+        listed.stdout.contains("ann@example.org"),
+        "{}",
+        listed.stdout
+    );
+    assert!(
+        !listed.stdout.contains("eve@example.org"),
+        "{}",
+        listed.stdout
+    );
+
+    let back = crate::store_support::lscp_mail(
+        Some(&url),
+        &["subscribers", "reactivate", "ann@example.org"],
+    );
+    assert_eq!(back.code, 0, "{}", back.stderr);
+    assert_eq!(
+        status(&pool, "ann@example.org").await,
+        SubscriberStatus::Active
+    );
+    let (action, source, _) = last_log(&pool, "ann@example.org").await;
+    assert_eq!((action.as_str(), source.as_str()), ("reactivated", "cli"));
+    let refused = crate::store_support::lscp_mail(
+        Some(&url),
+        &["subscribers", "reactivate", "fay@example.org"],
+    );
+    assert_eq!(
+        refused.code, 1,
+        "a complaint is not undone by an administrator"
+    );
+    assert_eq!(
+        status(&pool, "fay@example.org").await,
+        SubscriberStatus::Unsubscribed
+    );
+}
