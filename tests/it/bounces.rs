@@ -8,6 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::common::postfix::Postfix;
 use crate::common::sending::{fast_options, send_with_config, shipped_issue};
 use crate::common::smtp_sink::SmtpSink;
 use crate::store_support::{add, database, email};
@@ -112,7 +113,11 @@ pub fn maildir() -> tempfile::TempDir {
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();
     for sub in ["new", "cur", "tmp"] {
-        for e in std::fs::read_dir(dir.join(sub)).expect("read").flatten() {
+        for e in std::fs::read_dir(dir.join(sub))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             out.insert(e.path(), std::fs::read(e.path()).expect("file"));
         }
     }
@@ -534,4 +539,63 @@ async fn a_bounced_reader_can_be_reactivated_and_status_counts_the_reports(
         status(&pool, "fay@example.org").await,
         SubscriberStatus::Unsubscribed
     );
+}
+
+#[sqlx::test]
+async fn a_real_postfix_bounce_marks_exactly_that_reader_bounced_from_stdin_and_from_its_maildir(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let (pool, url) = database(pool_options, options).await;
+    let store = Store::from_pool(pool.clone());
+    for address in ["ann@gone.example.org", "ben@example.org", "cat@example.org"] {
+        add(&store, address, "training").await;
+    }
+    let postfix = Postfix::start();
+    let report = send_with_config(
+        &store,
+        &shipped_issue("2026-02"),
+        postfix.port,
+        &fast_options(),
+        &config(),
+    )
+    .await;
+    assert_eq!(report.counts.sent, 3, "Postfix accepted all three");
+
+    let arrived = postfix.wait_for_mail(1);
+    assert_eq!(arrived.len(), 1, "one bounce: {}", postfix.log());
+    let dsn = std::fs::read(&arrived[0]).expect("the DSN");
+
+    // As Postfix's pipe alias would give it.
+    let piped = run_bounces(&url, &["-"], Some(&dsn));
+    assert_eq!(piped.code, 0, "{}\n{}", piped.stdout, piped.stderr);
+    assert!(
+        piped.stdout.contains("hard bounce 5.1.1"),
+        "{}",
+        piped.stdout
+    );
+    assert_eq!(
+        status(&pool, "ann@gone.example.org").await,
+        SubscriberStatus::Bounced
+    );
+    for other in ["ben@example.org", "cat@example.org"] {
+        assert_eq!(
+            status(&pool, other).await,
+            SubscriberStatus::Active,
+            "{other}"
+        );
+    }
+    let (_, source, detail) = last_log(&pool, "ann@gone.example.org").await;
+    assert_eq!(source, "bounce");
+    assert_eq!(detail["smtp_status"], "5.1.1");
+    let log_after_stdin = table_counts(&pool).await;
+
+    // The same DSN from the Maildir: already read, nothing changes, nothing moves.
+    let maildir = postfix.maildir();
+    let before = snapshot(&maildir);
+    let read = run_bounces(&url, &[maildir.to_str().expect("path")], None);
+    assert_eq!(read.code, 0, "{}\n{}", read.stdout, read.stderr);
+    assert!(read.stdout.contains("1 already read"), "{}", read.stdout);
+    assert_eq!(table_counts(&pool).await, log_after_stdin);
+    assert_eq!(snapshot(&maildir), before);
 }
