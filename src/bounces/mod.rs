@@ -4,6 +4,7 @@
 //! matched with the Message-ID of a delivery we made, never an address alone), and record (in
 //! `store::bounce`, once per report).
 
+pub mod imap;
 pub mod recognise;
 pub mod source;
 
@@ -98,6 +99,41 @@ impl Summary {
             Outcome::Unreadable(_) => self.unreadable += 1,
         }
     }
+}
+
+/// Why a source could not be read to its end.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Imap(#[from] imap::ImapError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Reads every message of an IMAP mailbox; those processed (everything but the unreadable,
+/// the unrecognised and the unidentified) are moved to `bounce.processed_folder`, the rest
+/// stay untouched. Should the database fail half-way, nothing is moved: the next run reads
+/// them again, and what took effect does not take effect twice.
+pub async fn read_imap(
+    store: &Store,
+    config: &Config,
+    source: &imap::ImapSource,
+    mut seen: impl FnMut(&Item, &Outcome),
+) -> Result<(), RunError> {
+    let mut mailbox = source.open().await?;
+    let mut processed = Vec::new();
+    for (uid, item) in mailbox.messages().await? {
+        let outcome = process(store, config, &item).await?;
+        seen(&item, &outcome);
+        if !outcome.needs_attention() {
+            processed.push(uid);
+        }
+    }
+    mailbox
+        .move_to(&processed, &config.bounce.processed_folder)
+        .await?;
+    mailbox.close().await;
+    Ok(())
 }
 
 /// Reads one message and records what it says. An error is the database failing: the message

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use super::{code, exit};
+use crate::bounces::imap::ImapSource;
 use crate::bounces::source::{self, Source};
 use crate::bounces::{self, Outcome, Summary};
 use crate::config::Config;
@@ -20,13 +21,17 @@ together with its recipient; never by an address alone. Each report takes effect
 often it is read. Nothing is moved or deleted: a message that cannot be read or is not \
 recognised is listed with where it is, for a person to look at.",
     after_help = "Examples:\n  lscp-mail bounces ~/Maildir/.Bounces\n  lscp-mail bounces saved-bounces.mbox report.eml\n  \
-lscp-mail bounces -          (one message on standard input: an MTA's pipe alias)\n\n\
+lscp-mail bounces -          (one message on standard input: an MTA's pipe alias)\n  \
+lscp-mail bounces 'imaps://bounces%40example.org:PASSWORD@outlook.office365.com/INBOX'\n\n\
+From IMAP, the messages processed are moved to bounce.processed_folder (Processed); the rest \
+stay untouched. The password is never printed.\n\n\
 Exit codes: 0 every message was read (unrecognised ones are listed), 1 some could not be read, \
 3 the database or a mailbox could not be used; from standard input, 75 (try again later) when \
 the database could not be used, so the mail server keeps the message and retries."
 )]
 pub struct Args {
-    /// A message file, an mbox file, a Maildir folder, or - for standard input
+    /// A message file, an mbox file, a Maildir folder, - for standard input, or an IMAP mailbox
+    /// (imaps://user:password@host/INBOX; imap:// only to 127.0.0.1)
     #[arg(required = true, value_name = "SOURCE")]
     pub sources: Vec<String>,
 }
@@ -35,7 +40,13 @@ impl Args {
     pub fn run(self, config: &Config) -> anyhow::Result<ExitCode> {
         let mut sources = Vec::new();
         for arg in &self.sources {
-            match Source::parse(arg) {
+            let parsed = match ImapSource::parse(arg) {
+                Some(imap) => imap.map(Named::Imap).map_err(|e| e.to_string()),
+                None => Source::parse(arg)
+                    .map(Named::Local)
+                    .map_err(|e| e.to_string()),
+            };
+            match parsed {
                 Ok(s) => sources.push(s),
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -45,7 +56,10 @@ impl Args {
         }
         // From an MTA's pipe, a database outage must not lose the message: EX_TEMPFAIL makes the
         // mail server keep it and try again.
-        let unusable = if sources.iter().any(Source::is_stdin) {
+        let unusable = if sources
+            .iter()
+            .any(|s| matches!(s, Named::Local(l) if l.is_stdin()))
+        {
             exit::RESUMABLE
         } else {
             exit::FAILURE
@@ -71,15 +85,29 @@ impl Args {
     }
 }
 
-async fn read_all(store: &Store, config: &Config, sources: &[Source]) -> anyhow::Result<ExitCode> {
+/// A source as named: on this machine, or an IMAP mailbox.
+enum Named {
+    Local(Source),
+    Imap(ImapSource),
+}
+
+async fn read_all(store: &Store, config: &Config, sources: &[Named]) -> anyhow::Result<ExitCode> {
     let mut summary = Summary::default();
+    let mut seen = |item: &source::Item, outcome: &Outcome| {
+        if let Some(line) = describe(outcome) {
+            println!("{}: {line}", item.origin);
+        }
+        summary.add(outcome);
+    };
     for s in sources {
-        for item in source::read(s)? {
-            let outcome = bounces::process(store, config, &item).await?;
-            if let Some(line) = describe(&outcome) {
-                println!("{}: {line}", item.origin);
+        match s {
+            Named::Local(s) => {
+                for item in source::read(s)? {
+                    let outcome = bounces::process(store, config, &item).await?;
+                    seen(&item, &outcome);
+                }
             }
-            summary.add(&outcome);
+            Named::Imap(s) => bounces::read_imap(store, config, s, &mut seen).await?,
         }
     }
     println!("{}", totals(&summary));

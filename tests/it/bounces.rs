@@ -8,6 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::common::dovecot::{self, Dovecot};
 use crate::common::postfix::Postfix;
 use crate::common::sending::{fast_options, send_with_config, shipped_issue};
 use crate::common::smtp_sink::SmtpSink;
@@ -598,4 +599,99 @@ async fn a_real_postfix_bounce_marks_exactly_that_reader_bounced_from_stdin_and_
     assert!(read.stdout.contains("1 already read"), "{}", read.stdout);
     assert_eq!(table_counts(&pool).await, log_after_stdin);
     assert_eq!(snapshot(&maildir), before);
+}
+
+/// The files of a Maildir folder (`new/` and `cur/`) by name.
+fn names_in(maildir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = ["new", "cur"]
+        .iter()
+        .flat_map(|sub| {
+            std::fs::read_dir(maildir.join(sub))
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[sqlx::test]
+async fn from_a_real_imap_server_processed_reports_move_and_spam_stays_untouched(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let (pool, url) = database(pool_options, options).await;
+    let sent = sent_to(&pool, &["ann", "fay", "hal", "jon"]).await;
+    let (dir, inbox) = Dovecot::prepare();
+    for (n, (reader, file)) in [
+        ("ann", "exchange-ndr.eml"),
+        ("fay", "arf-abuse.eml"),
+        ("hal", "unsubscribe.eml"),
+        ("jon", "spam.eml"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        std::fs::write(
+            inbox.join("new").join(format!("17707{n:05}.M{n}P1.mx")),
+            fixture(file, &sent[reader], n),
+        )
+        .expect("write");
+    }
+    let dovecot = Dovecot::start(dir);
+
+    let run = run_bounces(&url, &[&dovecot.url("INBOX")], None);
+
+    assert_eq!(
+        run.code,
+        0,
+        "{}\n{}\n{}",
+        run.stdout,
+        run.stderr,
+        dovecot.log()
+    );
+    assert!(!run.stdout.contains(dovecot::PASSWORD), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("UID 4: not recognised; left in place"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        status(&pool, "ann@example.org").await,
+        SubscriberStatus::Bounced
+    );
+    assert_eq!(
+        status(&pool, "fay@example.org").await,
+        SubscriberStatus::Unsubscribed
+    );
+    assert_eq!(
+        status(&pool, "hal@example.org").await,
+        SubscriberStatus::Unsubscribed
+    );
+    assert_eq!(
+        status(&pool, "jon@example.org").await,
+        SubscriberStatus::Active
+    );
+    let maildir = dovecot.maildir();
+    assert_eq!(
+        names_in(&maildir.join(".Processed")).len(),
+        3,
+        "{}",
+        dovecot.log()
+    );
+    let left = names_in(&maildir);
+    assert_eq!(left.len(), 1, "only the spam stays in INBOX: {left:?}");
+    let flags = left[0].split_once(":2,").map_or("", |(_, f)| f);
+    assert!(
+        !flags.contains('S'),
+        "the spam was not even marked read: {}",
+        left[0]
+    );
+
+    // Read again: nothing left to process, nothing changes.
+    let again = run_bounces(&url, &[&dovecot.url("INBOX")], None);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(names_in(&maildir).len(), 1);
 }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod dovecot;
 pub mod postfix;
 pub mod sending;
 pub mod smtp_sink;
