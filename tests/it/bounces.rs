@@ -157,6 +157,13 @@ pub fn run_bounces(database_url: &str, args: &[&str], stdin: Option<&[u8]>) -> R
     }
 }
 
+/// Each reader has the status given.
+pub async fn assert_statuses(pool: &PgPool, expected: &[(&str, SubscriberStatus)]) {
+    for (address, wanted) in expected {
+        assert_eq!(status(pool, address).await, *wanted, "{address}");
+    }
+}
+
 pub async fn status(pool: &PgPool, address: &str) -> SubscriberStatus {
     Store::from_pool(pool.clone())
         .subscriber(&email(address))
@@ -396,14 +403,14 @@ async fn an_mbox_and_standard_input_are_read_like_a_maildir(
         "{}",
         run.stdout
     );
-    assert_eq!(
-        status(&pool, "ann@example.org").await,
-        SubscriberStatus::Bounced
-    );
-    assert_eq!(
-        status(&pool, "fay@example.org").await,
-        SubscriberStatus::Unsubscribed
-    );
+    assert_statuses(
+        &pool,
+        &[
+            ("ann@example.org", SubscriberStatus::Bounced),
+            ("fay@example.org", SubscriberStatus::Unsubscribed),
+        ],
+    )
+    .await;
 
     // As an MTA's pipe gives it: one message on standard input, with its From_ line.
     let mut piped = b"From hal@example.org Tue Feb 10 10:02:11 2026\n".to_vec();
@@ -658,22 +665,16 @@ async fn from_a_real_imap_server_processed_reports_move_and_spam_stays_untouched
         "{}",
         run.stdout
     );
-    assert_eq!(
-        status(&pool, "ann@example.org").await,
-        SubscriberStatus::Bounced
-    );
-    assert_eq!(
-        status(&pool, "fay@example.org").await,
-        SubscriberStatus::Unsubscribed
-    );
-    assert_eq!(
-        status(&pool, "hal@example.org").await,
-        SubscriberStatus::Unsubscribed
-    );
-    assert_eq!(
-        status(&pool, "jon@example.org").await,
-        SubscriberStatus::Active
-    );
+    assert_statuses(
+        &pool,
+        &[
+            ("ann@example.org", SubscriberStatus::Bounced),
+            ("fay@example.org", SubscriberStatus::Unsubscribed),
+            ("hal@example.org", SubscriberStatus::Unsubscribed),
+            ("jon@example.org", SubscriberStatus::Active),
+        ],
+    )
+    .await;
     let maildir = dovecot.maildir();
     assert_eq!(
         names_in(&maildir.join(".Processed")).len(),
