@@ -12,8 +12,9 @@ ALTER TABLE deliveries
 -- Reports are matched to a delivery by its Message-ID (the VERP tag is its random part).
 CREATE INDEX deliveries_message_id ON deliveries (message_id) WHERE message_id IS NOT NULL;
 
--- Every report that took effect, once: the key is a SHA-256 of the report's Message-ID (else
--- of its bytes), so the same report read twice, from two sources or after a crash, is found.
+-- Every report that took effect, once: the key is a SHA-256 of the report's Message-ID and what
+-- it is about (else of its bytes), so the same report read twice, from two sources or after a
+-- crash, is found.
 -- Never an address: the diagnostic, which often quotes one, stays on the delivery alone.
 CREATE TABLE bounce_reports (
     id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -14,7 +14,8 @@ pub struct Recognised {
     pub report: Report,
     /// The tag of the `bounces+TAG@…` address it was sent to, when it was.
     pub verp_tag: Option<String>,
-    /// SHA-256 of its Message-ID, else of its bytes: the same report read twice has the same.
+    /// SHA-256 of its Message-ID and what it is about, else of its bytes: the same report read
+    /// twice has the same.
     pub key: [u8; 32],
     /// Its `Date`, when it has one that is not in the future.
     pub date: Option<DateTime<Utc>>,
@@ -155,8 +156,18 @@ pub fn recognise(raw: &[u8], ours: &Addresses<'_>) -> Option<Recognised> {
     } else {
         Report::Unrecognised
     };
+    // A report is its Message-ID and what it is about: the same report read from two sources
+    // has both, and two servers that reuse an id for reports on different deliveries differ.
+    let about = verp_tag
+        .as_deref()
+        .or(report.returned_message_id())
+        .or(match &report {
+            Report::Unsubscribe { token } => Some(token.as_str()),
+            _ => None,
+        })
+        .unwrap_or("");
     let key = match message.message_id() {
-        Some(id) => Sha256::digest(format!("message-id:{id}").as_bytes()),
+        Some(id) => Sha256::digest(format!("message-id:{id}\nabout:{about}").as_bytes()),
         None => Sha256::digest(raw),
     };
     let date = message

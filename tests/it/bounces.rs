@@ -696,3 +696,70 @@ async fn from_a_real_imap_server_processed_reports_move_and_spam_stays_untouched
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert_eq!(names_in(&maildir).len(), 1);
 }
+
+#[sqlx::test]
+async fn a_run_killed_half_way_then_repeated_counts_every_report_once(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    use std::io::{BufRead, BufReader};
+
+    let (pool, url) = database(pool_options, options).await;
+    let readers = ["r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "eve"];
+    let sent = sent_to(&pool, &readers).await;
+    let dir = maildir();
+    for (n, r) in readers[..8].iter().enumerate() {
+        std::fs::write(
+            dir.path().join(format!("new/1.{n:04}.hard")),
+            fixture("exchange-ndr.eml", &sent[*r], n),
+        )
+        .expect("write");
+    }
+    const SOFT: usize = 300;
+    for n in 0..SOFT {
+        std::fs::write(
+            dir.path().join(format!("new/2.{n:04}.soft")),
+            fixture("delayed-dsn.eml", &sent["eve"], n),
+        )
+        .expect("write");
+    }
+    let path = dir.path().to_str().expect("path").to_string();
+
+    // Killed (SIGKILL, as a crash) once it has taken a few reports.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lscp-mail"))
+        .args(["bounces", &path])
+        .env("DATABASE_URL", &url)
+        .env("LSCP_MAIL_MAIL__BOUNCE_ADDRESS", BOUNCES)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("runs");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    for _ in 0..12 {
+        lines.next().expect("a line").expect("text");
+    }
+    child.kill().expect("killed");
+    child.wait().expect("ended");
+    let (_, taken, _) = table_counts(&pool).await;
+    assert!(
+        (12..(8 + SOFT) as i64).contains(&taken),
+        "killed half-way: {taken} reports taken"
+    );
+
+    let again = run_bounces(&url, &[&path], None);
+
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    let (_, taken, active) = table_counts(&pool).await;
+    assert_eq!(taken, (8 + SOFT) as i64, "every report once");
+    assert_eq!(active, 0, "all nine bounced");
+    let bounced_entries: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM consent_log WHERE action = 'bounced'")
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+    assert_eq!(
+        bounced_entries, 9,
+        "one entry per reader, however often it was read"
+    );
+}
