@@ -146,11 +146,12 @@ pub fn recognise(raw: &[u8], ours: &Addresses<'_>) -> Option<Recognised> {
     } else if let Some(token) = unsubscribe {
         Report::Unsubscribe { token }
     } else if is_text_bounce(&message) {
-        Report::TextBounce {
-            status: message
-                .body_text(0)
-                .and_then(|t| status_in_text(&t).map(str::to_string)),
-        }
+        let text = message.body_text(0).unwrap_or_default();
+        let status = status_in_text(&text).map(str::to_string).or_else(|| {
+            // Without a status code, a warning that the server is still trying is soft.
+            is_delay_warning(message.subject().unwrap_or(""), &text).then(|| "4.0.0".into())
+        });
+        Report::TextBounce { status }
     } else if is_auto_reply(&message) {
         Report::AutoReply
     } else {
@@ -391,6 +392,23 @@ fn is_text_bounce(message: &Message<'_>) -> bool {
         .any(|s| subject.contains(s))
 }
 
+/// "Warning: message delayed", "will retry": an old server saying it has not given up.
+fn is_delay_warning(subject: &str, text: &str) -> bool {
+    let subject = subject.to_ascii_lowercase();
+    let text = text.to_ascii_lowercase();
+    ["delayed", "warning", "still being retried"]
+        .iter()
+        .any(|w| subject.contains(w))
+        || [
+            "will keep trying",
+            "will retry",
+            "still trying",
+            "not yet been delivered",
+        ]
+        .iter()
+        .any(|w| text.contains(w))
+}
+
 /// RFC 3834 `Auto-Submitted`, the headers vacation programs add, or an out-of-office subject.
 fn is_auto_reply(message: &Message<'_>) -> bool {
     let header = |name: &str| {
@@ -469,6 +487,38 @@ mod tests {
         assert!(r("delayed", "4.4.7").is_soft());
         assert!(r("failed", "4.4.1").is_soft());
         assert!(!r("delivered", "2.0.0").is_soft() && !r("delivered", "2.0.0").is_hard());
+    }
+
+    #[test]
+    fn a_text_bounce_without_a_code_is_hard_unless_it_says_it_will_retry() {
+        let ours = TaggedAddress::parse("bounces@news.example.org").expect("address");
+        let addresses = Addresses {
+            bounces: Some(&ours),
+            unsubscribe: None,
+        };
+        let bounce = |subject: &str, body: &str| {
+            let raw = format!(
+                "From: MAILER-DAEMON@old.example.net\nTo: bounces+{}@news.example.org\n\
+                 Subject: {subject}\nMessage-ID: <1@old.example.net>\n\n{body}\n",
+                "0".repeat(32)
+            );
+            recognise(raw.as_bytes(), &addresses).map(|r| (r.report, r.verp_tag))
+        };
+        let (report, tag) =
+            bounce("Returned mail: User unknown", "550 ann... User unknown").expect("a message");
+        assert_eq!(report, Report::TextBounce { status: None });
+        assert_eq!(tag, Some("0".repeat(32)));
+        let (report, _) = bounce(
+            "Warning: could not send message for past 4 hours",
+            "The server will keep trying for 5 days.",
+        )
+        .expect("a message");
+        assert_eq!(
+            report,
+            Report::TextBounce {
+                status: Some("4.0.0".into())
+            }
+        );
     }
 
     #[test]
