@@ -29,6 +29,7 @@ pub struct Config {
     pub smtp: Smtp,
     pub serve: Serve,
     pub send: SendSettings,
+    pub bounce: Bounce,
     /// Sign every message with DKIM when set.
     pub dkim: Option<Dkim>,
 }
@@ -45,6 +46,7 @@ impl Default for Config {
             smtp: Smtp::default(),
             serve: Serve::default(),
             send: SendSettings::default(),
+            bounce: Bounce::default(),
             dkim: None,
         }
     }
@@ -157,8 +159,113 @@ pub struct Mail {
     /// The `List-Id` header: `<name.domain>` without the angle brackets.
     pub list_id: String,
     /// Also offer unsubscribing by email in `List-Unsubscribe` (RFC 2369), e.g.
-    /// `unsubscribe@news.leedsscp.org.uk`.
-    pub unsubscribe_mailto: Option<String>,
+    /// `unsubscribe@news.leedsscp.org.uk`: each reader's mailto is
+    /// `unsubscribe+TOKEN@…?subject=unsubscribe`, so `lscp-mail bounces` knows who asked
+    /// without trusting the `From` header.
+    pub unsubscribe_mailto: Option<TaggedAddress>,
+    /// Where delivery reports go, e.g. `bounces@news.leedsscp.org.uk`: each message's envelope
+    /// sender becomes `bounces+TAG@…` (VERP), TAG naming the delivery, not the reader. Unset:
+    /// the envelope sender is `from`.
+    pub bounce_address: Option<TaggedAddress>,
+}
+
+/// An address that mail can reach with a tag after a `+` (Postfix's `recipient_delimiter`,
+/// Exim's `local_part_suffix`): `bounces@example.org` reached as `bounces+TAG@example.org`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(into = "String")]
+pub struct TaggedAddress {
+    local: String,
+    domain: String,
+}
+
+impl TaggedAddress {
+    /// The part after the `@`.
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let bad = |why: &str| {
+            format!("`{s}` {why}: write a plain address like \"bounces@news.example.org\"")
+        };
+        let (local, domain) = s
+            .trim()
+            .rsplit_once('@')
+            .ok_or_else(|| bad("is not an address"))?;
+        if local.is_empty() || domain.is_empty() {
+            return Err(bad("is not an address"));
+        }
+        if local.contains('+') {
+            return Err(bad("already has a `+` tag"));
+        }
+        if s.contains(['<', '>', ' ', '"', ',', '?']) {
+            return Err(bad("is not a bare address"));
+        }
+        if s.parse::<lettre::Address>().is_err() {
+            return Err(bad("is not an address"));
+        }
+        Ok(Self {
+            local: local.to_string(),
+            domain: domain.to_string(),
+        })
+    }
+
+    /// `local+tag@domain`.
+    pub fn with_tag(&self, tag: &str) -> String {
+        format!("{}+{tag}@{}", self.local, self.domain)
+    }
+
+    /// The tag of `address` when it is this address with one (local part and domain compared
+    /// without regard to case, the tag as it is); `None` for anything else.
+    pub fn tag_of<'a>(&self, address: &'a str) -> Option<&'a str> {
+        let address = address.trim().trim_start_matches('<').trim_end_matches('>');
+        let (local, domain) = address.rsplit_once('@')?;
+        let (base, tag) = local.split_once('+')?;
+        (base.eq_ignore_ascii_case(&self.local)
+            && domain.eq_ignore_ascii_case(&self.domain)
+            && !tag.is_empty())
+        .then_some(tag)
+    }
+}
+
+impl fmt::Display for TaggedAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.local, self.domain)
+    }
+}
+
+impl From<TaggedAddress> for String {
+    fn from(a: TaggedAddress) -> Self {
+        a.to_string()
+    }
+}
+
+impl<'de> Deserialize<'de> for TaggedAddress {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        TaggedAddress::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `lscp-mail bounces`: what comes back.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Bounce {
+    /// Soft bounces (a 4.x.x status, a delay) within `soft_days` that make a reader bounced.
+    pub soft_limit: u32,
+    pub soft_days: u32,
+    /// The IMAP folder processed reports are moved to.
+    pub processed_folder: String,
+}
+
+impl Default for Bounce {
+    fn default() -> Self {
+        Self {
+            soft_limit: 3,
+            soft_days: 30,
+            processed_folder: "Processed".into(),
+        }
+    }
 }
 
 impl Default for Mail {
@@ -169,6 +276,7 @@ impl Default for Mail {
             message_id_domain: "news.leedsscp.org.uk".into(),
             list_id: "practitioners.news.leedsscp.org.uk".into(),
             unsubscribe_mailto: None,
+            bounce_address: None,
         }
     }
 }
@@ -582,6 +690,10 @@ mod tests {
                 serde_json::to_value(&config.serve).ok(),
                 serde_json::to_value(&defaults.serve).ok()
             );
+            assert_eq!(
+                serde_json::to_value(&config.bounce).ok(),
+                serde_json::to_value(&defaults.bounce).ok()
+            );
             assert!(config.dkim.is_none());
             Ok(())
         });
@@ -649,6 +761,18 @@ mod tests {
             assert!(err.to_string().contains("organisaton"), "{err}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn a_tagged_address_carries_its_tag_and_finds_it_again() {
+        let a = TaggedAddress::parse("bounces@News.Example.org").expect("address");
+        assert_eq!(a.with_tag("abc"), "bounces+abc@News.Example.org");
+        assert_eq!(a.tag_of("<Bounces+abc@news.example.org>"), Some("abc"));
+        assert_eq!(a.tag_of("bounces@news.example.org"), None);
+        assert_eq!(a.tag_of("other+abc@news.example.org"), None);
+        assert!(TaggedAddress::parse("bounces+x@example.org").is_err());
+        assert!(TaggedAddress::parse("Name <bounces@example.org>").is_err());
+        assert!(TaggedAddress::parse("bounces").is_err());
     }
 
     #[test]

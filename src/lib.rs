@@ -5,10 +5,12 @@
 //! - [`content`]: an issue folder of TOML sections, loaded and checked;
 //! - [`render`]: handlebars templates to MJML, MJML to HTML with `mrml`, plus the plain-text part;
 //! - [`store`]: subscribers, their topics and the consent log in PostgreSQL;
+//! - [`bounces`]: `lscp-mail bounces`, what comes back after sending;
 //! - [`web`]: `lscp-mail serve`, the pages behind the email's links;
 //! - [`config`]: `lscp-mail.toml` and the environment;
 //! - [`cli`]: the command-line front end, one file per subcommand.
 
+pub mod bounces;
 pub mod cli;
 pub mod config;
 pub mod content;

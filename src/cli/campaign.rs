@@ -125,6 +125,14 @@ impl StatusArgs {
                 n.sending
             )?;
             let live = ledger::live_senders(pool).await?;
+            let b = store.bounce_counts(c.id).await?;
+            outln!(
+                "  reports   {} hard bounces, {} soft bounces, {} complaints, {} unsubscribes by email",
+                b.hard,
+                b.soft,
+                b.complaints,
+                b.unsubscribes
+            )?;
             let holders = ledger::holders(pool, c.id).await?;
             print_senders(&live, &holders, &c, &n)?;
             if c.status == CampaignStatus::Sending && n.remaining() > 0 {

@@ -220,8 +220,8 @@ fn alignment(config: &Config) -> Vec<Check> {
         });
     }
     if let Some(mailto) = &config.mail.unsubscribe_mailto {
-        let to = mailto.trim_start_matches("mailto:");
-        let on = to.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+        let to = mailto.to_string();
+        let on = mailto.domain();
         checks.push(if aligned(&domain, on) {
             Check::pass(format!("the unsubscribe address {to} is on the From domain"))
         } else {

@@ -4,6 +4,7 @@
 // First, so that `outln!` and `out!` are in scope in every command's module.
 #[macro_use]
 pub mod output;
+mod bounces;
 mod campaign;
 mod check;
 mod compose;
@@ -73,6 +74,7 @@ pub enum Command {
     Cancel(campaign::CancelArgs),
     RetryFailed(campaign::RetryFailedArgs),
     Doctor(doctor::Args),
+    Bounces(bounces::Args),
 }
 
 /// An error the user can fix by calling the command differently: exit code 2.
@@ -101,6 +103,7 @@ impl Cli {
             Command::Cancel(args) => args.run(&config),
             Command::RetryFailed(args) => args.run(&config),
             Command::Doctor(args) => args.run(self.config.as_deref()),
+            Command::Bounces(args) => args.run(&config),
         }
     }
 }

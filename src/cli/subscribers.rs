@@ -117,6 +117,12 @@ were imported) or the file cannot be imported (nothing was), 3 other failure."
     },
     /// Unsubscribe a practitioner (they stay on record so no import adds them back)
     Unsubscribe { email: SubscriberEmail },
+    /// Make a bounced subscriber active again (say, once their mailbox works), in the change log
+    #[command(
+        after_help = "Example:\n  lscp-mail subscribers list --status bounced\n  lscp-mail subscribers reactivate ann.smith@example.org\n\n\
+Only a bounced subscriber can be reactivated: someone who unsubscribed or complained must sign up again."
+    )]
+    Reactivate { email: SubscriberEmail },
     /// Write subscribers with their topics as CSV
     #[command(
         after_help = "Columns: email, name, organisation, topics (`;`-separated), status, created_at, confirmed_at.\n\
@@ -218,6 +224,11 @@ impl Args {
                 } else {
                     outln!("{email}: already unsubscribed")?;
                 }
+                Ok(code(exit::OK))
+            }),
+            SubscribersCommand::Reactivate { email } => with_store(config, async |store| {
+                let change = store.reactivate(&email).await?;
+                println!("{email}: active again (was {})", change.before);
                 Ok(code(exit::OK))
             }),
             SubscribersCommand::Export {

@@ -43,6 +43,23 @@ pub fn message_id(mail: &Mail) -> String {
     format!("<{hex}@{}>", mail.message_id_domain)
 }
 
+/// The random part of a [`message_id`]: the per-delivery tag of the VERP envelope sender
+/// (`bounces+TAG@…`). It names the delivery (the ledger keeps the Message-ID) and says nothing
+/// about the reader.
+pub fn message_id_tag(id: &str) -> Option<&str> {
+    let tag = id.strip_prefix('<')?.split_once('@')?.0;
+    is_tag(tag).then_some(tag)
+}
+
+/// The Message-ID a tag came from, when `tag` has the shape [`message_id`] makes.
+pub fn message_id_from_tag(mail: &Mail, tag: &str) -> Option<String> {
+    is_tag(tag).then(|| format!("<{tag}@{}>", mail.message_id_domain))
+}
+
+fn is_tag(tag: &str) -> bool {
+    tag.len() == 32 && tag.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// The headers every message has, with `id` from [`message_id`]; `send` adds its own per reader.
 pub fn build(
     mail: &Mail,

@@ -4,8 +4,12 @@
 
 use std::collections::HashMap;
 
-use crate::config::Config;
+use lettre::Address;
+use lettre::address::Envelope;
+
+use crate::config::{Config, TaggedAddress};
 use crate::content::{Issue, TopicCatalog, TopicSet};
+use crate::render::message::{message_id, message_id_tag};
 use crate::render::{ReaderLinks, RenderError, Rendered, Renderer};
 use crate::send::outgoing::{Body, Outbox, OutboxError, header};
 use crate::store::LinkToken;
@@ -32,8 +36,11 @@ pub struct Personaliser {
     variants: HashMap<Vec<String>, Rendered>,
     full: Rendered,
     list_id: String,
-    unsubscribe_mailto: Option<String>,
+    unsubscribe_mailto: Option<TaggedAddress>,
     unsubscribe_url: String,
+    bounce_address: Option<TaggedAddress>,
+    /// The envelope sender as the workers give it, for a session that tries it first.
+    sender: Address,
 }
 
 impl Personaliser {
@@ -55,8 +62,14 @@ impl Personaliser {
             .into_iter()
             .map(|(set, r)| (key(&set), r))
             .collect();
+        let outbox = Outbox::new(config)?;
+        let id = message_id(&config.mail);
+        let sender = match (&config.mail.bounce_address, message_id_tag(&id)) {
+            (Some(bounces), Some(tag)) => verp(bounces, tag)?,
+            _ => outbox.sender().clone(),
+        };
         Ok(Self {
-            outbox: Outbox::new(config)?,
+            outbox,
             subject: issue.subject.clone(),
             variants: rendered,
             full: all.full,
@@ -67,6 +80,8 @@ impl Personaliser {
             ),
             unsubscribe_mailto: config.mail.unsubscribe_mailto.clone(),
             unsubscribe_url: config.site.url(&format!("/u/{TOKEN}")),
+            bounce_address: config.mail.bounce_address.clone(),
+            sender,
         })
     }
 
@@ -75,9 +90,10 @@ impl Personaliser {
         self.outbox.hello_name()
     }
 
-    /// The envelope sender (`MAIL FROM`): the address of `mail.from`.
-    pub fn sender(&self) -> &lettre::Address {
-        self.outbox.sender()
+    /// The envelope sender (`MAIL FROM`) as the messages give it: the address of `mail.from`,
+    /// or `mail.bounce_address` tagged for a delivery when that is set.
+    pub fn sender(&self) -> &Address {
+        &self.sender
     }
 
     /// How many distinct renderings the campaign needs.
@@ -107,7 +123,9 @@ impl Personaliser {
         let token = token.expose();
         let mut unsubscribe = format!("<{}>", self.unsubscribe_url.replace(TOKEN, &token));
         if let Some(mailto) = &self.unsubscribe_mailto {
-            unsubscribe.push_str(&format!(", <mailto:{mailto}?subject=unsubscribe>"));
+            // The token in the address finds the reader without trusting the From header.
+            let to = mailto.with_tag(&token);
+            unsubscribe.push_str(&format!(", <mailto:{to}?subject=unsubscribe>"));
         }
         let headers = vec![
             header("List-Id", self.list_id.clone()),
@@ -118,13 +136,30 @@ impl Personaliser {
             text: rendered.text.replace(TOKEN, &token),
             html: rendered.html.replace(TOKEN, &token),
         };
-        Ok(self
+        let mut out = self
             .outbox
-            .message((to_address, to_name), &self.subject, headers, body)?)
+            .message((to_address, to_name), &self.subject, headers, body)?;
+        // Reports come back to an address naming the delivery (its Message-ID's random part),
+        // never the reader.
+        if let Some(bounces) = &self.bounce_address
+            && let Some(tag) = message_id_tag(&out.message_id)
+        {
+            out.envelope = Envelope::new(Some(verp(bounces, tag)?), out.envelope.to().to_vec())
+                .map_err(|_| OutboxError::BadRecipient(to_address.to_string()))?;
+        }
+        Ok(out)
     }
 }
 
 /// The variant key: topic slugs in sorted order, as the ledger stores them.
 fn key(set: &TopicSet) -> Vec<String> {
     set.iter().map(|t| t.as_str().to_string()).collect()
+}
+
+/// `bounces+TAG@domain`: where reports about the delivery tagged `tag` come back.
+fn verp(bounces: &TaggedAddress, tag: &str) -> Result<Address, OutboxError> {
+    let tagged = bounces.with_tag(tag);
+    tagged
+        .parse()
+        .map_err(|_| OutboxError::BadRecipient(tagged))
 }

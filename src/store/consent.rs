@@ -24,10 +24,12 @@ pub enum ConsentAction {
     Erased,
     /// The link secret was replaced, so links in earlier messages stop working.
     LinkRotated,
+    /// An administrator brought back a bounced reader (`subscribers reactivate`).
+    Reactivated,
 }
 
 impl ConsentAction {
-    pub const ALL: [ConsentAction; 8] = [
+    pub const ALL: [ConsentAction; 9] = [
         Self::Subscribed,
         Self::Confirmed,
         Self::TopicsChanged,
@@ -36,6 +38,7 @@ impl ConsentAction {
         Self::Blocked,
         Self::Erased,
         Self::LinkRotated,
+        Self::Reactivated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -48,6 +51,7 @@ impl ConsentAction {
             Self::Blocked => "blocked",
             Self::Erased => "erased",
             Self::LinkRotated => "link_rotated",
+            Self::Reactivated => "reactivated",
         }
     }
 
@@ -66,7 +70,8 @@ impl fmt::Display for ConsentAction {
 }
 
 /// Where a change came from: `import:FILE`, `web`, `cli`, `one-click` (the `List-Unsubscribe`
-/// button of a mail client) or `bounce`.
+/// button of a mail client), `bounce` (a delivery report), `complaint` (a provider's abuse
+/// report) or `email` (a mail to the `List-Unsubscribe` mailto).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConsentSource {
     /// The file as it was named on the command line.
@@ -75,6 +80,8 @@ pub enum ConsentSource {
     Cli,
     OneClick,
     Bounce,
+    Complaint,
+    Email,
 }
 
 impl ConsentSource {
@@ -88,6 +95,8 @@ impl ConsentSource {
             "cli" => Self::Cli,
             "one-click" => Self::OneClick,
             "bounce" => Self::Bounce,
+            "complaint" => Self::Complaint,
+            "email" => Self::Email,
             _ => match s.strip_prefix("import:") {
                 Some(file) if !file.is_empty() => Self::Import(file.to_string()),
                 _ => return Err(StoreError::Corrupt(format!("unknown consent source `{s}`"))),
@@ -104,6 +113,8 @@ impl fmt::Display for ConsentSource {
             Self::Cli => f.write_str("cli"),
             Self::OneClick => f.write_str("one-click"),
             Self::Bounce => f.write_str("bounce"),
+            Self::Complaint => f.write_str("complaint"),
+            Self::Email => f.write_str("email"),
         }
     }
 }
@@ -190,6 +201,8 @@ mod tests {
             ConsentSource::Cli,
             ConsentSource::OneClick,
             ConsentSource::Bounce,
+            ConsentSource::Complaint,
+            ConsentSource::Email,
         ] {
             assert_eq!(
                 ConsentSource::from_store(&source.to_string()).ok(),
@@ -197,7 +210,7 @@ mod tests {
             );
         }
         assert!(ConsentSource::from_store("import:").is_err());
-        assert!(ConsentSource::from_store("email").is_err());
+        assert!(ConsentSource::from_store("fax").is_err());
     }
 
     #[test]

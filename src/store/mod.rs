@@ -6,11 +6,13 @@
 //! an upgraded binary never runs against an old schema.
 //!
 //! One module per job: [`email`] (the address newtype), [`name`] (names and organisations),
-//! [`subscriber`] (status, read model, changes), [`topics`], [`consent`] (the log), [`token`]
+//! [`subscriber`] (status, read model, changes), [`topics`], [`bounce`]
+//! (what comes back: bounces, complaints, emailed unsubscribes), [`consent`] (the log), [`token`]
 //! (link secrets), [`erase`] (forgetting with a tombstone), [`import`] and [`export`] (CSV).
 //! Each SQL statement is one small function next to its caller; writes take the `Transaction`
 //! they belong to.
 
+pub mod bounce;
 pub mod consent;
 pub mod email;
 pub mod erase;
@@ -105,6 +107,11 @@ pub enum StoreError {
         email: String,
         status: SubscriberStatus,
     },
+    #[error("{email} is {status}, not bounced: only a bounced reader can be reactivated")]
+    NotBounced {
+        email: String,
+        status: SubscriberStatus,
+    },
     #[error(transparent)]
     BadLink(#[from] BadLink),
     #[error(transparent)]
@@ -130,6 +137,7 @@ impl StoreError {
                 | Self::HasLeft { .. }
                 | Self::Erased { .. }
                 | Self::NotPending { .. }
+                | Self::NotBounced { .. }
                 | Self::BadLink(_)
                 | Self::Topic(_)
                 | Self::TopicExists(_)

@@ -6,6 +6,7 @@
 mod common;
 mod store_support;
 
+mod bounces;
 mod browser_email;
 mod check_rules;
 mod cli_compose;

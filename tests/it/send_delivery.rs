@@ -138,6 +138,89 @@ async fn every_message_carries_one_click_unsubscribe_and_the_readers_own_links(p
 }
 
 #[sqlx::test]
+async fn without_a_bounce_address_the_envelope_sender_is_the_from_address(pool: PgPool) {
+    let store = Store::from_pool(pool.clone());
+    add(&store, "ben.hartley@example.org", "training").await;
+    let sink = SmtpSink::start(&[]);
+    send(&pool, &issue("2026-02"), &sink, &fast_options()).await;
+
+    let dumped = sink.dumped().pop().expect("one message");
+    assert_eq!(dumped.sender().as_deref(), Some("lscp.info@leeds.gov.uk"));
+    let m = dumped.parsed();
+    let list = m.header_raw("List-Unsubscribe").expect("List-Unsubscribe");
+    assert!(!list.contains("mailto:"), "{list}");
+}
+
+#[sqlx::test]
+async fn reports_come_back_to_an_address_naming_the_delivery_not_the_reader(pool: PgPool) {
+    let store = Store::from_pool(pool.clone());
+    add(&store, "ben.hartley@example.org", "training").await;
+    add(&store, "ann.lee@example.org", "training").await;
+    let sink = SmtpSink::start(&[]);
+    let mut config = Config::default();
+    config.mail.bounce_address = Some(
+        lscp_mail::config::TaggedAddress::parse("bounces@news.leedsscp.org.uk").expect("address"),
+    );
+    config.mail.unsubscribe_mailto = Some(
+        lscp_mail::config::TaggedAddress::parse("unsubscribe@news.leedsscp.org.uk")
+            .expect("address"),
+    );
+    send_with_config(
+        &store,
+        &issue("2026-02"),
+        sink.port,
+        &fast_options(),
+        &config,
+    )
+    .await;
+
+    let mut senders = Vec::new();
+    for dumped in sink.dumped() {
+        let m = dumped.parsed();
+        let to = m
+            .to()
+            .and_then(|t| t.first())
+            .and_then(|a| a.address())
+            .expect("To");
+        let id = m.message_id().expect("Message-ID").to_string();
+        let tag = id.split('@').next().expect("local part").to_string();
+        let sender = dumped.sender().expect("MAIL FROM");
+        // VERP: the tag is the Message-ID's random part, which the ledger keeps; never the address.
+        assert_eq!(sender, format!("bounces+{tag}@news.leedsscp.org.uk"));
+        assert!(
+            !sender.contains(to.split('@').next().expect("local")),
+            "{sender}"
+        );
+        let subscriber = store
+            .subscriber(&store_support::email(to))
+            .await
+            .expect("subscriber");
+        let token = store.link_token(&subscriber).await.expect("token").expose();
+        // Unfolded: a long header is folded onto several lines.
+        let list = m
+            .header_raw("List-Unsubscribe")
+            .expect("List-Unsubscribe")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            list.ends_with(&format!(
+                ", <mailto:unsubscribe+{token}@news.leedsscp.org.uk?subject=unsubscribe>"
+            )),
+            "{list}"
+        );
+        senders.push(sender);
+    }
+    senders.sort();
+    senders.dedup();
+    assert_eq!(
+        senders.len(),
+        2,
+        "each delivery has its own envelope sender"
+    );
+}
+
+#[sqlx::test]
 async fn headers_pass_a_strict_rfc_5322_parser(pool: PgPool) {
     let store = Store::from_pool(pool.clone());
     add(&store, "zoe.o'brien@example.org", "training").await;

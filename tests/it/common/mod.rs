@@ -3,6 +3,8 @@
 
 pub mod browser;
 pub mod dkim;
+pub mod dovecot;
+pub mod postfix;
 pub mod scripted_smtp;
 pub mod sending;
 pub mod smtp_sink;

@@ -38,6 +38,11 @@ impl Dumped {
         envelope(&self.raw, "X-Rcpt-Args")
     }
 
+    /// The envelope sender (`MAIL FROM`), without angle brackets.
+    pub fn sender(&self) -> Option<String> {
+        envelope(&self.raw, "X-Mail-Args").into_iter().next()
+    }
+
     /// The plain-text body, decoded.
     pub fn text(&self) -> String {
         self.parsed()
