@@ -159,7 +159,7 @@ async fn smtp(config: &Config) -> Check {
 }
 
 const DKIM_FIX: &str = "add a [dkim] section (domain, selector, key_file): Gmail and Yahoo \
-want bulk mail signed. `openssl genrsa -traditional -out dkim.pem 2048` makes a key; \
+want bulk mail signed. `openssl genpkey -algorithm rsa -pkeyopt rsa_keygen_bits:2048 -out dkim.pem` makes a key; \
 run doctor again to see the DNS record to publish";
 
 fn dkim_key(config: &Config) -> Option<Check> {
@@ -173,7 +173,7 @@ fn dkim_key(config: &Config) -> Option<Check> {
         )),
         Err(e) => Check::fail(
             format!("DKIM: {e}"),
-            "point dkim.key_file at the private key (rsa-sha256: PEM from `openssl genrsa -traditional`; ed25519-sha256: the base64 32-byte seed)",
+            "point dkim.key_file at the private key: rsa-sha256, a PEM key in PKCS#8 or PKCS#1; ed25519-sha256, a PKCS#8 PEM key or the base64 32-byte seed (see DKIM in README.md)",
         ),
     })
 }

@@ -481,49 +481,23 @@ pub fn enhanced_status(reply: &str) -> Option<&str> {
 /// An address is what surrounds an `@`; a token is a run of 22 or more URL-safe base64
 /// characters (a 128-bit random value; ours are longer), which no SMTP status code or word is.
 pub fn redact(text: &str) -> String {
-    let chars: Vec<char> = text.chars().collect();
+    let text = crate::store::redact_addresses(text);
     let mut out = String::with_capacity(text.len());
-    let mut i = 0;
-    while i < chars.len() {
-        if chars[i] == '@' {
-            let local = out.chars().rev().take_while(|&c| is_local_part(c)).count();
-            let domain = chars[i + 1..]
-                .iter()
-                .take_while(|&&c| is_domain_part(c))
-                .count();
-            if local > 0 && domain > 0 {
-                let keep = out.chars().count() - local;
-                out = out.chars().take(keep).collect();
-                out.push_str("[address]");
-                i += 1 + domain;
-                continue;
-            }
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        out.push_str(if run.len() >= 22 { "[token]" } else { run });
+        run.clear();
+    };
+    for c in text.chars() {
+        if is_token_part(c) {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
         }
-        if is_token_part(chars[i]) {
-            let run = chars[i..].iter().take_while(|&&c| is_token_part(c)).count();
-            let ends_at_at = chars.get(i + run) == Some(&'@');
-            if run >= 22 && !ends_at_at {
-                out.push_str("[token]");
-                i += run;
-                continue;
-            }
-            out.extend(&chars[i..i + run]);
-            i += run;
-            continue;
-        }
-        out.push(chars[i]);
-        i += 1;
     }
+    flush(&mut run, &mut out);
     out
-}
-
-/// RFC 5322's atext and the dot, and any letter (internationalised addresses).
-fn is_local_part(c: char) -> bool {
-    c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c)
-}
-
-fn is_domain_part(c: char) -> bool {
-    c.is_alphanumeric() || matches!(c, '-' | '.' | '[' | ']' | ':')
 }
 
 fn is_token_part(c: char) -> bool {

@@ -91,32 +91,41 @@ fn ascii_domain(email: &str) -> Result<String, EmailError> {
 /// is stored and shown with the address taken out, so the delivery record, `status` and
 /// erasure never have to find it again.
 pub fn redact_addresses(text: &str) -> std::borrow::Cow<'_, str> {
-    // Characters that cannot be part of an address as servers quote it.
-    let stops = |c: char| c.is_whitespace() || "<>()[]\",;:'`".contains(c) || c.is_control();
     if !text.contains('@') {
         return std::borrow::Cow::Borrowed(text);
     }
+    let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find('@') {
-        let start = rest[..at]
-            .char_indices()
-            .rev()
-            .find(|&(_, c)| stops(c))
-            .map_or(0, |(i, c)| i + c.len_utf8());
-        let end = rest[at + 1..]
-            .find(stops)
-            .map_or(rest.len(), |i| at + 1 + i);
-        if start < at && end > at + 1 {
-            out.push_str(&rest[..start]);
-            out.push_str("[address]");
-        } else {
-            out.push_str(&rest[..end.max(at + 1)]);
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] == '@' {
+            let local = out.chars().rev().take_while(|&c| is_local_part(c)).count();
+            let domain = chars[i + 1..]
+                .iter()
+                .take_while(|&&c| is_domain_part(c))
+                .count();
+            if local > 0 && domain > 0 {
+                let keep = out.chars().count() - local;
+                out = out.chars().take(keep).collect();
+                out.push_str("[address]");
+                i += 1 + domain;
+                continue;
+            }
         }
-        rest = &rest[end.max(at + 1)..];
+        out.push(chars[i]);
+        i += 1;
     }
-    out.push_str(rest);
     std::borrow::Cow::Owned(out)
+}
+
+/// RFC 5322's atext and the dot, and any letter (internationalised addresses).
+fn is_local_part(c: char) -> bool {
+    c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c)
+}
+
+/// A domain, or an address literal such as `[192.0.2.1]`.
+fn is_domain_part(c: char) -> bool {
+    c.is_alphanumeric() || matches!(c, '-' | '.' | '[' | ']' | ':')
 }
 
 impl fmt::Display for SubscriberEmail {

@@ -223,7 +223,7 @@ async fn the_import_report_refuses_and_escapes_control_characters(
     assert!(run.stdout.contains("hostile.csv:3: "), "{}", run.stdout);
     assert!(
         run.stdout
-            .contains("hostile.csv:4: the name holds a control character"),
+            .contains("hostile.csv:4: the name has an invisible control character (U+001B)"),
         "{}",
         run.stdout
     );
