@@ -5,6 +5,7 @@
 //! - [`content`]: an issue folder of TOML sections, loaded and checked;
 //! - [`render`]: handlebars templates to MJML, MJML to HTML with `mrml`, plus the plain-text part;
 //! - [`store`]: subscribers, their topics and the consent log in PostgreSQL;
+//! - [`preview`]: `lscp-mail preview`, the editor's live preview;
 //! - [`web`]: `lscp-mail serve`, the pages behind the email's links;
 //! - [`config`]: `lscp-mail.toml` and the environment;
 //! - [`cli`]: the command-line front end, one file per subcommand.
@@ -12,6 +13,7 @@
 pub mod cli;
 pub mod config;
 pub mod content;
+pub mod preview;
 pub mod render;
 pub mod send;
 pub mod store;

@@ -5,6 +5,7 @@ mod campaign;
 mod check;
 mod compose;
 mod db;
+mod preview;
 pub mod report;
 mod send;
 mod serve;
@@ -59,6 +60,7 @@ pub struct Cli {
 pub enum Command {
     Compose(compose::Args),
     Check(check::Args),
+    Preview(preview::Args),
     Db(db::Args),
     Subscribers(subscribers::Args),
     Topics(topics::Args),
@@ -79,6 +81,8 @@ impl Cli {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         let config = Config::load(self.config.as_deref())?;
         match self.command {
+            // Reads the configuration again on every rebuild.
+            Command::Preview(args) => args.run(self.config),
             Command::Compose(args) => args.run(&config),
             Command::Check(args) => args.run(&config),
             Command::Db(args) => args.run(&config),

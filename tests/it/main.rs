@@ -10,6 +10,7 @@ mod browser_email;
 mod check_rules;
 mod cli_compose;
 mod cli_subscribers;
+mod preview;
 mod send_delivery;
 mod send_outage;
 mod send_process;
