@@ -5,6 +5,7 @@
 //! - [`content`]: an issue folder of TOML sections, loaded and checked;
 //! - [`render`]: handlebars templates to MJML, MJML to HTML with `mrml`, plus the plain-text part;
 //! - [`store`]: subscribers, their topics and the consent log in PostgreSQL;
+//! - [`next_issue`]: `lscp-mail new`, next month's issue started from the last;
 //! - [`preview`]: `lscp-mail preview`, the editor's live preview;
 //! - [`web`]: `lscp-mail serve`, the pages behind the email's links;
 //! - [`config`]: `lscp-mail.toml` and the environment;
@@ -13,6 +14,7 @@
 pub mod cli;
 pub mod config;
 pub mod content;
+pub mod next_issue;
 pub mod preview;
 pub mod render;
 pub mod send;

@@ -5,6 +5,7 @@ mod campaign;
 mod check;
 mod compose;
 mod db;
+mod new;
 mod preview;
 pub mod report;
 mod send;
@@ -61,6 +62,7 @@ pub enum Command {
     Compose(compose::Args),
     Check(check::Args),
     Preview(preview::Args),
+    New(new::Args),
     Db(db::Args),
     Subscribers(subscribers::Args),
     Topics(topics::Args),
@@ -85,6 +87,7 @@ impl Cli {
             Command::Preview(args) => args.run(self.config),
             Command::Compose(args) => args.run(&config),
             Command::Check(args) => args.run(&config),
+            Command::New(args) => args.run(&config),
             Command::Db(args) => args.run(&config),
             Command::Subscribers(args) => args.run(&config),
             Command::Topics(args) => args.run(&config),

@@ -38,6 +38,8 @@ pub enum Rule {
     SubjectLength,
     /// The HTML is over Gmail's clipping limit.
     EmailSize,
+    /// A `TO WRITE` placeholder left by `lscp-mail new`.
+    Placeholder,
     /// A file in the templates folder that replaces no template: usually a misspelt name.
     UnusedTemplate,
 }

@@ -9,6 +9,7 @@ mod store_support;
 mod browser_email;
 mod check_rules;
 mod cli_compose;
+mod cli_new;
 mod cli_subscribers;
 mod preview;
 mod send_delivery;
