@@ -5,6 +5,7 @@
 //! - [`content`]: an issue folder of TOML sections, loaded and checked;
 //! - [`render`]: handlebars templates to MJML, MJML to HTML with `mrml`, plus the plain-text part;
 //! - [`store`]: subscribers, their topics and the consent log in PostgreSQL;
+//! - [`links`]: `check --links`, every address of an issue requested;
 //! - [`next_issue`]: `lscp-mail new`, next month's issue started from the last;
 //! - [`preview`]: `lscp-mail preview`, the editor's live preview;
 //! - [`web`]: `lscp-mail serve`, the pages behind the email's links;
@@ -14,6 +15,7 @@
 pub mod cli;
 pub mod config;
 pub mod content;
+pub mod links;
 pub mod next_issue;
 pub mod preview;
 pub mod render;

@@ -7,6 +7,7 @@ mod common;
 mod store_support;
 
 mod browser_email;
+mod check_links;
 mod check_rules;
 mod cli_compose;
 mod cli_new;
