@@ -210,7 +210,8 @@ mod tests {
             "kind = \"article\"\nheading = \"H\"\nbody = \"\"\"\nSee [the posters](https://a.example/p)\nand ![a cot](https://a.example/cot.png).\n\"\"\"\n\n[image]\nsrc = \"https://a.example/i.png\"\n\n[[buttons]]\nlabel = \"Go\"\nurl = \"https://a.example/go\"\n",
         )
         .expect("write");
-        let found: Vec<(String, String, Option<(usize, usize)>)> = collect(dir.path())
+        type Found = (String, String, Option<(usize, usize)>);
+        let found: Vec<Found> = collect(dir.path())
             .into_iter()
             .map(|t| (t.url, t.field, t.position))
             .collect();
