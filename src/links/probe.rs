@@ -4,11 +4,18 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
-use reqwest::StatusCode;
-use reqwest::header::LOCATION;
+use bytes::Bytes;
+use http::header::{LOCATION, USER_AGENT};
+use http::{Method, Request, StatusCode};
+use http_body_util::Empty;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
+use url::Url;
 
 use super::Options;
 use super::cache::Cache;
@@ -62,7 +69,7 @@ pub async fn probe_all(urls: &[&str], options: &Options) -> HashMap<String, Outc
     let mut hosts: HashMap<String, Arc<Semaphore>> = HashMap::new();
     let mut tasks = tokio::task::JoinSet::new();
     for url in wanted {
-        let host = reqwest::Url::parse(&url)
+        let host = Url::parse(&url)
             .ok()
             .and_then(|u| u.host_str().map(str::to_string))
             .unwrap_or_default();
@@ -70,10 +77,10 @@ pub async fn probe_all(urls: &[&str], options: &Options) -> HashMap<String, Outc
             .entry(host)
             .or_insert_with(|| Arc::new(Semaphore::new(options.per_host.max(1))))
             .clone();
-        let (client, total) = (client.clone(), total.clone());
+        let (client, total, timeout) = (client.clone(), total.clone(), options.timeout);
         tasks.spawn(async move {
             let outcome = match (per_host.acquire_owned().await, total.acquire_owned().await) {
-                (Ok(_h), Ok(_t)) => request(&client, &url).await,
+                (Ok(_h), Ok(_t)) => request(&client, &url, timeout).await,
                 _ => Outcome::Failed("stopped".into()),
             };
             (url, outcome)
@@ -94,19 +101,17 @@ pub async fn probe_all(urls: &[&str], options: &Options) -> HashMap<String, Outc
     outcomes
 }
 
-fn client(options: &Options) -> Result<reqwest::Client, reqwest::Error> {
-    // reqwest is built without a default TLS provider: use ring, as the rest of the binary
-    // does. Installing it twice is harmless (the second call reports the first).
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(options.timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!(
-            "lscp-mail/",
-            env!("CARGO_PKG_VERSION"),
-            " (link check)"
-        ))
-        .build()
+type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
+
+/// A client of its own (hyper, rustls with ring and Mozilla's roots), so that no other HTTP
+/// client in the process needs a TLS provider chosen for it.
+fn client(_options: &Options) -> Result<HttpClient, rustls::Error> {
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())?
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok(Client::builder(TokioExecutor::new()).build(https))
 }
 
 /// `mailto:` and `tel:` are judged by their syntax; anything not http(s) is skipped.
@@ -142,8 +147,8 @@ fn syntax_only(url: &str) -> Option<Outcome> {
     Some(Outcome::Skipped)
 }
 
-async fn request(client: &reqwest::Client, url: &str) -> Outcome {
-    let mut current = match reqwest::Url::parse(url) {
+async fn request(client: &HttpClient, url: &str, timeout: Duration) -> Outcome {
+    let mut current = match Url::parse(url) {
         Ok(u) => u,
         Err(e) => return Outcome::Failed(format!("not an address: {e}")),
     };
@@ -152,7 +157,7 @@ async fn request(client: &reqwest::Client, url: &str) -> Outcome {
     // to keep.
     let mut all_permanent = true;
     for _ in 0..=MAX_REDIRECTS {
-        let status = match status_of(client, &current).await {
+        let status = match status_of(client, &current, timeout).await {
             Ok(s) => s,
             Err(why) => return Outcome::Failed(why),
         };
@@ -183,18 +188,18 @@ async fn request(client: &reqwest::Client, url: &str) -> Outcome {
 
 /// HEAD, or GET when the server refuses HEAD (405 Method Not Allowed, 501 Not Implemented).
 async fn status_of(
-    client: &reqwest::Client,
-    url: &reqwest::Url,
+    client: &HttpClient,
+    url: &Url,
+    timeout: Duration,
 ) -> Result<(StatusCode, Option<String>), String> {
-    let head = client.head(url.clone()).send().await.map_err(describe)?;
-    let response = if matches!(
-        head.status(),
+    let mut response = send(client, Method::HEAD, url, timeout).await?;
+    if matches!(
+        response.status(),
         StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED
     ) {
-        client.get(url.clone()).send().await.map_err(describe)?
-    } else {
-        head
-    };
+        // The body is never read: dropping the response closes it.
+        response = send(client, Method::GET, url, timeout).await?;
+    }
     let location = response
         .headers()
         .get(LOCATION)
@@ -203,29 +208,45 @@ async fn status_of(
     Ok((response.status(), location))
 }
 
+async fn send(
+    client: &HttpClient,
+    method: Method,
+    url: &Url,
+    timeout: Duration,
+) -> Result<http::Response<hyper::body::Incoming>, String> {
+    let request = Request::builder()
+        .method(method)
+        .uri(url.as_str())
+        .header(
+            USER_AGENT,
+            concat!("lscp-mail/", env!("CARGO_PKG_VERSION"), " (link check)"),
+        )
+        .body(Empty::new())
+        .map_err(|e| format!("cannot make a request for it: {e}"))?;
+    match tokio::time::timeout(timeout, client.request(request)).await {
+        Err(_) => Err("no answer in time (timeout)".to_string()),
+        Ok(Err(e)) => Err(describe(&e)),
+        Ok(Ok(response)) => Ok(response),
+    }
+}
+
 /// What went wrong, in the terms an editor can act on.
-fn describe(e: reqwest::Error) -> String {
-    let chain = {
-        let mut s = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(inner) = source {
-            s.push_str(": ");
-            s.push_str(&inner.to_string());
-            source = inner.source();
-        }
-        s
-    };
-    if e.is_timeout() {
-        "no answer in time (timeout)".to_string()
+fn describe(e: &hyper_util::client::legacy::Error) -> String {
+    let mut chain = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(inner) = source {
+        chain.push_str(": ");
+        chain.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    let lower = chain.to_lowercase();
+    if lower.contains("dns") || lower.contains("failed to lookup") || lower.contains("resolve") {
+        format!("the name does not resolve (DNS): {chain}")
+    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
+    {
+        format!("the secure connection failed (TLS): {chain}")
     } else if e.is_connect() {
-        let lower = chain.to_lowercase();
-        if lower.contains("dns") || lower.contains("resolve") || lower.contains("lookup") {
-            format!("the name does not resolve (DNS): {chain}")
-        } else if lower.contains("certificate") || lower.contains("tls") {
-            format!("the secure connection failed (TLS): {chain}")
-        } else {
-            format!("cannot connect: {chain}")
-        }
+        format!("cannot connect: {chain}")
     } else {
         chain
     }
