@@ -32,15 +32,19 @@ pub struct Running {
 
 impl Running {
     pub async fn start(issue: &Path, templates: Option<PathBuf>) -> Self {
+        Self::start_with(Sources {
+            issue: issue.to_path_buf(),
+            config: Some(root().join("lscp-mail.toml")),
+            templates,
+        })
+        .await
+    }
+
+    pub async fn start_with(sources: Sources) -> Self {
         let listener = preview::bind("127.0.0.1:0".parse().expect("addr"))
             .await
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let sources = Sources {
-            issue: issue.to_path_buf(),
-            config: Some(root().join("lscp-mail.toml")),
-            templates,
-        };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(preview::serve(sources, listener, async {
             let _ = stopped.await;
@@ -249,6 +253,43 @@ async fn a_broken_file_shows_its_error_with_file_and_line_instead_of_the_email_u
 }
 
 #[tokio::test]
+async fn saving_the_configuration_or_a_template_in_use_updates_the_page_too() {
+    let (tmp, issue) = copy_issue("2026-02");
+    let config = tmp.path().join("lscp-mail.toml");
+    std::fs::copy(root().join("lscp-mail.toml"), &config).expect("config");
+    let templates = tmp.path().join("templates");
+    std::fs::create_dir_all(templates.join("partials")).expect("mkdir");
+    let footer = templates.join("partials/footer.mjml.hbs");
+    std::fs::copy(root().join("templates/partials/footer.mjml.hbs"), &footer).expect("footer");
+    let server = Running::start_with(Sources {
+        issue: issue.clone(),
+        config: Some(config.clone()),
+        templates: Some(templates),
+    })
+    .await;
+    let mut events = server.events().await;
+    events.next_built().await;
+
+    edit(
+        &config,
+        "footer_reason = \"You are receiving this",
+        "footer_reason = \"Configured a moment ago. You are receiving this",
+    );
+    events.next_built().await;
+    let (_, email) = server.get("/email").await;
+    assert!(
+        email.contains("Configured a moment ago."),
+        "the new setting"
+    );
+
+    edit(&footer, "Unsubscribe</a>", "Stop these emails</a>");
+    events.next_built().await;
+    let (_, email) = server.get("/email").await;
+    assert!(email.contains("Stop these emails"), "the edited template");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn warnings_are_listed_above_the_email() {
     let (_tmp, issue) = copy_issue("2026-02");
     let templates = tempfile::tempdir().expect("templates");
@@ -306,4 +347,65 @@ async fn the_binary_takes_the_next_port_when_its_own_is_taken_and_says_so() {
         .expect("body");
     assert!(page.contains("February 2026 newsletter"));
     child.kill().await.expect("stop the preview");
+}
+
+/// The page's own script, in a real browser: the email reloads itself after a save, errors
+/// replace it while the issue is broken, and the page passes axe-core.
+#[tokio::test(flavor = "multi_thread")]
+async fn in_a_browser_the_page_follows_each_save_and_passes_axe() {
+    use super::common::browser::Browser;
+    let (_tmp, issue) = copy_issue("2026-02");
+    let server = Running::start(&issue, None).await;
+    let browser = Browser::start().await;
+    browser
+        .client
+        .goto(&format!("{}/?width=phone", server.base))
+        .await
+        .expect("the page opens");
+    let email_has = |text: &str| {
+        format!(
+            "const f = document.getElementById('email'); \
+             return !!f && !!f.contentDocument && f.contentDocument.readyState === 'complete' \
+             && !!f.contentDocument.body && f.contentDocument.body.textContent.includes({});",
+            serde_json::Value::String(text.to_string())
+        )
+    };
+    browser
+        .wait_until("the email", &email_has("Safer Sleep Week"))
+        .await;
+    assert_eq!(
+        browser
+            .js_u32("return document.getElementById('email').clientWidth")
+            .await,
+        375,
+        "phone width"
+    );
+    browser.axe("the preview page").await;
+
+    let section = issue.join("02-safer-sleep-week.toml");
+    edit(
+        &section,
+        "heading = \"Safer Sleep Week\"",
+        "heading = \"Safer Sleep Week starts soon\"",
+    );
+    browser
+        .wait_until(
+            "the new heading",
+            &email_has("Safer Sleep Week starts soon"),
+        )
+        .await;
+
+    edit(
+        &section,
+        "heading = \"Safer Sleep Week starts soon\"",
+        "heading = [",
+    );
+    browser
+        .wait_until(
+            "the errors instead of the email",
+            "return !!document.getElementById('errors') && !document.getElementById('email');",
+        )
+        .await;
+    browser.close().await;
+    server.stop().await;
 }
