@@ -369,7 +369,7 @@ fn compose_warns_of_a_template_file_that_replaces_no_template() {
 
 #[test]
 fn every_subcommand_has_help_with_examples() {
-    for sub in ["compose", "check"] {
+    for sub in ["compose", "check", "preview", "new"] {
         let (code, stdout, _) = run(&mut lscp_mail(&[sub, "--help"]));
         assert_eq!(code, 0);
         assert!(stdout.contains("Examples:"), "{sub} --help:\n{stdout}");
