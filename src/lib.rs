@@ -6,6 +6,9 @@
 //! - [`render`]: handlebars templates to MJML, MJML to HTML with `mrml`, plus the plain-text part;
 //! - [`store`]: subscribers, their topics and the consent log in PostgreSQL;
 //! - [`bounces`]: `lscp-mail bounces`, what comes back after sending;
+//! - [`links`]: `check --links`, every address of an issue requested;
+//! - [`next_issue`]: `lscp-mail new`, next month's issue started from the last;
+//! - [`preview`]: `lscp-mail preview`, the editor's live preview;
 //! - [`web`]: `lscp-mail serve`, the pages behind the email's links;
 //! - [`config`]: `lscp-mail.toml` and the environment;
 //! - [`cli`]: the command-line front end, one file per subcommand.
@@ -14,6 +17,9 @@ pub mod bounces;
 pub mod cli;
 pub mod config;
 pub mod content;
+pub mod links;
+pub mod next_issue;
+pub mod preview;
 pub mod render;
 pub mod send;
 pub mod store;

@@ -10,6 +10,8 @@ mod check;
 mod compose;
 mod db;
 mod doctor;
+mod new;
+mod preview;
 pub mod report;
 mod send;
 mod serve;
@@ -64,6 +66,8 @@ pub struct Cli {
 pub enum Command {
     Compose(compose::Args),
     Check(check::Args),
+    Preview(preview::Args),
+    New(new::Args),
     Db(db::Args),
     Subscribers(subscribers::Args),
     Topics(topics::Args),
@@ -84,15 +88,19 @@ pub struct UsageError(pub String);
 
 impl Cli {
     pub fn run(self) -> anyhow::Result<ExitCode> {
-        // doctor reports a configuration that does not load as one of its checks.
         let command = self.command;
-        if let Command::Doctor(args) = command {
-            return args.run(self.config.as_deref());
+        match command {
+            // doctor reports a configuration that does not load as one of its checks.
+            Command::Doctor(args) => return args.run(self.config.as_deref()),
+            // preview reads the configuration again on every rebuild, and shows a broken one.
+            Command::Preview(args) => return args.run(self.config),
+            _ => {}
         }
         let config = Config::load(self.config.as_deref())?;
         match command {
             Command::Compose(args) => args.run(&config),
             Command::Check(args) => args.run(&config),
+            Command::New(args) => args.run(&config),
             Command::Db(args) => args.run(&config),
             Command::Subscribers(args) => args.run(&config),
             Command::Topics(args) => args.run(&config),
@@ -103,6 +111,7 @@ impl Cli {
             Command::Cancel(args) => args.run(&config),
             Command::RetryFailed(args) => args.run(&config),
             Command::Doctor(args) => args.run(self.config.as_deref()),
+            Command::Preview(args) => args.run(self.config),
             Command::Bounces(args) => args.run(&config),
         }
     }

@@ -3,8 +3,9 @@
 use std::path::Path;
 
 use crate::config::Config;
-use crate::content::{Diagnostic, Issue, Loaded, Rule, load_issue};
-use crate::render::{Audience, GMAIL_CLIP_BYTES, ReaderLinks, Rendered, Renderer};
+use crate::content::{Diagnostic, Issue, Loaded, load_issue};
+pub use crate::render::kb;
+use crate::render::{Audience, ReaderLinks, Rendered, Renderer, size_warning, templates};
 
 /// Loads the issue and, when it has no errors, renders it for `audience`.
 pub struct Report {
@@ -21,9 +22,15 @@ impl Report {
     ) -> anyhow::Result<Self> {
         let catalog = config.topic_catalog()?;
         let mut loaded = load_issue(dir, &catalog);
+        let overrides = templates.or(config.compose.templates.as_deref());
+        if let Some(dir) = overrides {
+            loaded
+                .diagnostics
+                .extend(templates::unused_override_warnings(dir));
+        }
         let mut rendered = None;
         if let Some(issue) = &loaded.issue {
-            let renderer = Renderer::new(templates.or(config.compose.templates.as_deref()))?;
+            let renderer = Renderer::new(overrides)?;
             let links = ReaderLinks::preview(config, issue);
             let r = renderer.render(issue, config, &catalog, audience, &links)?;
             if r.is_clipped_by_gmail() {
@@ -49,21 +56,4 @@ impl Report {
     pub fn warning_count(&self) -> usize {
         self.loaded.warnings().count()
     }
-}
-
-fn size_warning(issue: &Issue, r: &Rendered) -> Diagnostic {
-    Diagnostic::warning(
-        Rule::EmailSize,
-        &issue.dir,
-        format!(
-            "the HTML is {}, over Gmail's {} clipping limit: Gmail will hide the end of the email, unsubscribe link included",
-            kb(r.html.len()),
-            kb(GMAIL_CLIP_BYTES)
-        ),
-    )
-    .hint("shorten the longest sections, or split the issue")
-}
-
-pub fn kb(bytes: usize) -> String {
-    format!("{:.1} KB", bytes as f64 / 1000.0)
 }

@@ -41,6 +41,14 @@ pub enum Rule {
     SubjectLength,
     /// The HTML is over Gmail's clipping limit.
     EmailSize,
+    /// `check --links`: the address does not answer, or answers with an error.
+    DeadLink,
+    /// `check --links`: the address redirects permanently elsewhere.
+    MovedLink,
+    /// A `TO WRITE` placeholder left by `lscp-mail new`.
+    Placeholder,
+    /// A file in the templates folder that replaces no template: usually a misspelt name.
+    UnusedTemplate,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -19,6 +19,10 @@ use super::when::{SessionText, WhenError, format_date};
 
 pub const ISSUE_FILE: &str = "issue.toml";
 
+/// How `lscp-mail new` marks a text still to write: a warning, so a new issue passes `check`
+/// and fails `check --strict` until it is written.
+pub const PLACEHOLDER: &str = "TO WRITE";
+
 /// Inbox apps show roughly this much of a preheader.
 const PREHEADER_MAX: usize = 140;
 /// Longer subjects are cut off on phones and in most inbox lists.
@@ -273,6 +277,19 @@ impl Cx<'_> {
                 .hint("one sentence that adds to the subject"),
             );
         }
+        self.placeholders(
+            file,
+            [
+                ("title", raw.title.as_str(), None),
+                ("subject", &subject, Some(raw.subject.span())),
+                ("preheader", &preheader, Some(raw.preheader.span())),
+                (
+                    "intro",
+                    raw.intro.as_ref().map_or("", |i| i.get_ref().as_str()),
+                    raw.intro.as_ref().map(|i| i.span()),
+                ),
+            ],
+        );
         Some(Header {
             id: id?,
             title: raw.title,
@@ -282,6 +299,27 @@ impl Cx<'_> {
             intro: self.markdown(file, raw.intro, "intro"),
             contents: raw.contents,
         })
+    }
+
+    fn placeholders<'t>(
+        &mut self,
+        file: &File,
+        texts: impl IntoIterator<Item = (&'t str, &'t str, Option<Range<usize>>)>,
+    ) {
+        for (field, text, span) in texts {
+            if text.trim_start().starts_with(PLACEHOLDER) {
+                self.push(
+                    Diagnostic::warning(
+                        Rule::Placeholder,
+                        file.src.path,
+                        format!("{field} still to write"),
+                    )
+                    .at(span.and_then(|s| file.pos(s)))
+                    .field(field)
+                    .hint(format!("replace the `{PLACEHOLDER}: …` text")),
+                );
+            }
+        }
     }
 
     fn date(&mut self, file: &File, value: &Spanned<Datetime>, field: &str) -> Option<NaiveDate> {

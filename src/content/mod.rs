@@ -9,5 +9,5 @@ pub mod when;
 
 pub use diagnostic::{Diagnostic, Rule, Severity};
 pub use issue::*;
-pub use load::{Loaded, load_issue};
+pub use load::{Loaded, PLACEHOLDER, load_issue};
 pub use topic::{Topic, TopicCatalog, TopicInfo, TopicSet};

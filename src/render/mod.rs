@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use handlebars::Handlebars;
 
 use crate::config::Config;
-use crate::content::{Issue, Section, Topic, TopicCatalog, TopicSet};
+use crate::content::{Diagnostic, Issue, Rule, Section, Topic, TopicCatalog, TopicSet};
 pub use view::ReaderLinks;
 
 /// Gmail clips a message whose HTML is larger than about 102 KB, hiding the footer and with it
@@ -238,4 +238,22 @@ impl Renderer {
                 message: e.to_string(),
             })
     }
+}
+
+/// The warning for an email Gmail would clip, as `check`, `compose` and `preview` give it.
+pub fn size_warning(issue: &Issue, r: &Rendered) -> Diagnostic {
+    Diagnostic::warning(
+        Rule::EmailSize,
+        &issue.dir,
+        format!(
+            "the HTML is {}, over Gmail's {} clipping limit: Gmail will hide the end of the email, unsubscribe link included",
+            kb(r.html.len()),
+            kb(GMAIL_CLIP_BYTES)
+        ),
+    )
+    .hint("shorten the longest sections, or split the issue")
+}
+
+pub fn kb(bytes: usize) -> String {
+    format!("{:.1} KB", bytes as f64 / 1000.0)
 }

@@ -1,11 +1,12 @@
 //! The handlebars templates: built into the binary from `templates/`, and replaceable one file
 //! at a time by a folder the user names (`--templates DIR` or `compose.templates`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use handlebars::Handlebars;
 
 use super::RenderError;
+use crate::content::{Diagnostic, Rule};
 
 /// (registered name, path under `templates/`, built-in text)
 const BUILTIN: &[(&str, &str, &str)] = &[
@@ -64,6 +65,68 @@ const BUILTIN: &[(&str, &str, &str)] = &[
 /// The name of every template file, for `--help` and error hints.
 pub fn template_files() -> impl Iterator<Item = &'static str> {
     BUILTIN.iter().map(|(_, path, _)| *path)
+}
+
+/// A warning for each file in `dir` that replaces no built-in template: a misspelt
+/// `fotter.mjml.hbs` would otherwise leave the built-in footer in place without a word.
+/// Hidden files (editors' swap and backup files) are left alone; a missing folder is the
+/// renderer's error, not a warning.
+pub fn unused_override_warnings(dir: &Path) -> Vec<Diagnostic> {
+    let mut files = Vec::new();
+    collect_files(dir, &mut files);
+    files.sort();
+    files
+        .into_iter()
+        .filter_map(|path| {
+            let relative = path.strip_prefix(dir).ok()?;
+            let name = relative.to_str()?.replace(std::path::MAIN_SEPARATOR, "/");
+            if template_files().any(|t| t == name) {
+                return None;
+            }
+            // A misspelt name, or a right name in the wrong folder (`footer.mjml.hbs` at the top).
+            let base = |p: &str| p.rsplit('/').next().unwrap_or(p).to_string();
+            let closest = template_files()
+                .map(|t| {
+                    let d = strsim::levenshtein(&name, t)
+                        .min(strsim::levenshtein(&base(&name), &base(t)));
+                    (d, t)
+                })
+                .min()
+                .filter(|(d, _)| *d <= 4);
+            let hint = match closest {
+                Some((_, t)) => format!("did you mean `{t}`?"),
+                None => format!(
+                    "the templates are: {}",
+                    template_files().collect::<Vec<_>>().join(", ")
+                ),
+            };
+            Some(
+                Diagnostic::warning(
+                    Rule::UnusedTemplate,
+                    &path,
+                    format!("`{name}` replaces no template, so it is not used"),
+                )
+                .hint(hint),
+            )
+        })
+        .collect()
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        if path.is_dir() {
+            collect_files(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
 }
 
 pub fn registry(overrides: Option<&Path>) -> Result<Handlebars<'static>, RenderError> {

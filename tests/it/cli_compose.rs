@@ -297,9 +297,79 @@ fn a_template_folder_replaces_the_built_in_template_of_the_same_name() {
     );
 }
 
+/// A templates folder with a misspelt footer beside a correctly named header.
+fn templates_with_a_misspelt_footer() -> tempfile::TempDir {
+    let templates = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(templates.path().join("partials")).expect("mkdir");
+    let footer = "<mj-section><mj-column><mj-text>Ours</mj-text></mj-column></mj-section>";
+    std::fs::write(templates.path().join("fotter.mjml.hbs"), footer).expect("write");
+    std::fs::copy(
+        root().join("templates/partials/header.mjml.hbs"),
+        templates.path().join("partials/header.mjml.hbs"),
+    )
+    .expect("copy");
+    templates
+}
+
+#[test]
+fn check_warns_of_a_template_file_that_replaces_no_template() {
+    let templates = templates_with_a_misspelt_footer();
+    let dir = templates.path().to_str().expect("utf-8");
+    let (code, stdout, _) = run(&mut lscp_mail(&[
+        "check",
+        "issues/2025-03",
+        "--templates",
+        dir,
+    ]));
+    assert_eq!(code, 0, "a warning, not an error:\n{stdout}");
+    assert!(
+        stdout.contains("fotter.mjml.hbs: warning: `fotter.mjml.hbs` replaces no template"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("did you mean `partials/footer.mjml.hbs`?"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("header.mjml.hbs: warning"),
+        "a file that replaces a template is no warning:\n{stdout}"
+    );
+    assert!(stdout.contains("0 errors, 1 warning"), "{stdout}");
+    let (code, _, _) = run(&mut lscp_mail(&[
+        "check",
+        "issues/2025-03",
+        "--templates",
+        dir,
+        "--strict",
+    ]));
+    assert_eq!(code, 1, "--strict fails on it");
+}
+
+#[test]
+fn compose_warns_of_a_template_file_that_replaces_no_template() {
+    let templates = templates_with_a_misspelt_footer();
+    let out = tempfile::tempdir().expect("temp dir");
+    let (code, stdout, stderr) = run(&mut lscp_mail(&[
+        "compose",
+        "issues/2025-03",
+        "--templates",
+        templates.path().to_str().expect("utf-8"),
+        "--out",
+        out.path().to_str().expect("utf-8"),
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("warning: `fotter.mjml.hbs` replaces no template"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("warnings  1"), "{stdout}");
+    let html = std::fs::read_to_string(out.path().join("index.html")).expect("html");
+    assert!(!html.contains("Ours"), "the misspelt file is not used");
+}
+
 #[test]
 fn every_subcommand_has_help_with_examples() {
-    for sub in ["compose", "check"] {
+    for sub in ["compose", "check", "preview", "new"] {
         let (code, stdout, _) = run(&mut lscp_mail(&[sub, "--help"]));
         assert_eq!(code, 0);
         assert!(stdout.contains("Examples:"), "{sub} --help:\n{stdout}");

@@ -8,12 +8,15 @@ mod store_support;
 
 mod bounces;
 mod browser_email;
+mod check_links;
 mod check_rules;
 mod cli_compose;
+mod cli_new;
 mod cli_subscribers;
 mod fuzz;
 mod hardening;
 mod issue_variants;
+mod preview;
 mod send_delivery;
 mod send_faults;
 mod send_outage;
