@@ -194,7 +194,10 @@ pub async fn process(store: &Store, config: &Config, item: &Item) -> Result<Outc
                 store,
                 &key,
                 &delivered,
-                r.is_hard(),
+                Failure {
+                    hard: r.is_hard(),
+                    dead_mailbox: r.is_dead_mailbox(),
+                },
                 &r.status,
                 &diagnostic,
                 soft,
@@ -210,7 +213,11 @@ pub async fn process(store: &Store, config: &Config, item: &Item) -> Result<Outc
             };
             let status = status.clone().unwrap_or_else(|| "5.0.0".into());
             let hard = !status.starts_with('4');
-            bounce(store, &key, &delivered, hard, &status, "", soft).await
+            let failure = Failure {
+                hard,
+                dead_mailbox: hard && recognise::is_dead_mailbox_status(&status),
+            };
+            bounce(store, &key, &delivered, failure, &status, "", soft).await
         }
         Report::Complaint(c) => {
             let Some(delivered) = identify(store, config, &seen).await? else {
@@ -223,23 +230,49 @@ pub async fn process(store: &Store, config: &Config, item: &Item) -> Result<Outc
             } else {
                 &c.feedback_type
             };
+            // A reader's complaint; not a "not spam" report, nor a DMARC failure report
+            // (auth-failure) that a forwarded copy set off.
+            if !COMPLAINTS.contains(&kind) {
+                return Ok(Outcome::NothingToDo);
+            }
             let taken = store.record_complaint(&key, &delivered, kind).await?;
             Ok(taken_as(taken, |changed| Outcome::Complaint { changed }))
         }
     }
 }
 
+/// ARF feedback types (RFC 5965) that are a reader's complaint.
+const COMPLAINTS: [&str; 4] = ["abuse", "fraud", "other", "virus"];
+
+/// What a delivery report says of the delivery.
+#[derive(Debug, Clone, Copy)]
+struct Failure {
+    /// Permanent (5.x.x): the delivery is recorded as bounced.
+    hard: bool,
+    /// Permanent and about the address itself: the reader becomes `bounced` too.
+    dead_mailbox: bool,
+}
+
 async fn bounce(
     store: &Store,
     key: &ReportKey,
     delivered: &Delivered,
-    hard: bool,
+    failure: Failure,
     status: &str,
     diagnostic: &str,
     soft: SoftLimit,
 ) -> Result<Outcome, StoreError> {
+    let hard = failure.hard;
     let taken = store
-        .record_bounce(key, delivered, hard, status, diagnostic, soft)
+        .record_bounce(
+            key,
+            delivered,
+            hard,
+            failure.dead_mailbox,
+            status,
+            diagnostic,
+            soft,
+        )
         .await?;
     let status = status.to_string();
     Ok(taken_as(taken, |bounced| {

@@ -61,6 +61,14 @@ impl RecipientStatus {
         self.action == "failed" && self.status.starts_with('5')
     }
 
+    /// A hard failure that says the address itself is dead (RFC 3463's addressing and
+    /// mailbox classes, or a route that does not exist): only that makes the reader bounced.
+    /// A refusal for policy, content, security or the mail system (5.7.26 DMARC, 5.3.4 too
+    /// big, 5.2.2 full) is the message's or ours, not a fact about the reader.
+    pub fn is_dead_mailbox(&self) -> bool {
+        self.is_hard() && is_dead_mailbox_status(&self.status)
+    }
+
     /// A 4.x.x status or a delay: try again, and count it.
     pub fn is_soft(&self) -> bool {
         !self.is_hard()
@@ -453,6 +461,20 @@ fn status_in_text(text: &str) -> Option<&str> {
                     .iter()
                     .all(|n| (1..=3).contains(&n.len()) && n.chars().all(|c| c.is_ascii_digit()))
         })
+}
+
+/// 5.1.x (bad address, but not 5.1.7/5.1.8, the sender's), 5.2.1 (mailbox disabled), 5.4.4
+/// (no route to the domain), and 5.0.0 or a status without detail, which old servers give for
+/// an unknown user.
+pub fn is_dead_mailbox_status(status: &str) -> bool {
+    let status = status.trim();
+    if !status.starts_with('5') {
+        return false;
+    }
+    if matches!(status, "5.1.7" | "5.1.8") {
+        return false;
+    }
+    status.starts_with("5.1.") || matches!(status, "5.2.1" | "5.4.4" | "5.0.0" | "5")
 }
 
 #[cfg(test)]

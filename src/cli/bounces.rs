@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use super::output::OutputError;
 use super::{code, exit};
 use crate::bounces::imap::ImapSource;
 use crate::bounces::source::{self, Source};
@@ -13,8 +14,10 @@ use crate::store::Store;
 #[derive(Debug, clap::Args)]
 #[command(
     long_about = "Read what comes back after the relay accepted a message, and act on it.\n\n\
-A failed delivery report (5.x.x) marks the reader bounced; bounce.soft_limit soft bounces \
-(4.x.x, delayed) within bounce.soft_days do too; a complaint (ARF) or a mail to the \
+A failed delivery report about the address (5.1.x, 5.2.1, 5.4.4) marks the reader bounced; \
+other 5.x.x (policy, content) fail the delivery only; soft bounces (4.x.x, delayed) of \
+bounce.soft_limit messages within bounce.soft_days bounce the reader too; a complaint (ARF \
+abuse, fraud, other, virus) or a mail to the \
 unsubscribe address unsubscribes the reader; auto-replies are counted and ignored. A report is \
 matched to a delivery by the VERP tag of mail.bounce_address, else by the Message-ID it quotes \
 together with its recipient; never by an address alone. Each report takes effect once, however \
@@ -27,7 +30,8 @@ From IMAP, the messages processed are moved to bounce.processed_folder (Processe
 stay untouched. The password is never printed.\n\n\
 Exit codes: 0 every message was read (unrecognised ones are listed), 1 some could not be read, \
 3 the database or a mailbox could not be used; from standard input, 75 (try again later) when \
-the database could not be used, so the mail server keeps the message and retries."
+the database could not be used, so the mail server keeps the message and retries, and when the \
+message was not recognised or not identified, so it stays in the mail server's queue."
 )]
 pub struct Args {
     /// A message file, an mbox file, a Maildir folder, - for standard input, or an IMAP mailbox
@@ -93,9 +97,14 @@ enum Named {
 
 async fn read_all(store: &Store, config: &Config, sources: &[Named]) -> anyhow::Result<ExitCode> {
     let mut summary = Summary::default();
+    // Reports go on taking effect when nobody reads the output any more (`| head`); the first
+    // failure to print ends the command once they are all read.
+    let mut closed: Option<OutputError> = None;
     let mut seen = |item: &source::Item, outcome: &Outcome| {
-        if let Some(line) = describe(outcome) {
-            println!("{}: {line}", item.origin);
+        if let Some(line) = describe(outcome)
+            && let Err(e) = outln!("{}: {line}", item.origin)
+        {
+            closed.get_or_insert(e);
         }
         summary.add(outcome);
     };
@@ -110,7 +119,22 @@ async fn read_all(store: &Store, config: &Config, sources: &[Named]) -> anyhow::
             Named::Imap(s) => bounces::read_imap(store, config, s, &mut seen).await?,
         }
     }
-    println!("{}", totals(&summary));
+    if let Some(e) = closed {
+        return Err(e.into());
+    }
+    outln!("{}", totals(&summary))?;
+    let from_stdin = sources
+        .iter()
+        .any(|s| matches!(s, Named::Local(l) if l.is_stdin()));
+    if from_stdin && summary.unrecognised + summary.not_identified > 0 {
+        // From an MTA's pipe there is no mailbox to leave it in: EX_TEMPFAIL keeps it in the
+        // mail server's queue (`mailq` shows it) rather than have it count as delivered.
+        eprintln!(
+            "this message was not recognised or not identified: the mail server keeps it queued; \
+             read it there, or deliver such mail to a Maildir that `bounces` reads"
+        );
+        return Ok(code(exit::RESUMABLE));
+    }
     Ok(code(if summary.unreadable > 0 {
         exit::INPUT
     } else {

@@ -133,8 +133,15 @@ async fn smtp(config: &Config) -> Check {
             );
         }
     };
-    let sender = match config.mail.from.parse::<lettre::message::Mailbox>() {
-        Ok(m) => m.email,
+    let sender = match config
+        .mail
+        .from
+        .parse::<lettre::message::Mailbox>()
+        .map_err(|e| e.to_string())
+        .and_then(|m| {
+            crate::send::personalise::envelope_sender(config, &m.email).map_err(|e| e.to_string())
+        }) {
+        Ok(sender) => sender,
         Err(e) => {
             return Check::fail(
                 format!("mail.from = {:?}: {e}", config.mail.from),

@@ -51,20 +51,20 @@ impl Args {
             }
             Err(e) => return Err(e.into()),
         };
-        println!(
+        outln!(
             "created {} from {}, to be published {}",
             plan.dir.display(),
             plan.from.display(),
             plan.published.format("%A %-d %B %Y")
-        );
-        println!("  issue.toml: title, subject, preheader and intro still to write");
+        )?;
+        outln!("  issue.toml: title, subject, preheader and intro still to write")?;
         for note in &plan.notes {
-            println!("  {note}");
+            outln!("  {note}")?;
         }
-        println!(
+        outln!(
             "next: write the placeholders and the new articles, with `lscp-mail preview {}` open",
             plan.dir.display()
-        );
+        )?;
         Ok(code(exit::OK))
     }
 }

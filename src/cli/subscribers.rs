@@ -228,7 +228,7 @@ impl Args {
             }),
             SubscribersCommand::Reactivate { email } => with_store(config, async |store| {
                 let change = store.reactivate(&email).await?;
-                println!("{email}: active again (was {})", change.before);
+                outln!("{email}: active again (was {})", change.before)?;
                 Ok(code(exit::OK))
             }),
             SubscribersCommand::Export {

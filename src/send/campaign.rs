@@ -27,7 +27,7 @@ use super::ledger::{
 };
 use super::personalise::{MessageError, Personaliser};
 use super::presence::{Halt, Presence, Standing};
-use super::smtp::{Connection, Scope, SmtpFailure, SmtpTarget};
+use super::smtp::{Connection, Scope, SmtpFailure, SmtpTarget, redact};
 use super::throttle::{Rate, Slowdown, Throttle};
 use crate::config::Config;
 use crate::content::Issue;
@@ -948,7 +948,7 @@ async fn deliver(
                 .db("giving back a claim", || ledger::release(pool, &id, me))
                 .await?;
             if permanent {
-                tracing::error!(reply = %failure, "the mail server refused the session");
+                tracing::error!(reply = %redact(&failure.to_string()), "the mail server refused the session");
                 shared.halt_for_server(ServerHalt::Refused(failure));
             } else {
                 if let Ok(mut o) = shared.outage.lock() {
@@ -963,7 +963,7 @@ async fn deliver(
                         SLOWDOWN_HOLD.as_secs() / 60
                     ));
                 }
-                tracing::warn!(reply = %failure, "the mail server is unavailable for now");
+                tracing::warn!(reply = %redact(&failure.to_string()), "the mail server is unavailable for now");
             }
             return Ok(Delivery::SessionFailed);
         }

@@ -75,6 +75,10 @@ impl Outbox {
         body: Body,
     ) -> Result<Outgoing, OutboxError> {
         let (to_address, to_name) = to;
+        // An address stored before domains were kept in ASCII goes out in punycode, which
+        // every server carries; a part before the @ outside ASCII stays as it is.
+        let ascii = crate::store::ascii_domain(to_address);
+        let to_address = ascii.as_deref().unwrap_or(to_address);
         let address: lettre::Address = to_address
             .parse()
             .map_err(|_| OutboxError::BadRecipient(to_address.to_string()))?;

@@ -63,11 +63,7 @@ impl Personaliser {
             .map(|(set, r)| (key(&set), r))
             .collect();
         let outbox = Outbox::new(config)?;
-        let id = message_id(&config.mail);
-        let sender = match (&config.mail.bounce_address, message_id_tag(&id)) {
-            (Some(bounces), Some(tag)) => verp(bounces, tag)?,
-            _ => outbox.sender().clone(),
-        };
+        let sender = envelope_sender(config, outbox.sender())?;
         Ok(Self {
             outbox,
             subject: issue.subject.clone(),
@@ -162,4 +158,15 @@ fn verp(bounces: &TaggedAddress, tag: &str) -> Result<Address, OutboxError> {
     tagged
         .parse()
         .map_err(|_| OutboxError::BadRecipient(tagged))
+}
+
+/// The envelope sender a message of this configuration is given, for a session that tries it
+/// before sending (`send`'s pre-flight, `doctor`): `from`, or `mail.bounce_address` tagged as
+/// for a delivery when that is set.
+pub fn envelope_sender(config: &Config, from: &Address) -> Result<Address, OutboxError> {
+    let id = message_id(&config.mail);
+    match (&config.mail.bounce_address, message_id_tag(&id)) {
+        (Some(bounces), Some(tag)) => verp(bounces, tag),
+        _ => Ok(from.clone()),
+    }
 }

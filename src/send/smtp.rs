@@ -252,13 +252,14 @@ const NO_SUCH_MAILBOX: [&str; 4] = ["5.1.1", "5.1.6", "5.1.10", "5.2.1"];
 
 /// Without an enhanced code, a 550 or 553 is a dead address only when its text says so: a bare
 /// 550 is as often a policy refusal ("relay denied", "spam"), which is not the reader's fault.
-const NO_SUCH_MAILBOX_WORDS: [&str; 9] = [
+/// RFC 5321's stock 550 text, "mailbox unavailable", is not among them: servers give it for
+/// blocklisted senders too.
+const NO_SUCH_MAILBOX_WORDS: [&str; 8] = [
     "no such user",
     "user unknown",
     "unknown user",
     "no such mailbox",
     "mailbox not found",
-    "mailbox unavailable",
     "does not exist",
     "invalid recipient",
     "recipient not found",
@@ -762,18 +763,26 @@ impl Connection {
             .any(|a: &Address| !AsRef::<str>::as_ref(a).is_ascii());
         if non_ascii {
             if !info.supports_feature(Extension::SmtpUtfEight) {
-                return Err(SmtpFailure::permanent(
+                // The reader's address, refused for them alone, as a server would refuse it:
+                // no other reader's delivery depends on it.
+                return Err(SmtpFailure::replied(
                     Stage::RcptTo,
-                    "the address has non-ASCII characters and the server does not support SMTPUTF8",
+                    Reply::new(
+                        553,
+                        "5.6.7 the address has letters outside ASCII before the @ and the server does not support SMTPUTF8",
+                    ),
                 ));
             }
             params.push(MailParameter::SmtpUtfEight);
         }
         if !message.is_ascii() {
             if !info.supports_feature(Extension::EightBitMime) {
-                return Err(SmtpFailure::permanent(
+                return Err(SmtpFailure::replied(
                     Stage::Message,
-                    "the message has 8-bit characters and the server does not support 8BITMIME",
+                    Reply::new(
+                        554,
+                        "5.6.3 the message has 8-bit characters and the server does not support 8BITMIME",
+                    ),
                 ));
             }
             params.push(MailParameter::Body(MailBodyParameter::EightBitMime));
@@ -985,6 +994,16 @@ mod tests {
             replied(Stage::RcptTo, 554, "5.7.1 Relay access denied"),
             replied(Stage::RcptTo, 550, "Rejected by policy"),
             replied(
+                Stage::RcptTo,
+                550,
+                "Requested action not taken: mailbox unavailable (blocked using zen.spamhaus.org)",
+            ),
+            replied(
+                Stage::RcptTo,
+                553,
+                "5.6.7 the address has letters outside ASCII before the @ and the server does not support SMTPUTF8",
+            ),
+            replied(
                 Stage::Message,
                 550,
                 "5.7.26 Unauthenticated email is not accepted",
@@ -1041,5 +1060,23 @@ mod tests {
         let t = target("smtp://user:hunter2@smtp.example.org:587");
         assert!(!t.to_string().contains("hunter2"));
         assert!(!format!("{t:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn an_address_the_server_cannot_carry_is_that_readers_refusal_not_the_sessions() {
+        let f = replied(
+            Stage::RcptTo,
+            553,
+            "5.6.7 the address has letters outside ASCII before the @ and the server does not support SMTPUTF8",
+        );
+        assert_eq!(f.scope(), Scope::Recipient);
+        assert!(f.is_permanent());
+        assert!(!f.is_no_such_mailbox());
+        let eight_bit = replied(
+            Stage::Message,
+            554,
+            "5.6.3 the message has 8-bit characters and the server does not support 8BITMIME",
+        );
+        assert_eq!(eight_bit.scope(), Scope::Message);
     }
 }

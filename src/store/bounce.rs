@@ -8,6 +8,7 @@ use serde_json::json;
 use sqlx::{PgConnection, Postgres, Transaction};
 
 use super::consent::{self, ConsentAction, ConsentSource};
+use super::email::redact_addresses;
 use super::subscriber::{self, Change, SubscriberStatus};
 use super::token::{self, LinkToken};
 use super::{BadLink, Store, StoreError, SubscriberEmail};
@@ -89,13 +90,17 @@ impl Store {
         delivery_by_message_id(&mut conn, message_id).await
     }
 
-    /// A delivery report: the delivery records it; a hard bounce, or the soft bounce that
-    /// reaches `soft.limit` within `soft.days`, makes an active reader `bounced`.
+    /// A delivery report: the delivery records it; a hard bounce about the address itself
+    /// (`dead_mailbox`), or the soft bounce that reaches `soft.limit` within `soft.days`, makes
+    /// an active reader `bounced`. A hard bounce for another reason (policy, content) changes
+    /// only the delivery.
+    #[allow(clippy::too_many_arguments)]
     pub async fn record_bounce(
         &self,
         report: &ReportKey,
         delivered: &Delivered,
         hard: bool,
+        dead_mailbox: bool,
         status_code: &str,
         diagnostic: &str,
         soft: SoftLimit,
@@ -128,8 +133,10 @@ impl Store {
         .await?;
         let mut status = None;
         if let Some(id) = delivered.subscriber_id {
-            let detail = if hard {
+            let detail = if hard && dead_mailbox {
                 Some(json!({ "from": "active", "to": "bounced", "smtp_status": status_code }))
+            } else if hard {
+                None
             } else {
                 let n = soft_bounces(&mut tx, id, soft.days).await?;
                 (n >= i64::from(soft.limit)).then(|| {
@@ -381,7 +388,8 @@ async fn insert_report(
     Ok(id.is_some())
 }
 
-/// A hard bounce is final: a later soft report for the same delivery does not undo it.
+/// A hard bounce is final: a later soft report for the same delivery does not undo it. The
+/// diagnostic is kept without any address it quotes, as replies are.
 async fn mark_delivery(
     tx: &mut Transaction<'_, Postgres>,
     delivery_id: i64,
@@ -399,7 +407,7 @@ async fn mark_delivery(
         delivery_id,
         kind.as_str(),
         status_code,
-        diagnostic
+        &*redact_addresses(diagnostic)
     )
     .execute(&mut **tx)
     .await?;
@@ -419,7 +427,8 @@ async fn mark_complaint(
     Ok(())
 }
 
-/// Soft bounces of the reader within `days`, not counting those before an administrator last
+/// Deliveries to the reader soft-bounced within `days` (a server's repeated delay warnings
+/// about one message count once), not counting those before an administrator last
 /// reactivated them.
 async fn soft_bounces(
     tx: &mut Transaction<'_, Postgres>,
@@ -427,7 +436,7 @@ async fn soft_bounces(
     days: u32,
 ) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar!(
-        r#"SELECT count(*) AS "n!" FROM bounce_reports
+        r#"SELECT count(DISTINCT delivery_id) AS "n!" FROM bounce_reports
            WHERE subscriber_id = $1 AND kind = 'soft'
              AND reported_at > now() - make_interval(days => $2)
              AND read_at > coalesce((SELECT max(at) FROM consent_log

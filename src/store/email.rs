@@ -73,7 +73,7 @@ impl SubscriberEmail {
 
 /// The address with its domain in ASCII (punycode) form, so that it goes out on any server;
 /// the part before the @ must be ASCII already.
-fn ascii_domain(email: &str) -> Result<String, EmailError> {
+pub fn ascii_domain(email: &str) -> Result<String, EmailError> {
     let invalid = || EmailError::Invalid(email.to_string());
     let (local, domain) = email.rsplit_once('@').ok_or_else(invalid)?;
     if !local.is_ascii() {

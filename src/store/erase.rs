@@ -201,7 +201,7 @@ async fn record_erasure(
 }
 
 /// Their deliveries stay (the campaign's counts), detached by the delete; the servers' replies
-/// recorded there lose any address they quote. Replies are stored redacted already; this also
+/// recorded there, and the diagnostics of bounce reports, lose any address they quote. Replies are stored redacted already; this also
 /// covers replies stored before that, and a server quoting the address in a form the
 /// redaction missed.
 async fn redact_replies(
@@ -210,30 +210,39 @@ async fn redact_replies(
     email: &SubscriberEmail,
 ) -> Result<(), StoreError> {
     let rows = sqlx::query!(
-        r#"SELECT id, last_reply AS "last_reply!" FROM deliveries
-           WHERE subscriber_id = $1 AND last_reply IS NOT NULL"#,
+        r#"SELECT id, last_reply, bounce_diagnostic FROM deliveries
+           WHERE subscriber_id = $1
+             AND (last_reply IS NOT NULL OR bounce_diagnostic IS NOT NULL)"#,
         subscriber_id
     )
     .fetch_all(&mut **tx)
     .await?;
     let address = email.normalised();
-    let (ids, replies): (Vec<i64>, Vec<String>) = rows
-        .into_iter()
-        .map(|r| {
-            let reply = redact_addresses(&r.last_reply).into_owned();
-            let reply = if reply.to_lowercase().contains(&address) {
+    let clean = |text: Option<String>| {
+        text.map(|t| {
+            let t = redact_addresses(&t).into_owned();
+            if t.to_lowercase().contains(&address) {
                 "(reply removed at erasure)".to_string()
             } else {
-                reply
-            };
-            (r.id, reply)
+                t
+            }
         })
-        .unzip();
+    };
+    let mut ids = Vec::with_capacity(rows.len());
+    let mut replies = Vec::with_capacity(rows.len());
+    let mut diagnostics = Vec::with_capacity(rows.len());
+    for r in rows {
+        ids.push(r.id);
+        replies.push(clean(r.last_reply));
+        diagnostics.push(clean(r.bounce_diagnostic));
+    }
     sqlx::query!(
-        "UPDATE deliveries d SET last_reply = r.reply
-         FROM unnest($1::bigint[], $2::text[]) AS r(id, reply) WHERE d.id = r.id",
+        "UPDATE deliveries d SET last_reply = r.reply, bounce_diagnostic = r.diagnostic
+         FROM unnest($1::bigint[], $2::text[], $3::text[]) AS r(id, reply, diagnostic)
+         WHERE d.id = r.id",
         &ids,
-        &replies
+        &replies as &[Option<String>],
+        &diagnostics as &[Option<String>]
     )
     .execute(&mut **tx)
     .await?;

@@ -33,7 +33,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool, Postgres};
 
 pub use consent::{ConsentAction, ConsentEntry, ConsentSource};
-pub use email::{EmailError, SubscriberEmail, redact_addresses};
+pub use email::{EmailError, SubscriberEmail, ascii_domain, redact_addresses};
 pub use erase::Erasure;
 pub use import::{ImportError, ImportFile, ImportReport};
 pub use name::{DisplayName, NameError};

@@ -19,7 +19,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 /// Every place in the schema where `needle` appears (any case), as `table.column`: each column
 /// of each table, whatever its type, read as text. Found from information_schema, so that a
 /// table added later is searched too.
-async fn where_found(pool: &PgPool, needle: &str) -> Vec<String> {
+pub async fn where_found(pool: &PgPool, needle: &str) -> Vec<String> {
     let columns: Vec<(String, String)> = sqlx::query_as(
         "SELECT table_name::text, column_name::text FROM information_schema.columns
          JOIN information_schema.tables USING (table_schema, table_name)
