@@ -97,6 +97,11 @@ impl Cli {
             _ => {}
         }
         let config = Config::load(self.config.as_deref())?;
+        // Said once, as the configuration loads, whatever the command: a colour that fails one
+        // reader fails them in every issue.
+        for warning in config.contrast_warnings() {
+            eprintln!("warning: {warning}");
+        }
         match command {
             Command::Compose(args) => args.run(&config),
             Command::Check(args) => args.run(&config),

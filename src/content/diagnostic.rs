@@ -49,6 +49,15 @@ pub enum Rule {
     Placeholder,
     /// A file in the templates folder that replaces no template: usually a misspelt name.
     UnusedTemplate,
+    /// Link words that say nothing read on their own ("click here", a bare address): screen
+    /// readers list a message's links out of their sentences.
+    VagueLinkText,
+    /// A Markdown heading more than one level below the heading before it.
+    HeadingSkip,
+    /// An image set wider than the email's 552 px of content.
+    ImageTooWide,
+    /// Two brand colours the templates put text on each other in, below WCAG AA contrast.
+    LowContrast,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
