@@ -56,8 +56,6 @@ pub enum Rule {
     HeadingSkip,
     /// An image set wider than the email's 552 px of content.
     ImageTooWide,
-    /// Two brand colours the templates put text on each other in, below WCAG AA contrast.
-    LowContrast,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
