@@ -10,7 +10,7 @@ use figment::providers::{Env, Format, Toml};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use crate::content::{TopicCatalog, TopicInfo};
+use crate::content::{Diagnostic, Rule, TopicCatalog, TopicInfo};
 use crate::send::throttle::Rate;
 
 pub const DEFAULT_CONFIG_FILE: &str = "lscp-mail.toml";
@@ -32,6 +32,9 @@ pub struct Config {
     pub bounce: Bounce,
     /// Sign every message with DKIM when set.
     pub dkim: Option<Dkim>,
+    /// The file the settings were read from, for diagnostics about them.
+    #[serde(skip)]
+    pub file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -48,6 +51,7 @@ impl Default for Config {
             send: SendSettings::default(),
             bounce: Bounce::default(),
             dkim: None,
+            file: None,
         }
     }
 }
@@ -544,7 +548,9 @@ impl Config {
             check_syntax(file)?;
             figment = figment.merge(Toml::file_exact(file));
         }
-        Self::from_figment(figment)
+        let mut config = Self::from_figment(figment)?;
+        config.file = file;
+        Ok(config)
     }
 
     /// The built-in defaults with the environment's overrides: for tests and embedding.
@@ -649,6 +655,39 @@ impl Config {
                 ratio: fg.contrast_ratio(bg),
             })
             .filter(|w| w.ratio < MIN_TEXT_CONTRAST)
+            .collect()
+    }
+
+    /// [`Self::contrast_warnings`] as `check` reports them: at the colour's line in the
+    /// configuration file when it was set there.
+    pub fn contrast_diagnostics(&self) -> Vec<Diagnostic> {
+        let warnings = self.contrast_warnings();
+        if warnings.is_empty() {
+            return Vec::new();
+        }
+        let file = self
+            .file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("(configuration)"));
+        let text = self
+            .file
+            .as_ref()
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .unwrap_or_default();
+        warnings
+            .into_iter()
+            .map(|w| {
+                let key = if w.text == WHITE { w.background } else { w.text };
+                let name = key.trim_start_matches("brand.");
+                let line = text
+                    .lines()
+                    .position(|l| l.trim_start().starts_with(name))
+                    .map(|i| (i + 1, 1));
+                Diagnostic::warning(Rule::LowContrast, &file, w.to_string())
+                    .at(line)
+                    .field(key)
+                    .hint("darken the text colour or lighten its background; WebAIM's contrast checker shows the ratio as you change them")
+            })
             .collect()
     }
 

@@ -56,6 +56,9 @@ pub enum Rule {
     HeadingSkip,
     /// An image set wider than the email's 552 px of content.
     ImageTooWide,
+    /// A text colour and the background the templates set it on, in the configuration, below
+    /// WCAG AA's contrast for text.
+    LowContrast,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

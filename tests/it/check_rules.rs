@@ -361,19 +361,29 @@ fn brand_colours_below_wcag_aa_are_a_warning_naming_the_key_and_the_ratio() {
 }
 
 #[test]
-fn check_says_a_low_contrast_brand_colour_as_the_configuration_loads() {
+fn check_reports_a_low_contrast_brand_colour_at_its_line_and_strict_fails() {
+    let config_file = fixture("low-contrast/lscp-mail.toml");
+    let config = Config::load(Some(&config_file)).expect("loads");
+    let report =
+        Report::build(&fixture("valid"), &config, None, &Audience::Everyone).expect("renders");
+    let d = only(&report.loaded, Rule::LowContrast);
+    assert_eq!(d.severity, Severity::Warning);
+    assert_at(&d, "lscp-mail.toml", 3, Some("brand.accent_colour"));
+    assert!(d.message.contains("2.07:1"), "{d}");
+
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_lscp-mail"))
         .arg("--config")
-        .arg(fixture("low-contrast/lscp-mail.toml"))
-        .arg("check")
+        .arg(&config_file)
+        .args(["check", "--strict"])
         .arg(fixture("valid"))
         .output()
         .expect("runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains(
-            "warning: text in `brand.accent_colour` on white (#ffffff) has a contrast of 2.07:1"
-        ),
-        "{stderr}"
+    let said = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert_eq!(
+        said.matches("`brand.accent_colour` on white (#ffffff) has a contrast of 2.07:1")
+            .count(),
+        1,
+        "said once: {said}"
     );
 }
