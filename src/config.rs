@@ -10,7 +10,7 @@ use figment::providers::{Env, Format, Toml};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use crate::content::{TopicCatalog, TopicInfo};
+use crate::content::{Diagnostic, Rule, TopicCatalog, TopicInfo};
 use crate::send::throttle::Rate;
 
 pub const DEFAULT_CONFIG_FILE: &str = "lscp-mail.toml";
@@ -32,6 +32,9 @@ pub struct Config {
     pub bounce: Bounce,
     /// Sign every message with DKIM when set.
     pub dkim: Option<Dkim>,
+    /// The file the settings were read from, for diagnostics about them.
+    #[serde(skip)]
+    pub file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -48,6 +51,7 @@ impl Default for Config {
             send: SendSettings::default(),
             bounce: Bounce::default(),
             dkim: None,
+            file: None,
         }
     }
 }
@@ -114,7 +118,70 @@ impl Colour {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Red, green and blue, 0 to 255 (`#rgb` is `#rrggbb` with each digit doubled).
+    fn rgb(&self) -> [u8; 3] {
+        let hex = self.0.trim_start_matches('#');
+        let digit = |i: usize| u8::from_str_radix(&hex[i..=i], 16).unwrap_or(0);
+        let channel = |i: usize| match hex.len() {
+            3 => digit(i) * 17,
+            _ => digit(2 * i) * 16 + digit(2 * i + 1),
+        };
+        [channel(0), channel(1), channel(2)]
+    }
+
+    /// WCAG 2's relative luminance (https://www.w3.org/TR/WCAG21/#dfn-relative-luminance).
+    fn luminance(&self) -> f64 {
+        let [r, g, b] = self.rgb().map(|c| {
+            let c = f64::from(c) / 255.0;
+            if c <= 0.04045 {
+                c / 12.92
+            } else {
+                ((c + 0.055) / 1.055).powf(2.4)
+            }
+        });
+        0.2126 * r + 0.7152 * g + 0.0722 * b
+    }
+
+    /// WCAG 2's contrast ratio with `other`, from 1 (none) to 21 (black on white).
+    pub fn contrast_ratio(&self, other: &Colour) -> f64 {
+        let (a, b) = (self.luminance(), other.luminance());
+        (a.max(b) + 0.05) / (a.min(b) + 0.05)
+    }
 }
+
+/// WCAG AA's least contrast for body text.
+pub const MIN_TEXT_CONTRAST: f64 = 4.5;
+
+/// A text colour and the background the built-in templates set it on, below WCAG AA.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContrastWarning {
+    /// The configuration key of the text's colour, or `white` for the templates' own white.
+    pub text: &'static str,
+    pub background: &'static str,
+    pub ratio: f64,
+}
+
+impl fmt::Display for ContrastWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = |key: &str| {
+            if key == WHITE {
+                "white (#ffffff)".to_string()
+            } else {
+                format!("`{key}`")
+            }
+        };
+        write!(
+            f,
+            "text in {} on {} has a contrast of {:.2}:1, below WCAG AA's {MIN_TEXT_CONTRAST}:1; some readers will not be able to read it",
+            name(self.text),
+            name(self.background),
+            self.ratio
+        )
+    }
+}
+
+const WHITE: &str = "white";
 
 impl<'de> Deserialize<'de> for Colour {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -481,7 +548,9 @@ impl Config {
             check_syntax(file)?;
             figment = figment.merge(Toml::file_exact(file));
         }
-        Self::from_figment(figment)
+        let mut config = Self::from_figment(figment)?;
+        config.file = file;
+        Ok(config)
     }
 
     /// The built-in defaults with the environment's overrides: for tests and embedding.
@@ -557,6 +626,69 @@ impl Config {
                 ConfigError::Invalid(format!("`mail.from` = \"{}\": {e}", self.mail.from))
             })?;
         Ok(())
+    }
+
+    /// Every pair of colours the built-in templates set text in, on its background, whose
+    /// contrast is below WCAG AA: the reading text on white sections and on the footer, headings
+    /// and links on white, the header's and buttons' white on the primary colour, and the
+    /// topic labels' accent on white.
+    pub fn contrast_warnings(&self) -> Vec<ContrastWarning> {
+        let b = &self.brand;
+        let white = Colour("#ffffff".into());
+        let pairs = [
+            ("brand.text_colour", &b.text_colour, WHITE, &white),
+            (
+                "brand.text_colour",
+                &b.text_colour,
+                "brand.background_colour",
+                &b.background_colour,
+            ),
+            ("brand.primary_colour", &b.primary_colour, WHITE, &white),
+            (WHITE, &white, "brand.primary_colour", &b.primary_colour),
+            ("brand.accent_colour", &b.accent_colour, WHITE, &white),
+        ];
+        pairs
+            .into_iter()
+            .map(|(text, fg, background, bg)| ContrastWarning {
+                text,
+                background,
+                ratio: fg.contrast_ratio(bg),
+            })
+            .filter(|w| w.ratio < MIN_TEXT_CONTRAST)
+            .collect()
+    }
+
+    /// [`Self::contrast_warnings`] as `check` reports them: at the colour's line in the
+    /// configuration file when it was set there.
+    pub fn contrast_diagnostics(&self) -> Vec<Diagnostic> {
+        let warnings = self.contrast_warnings();
+        if warnings.is_empty() {
+            return Vec::new();
+        }
+        let file = self
+            .file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("(configuration)"));
+        let text = self
+            .file
+            .as_ref()
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .unwrap_or_default();
+        warnings
+            .into_iter()
+            .map(|w| {
+                let key = if w.text == WHITE { w.background } else { w.text };
+                let name = key.trim_start_matches("brand.");
+                let line = text
+                    .lines()
+                    .position(|l| l.trim_start().starts_with(name))
+                    .map(|i| (i + 1, 1));
+                Diagnostic::warning(Rule::LowContrast, &file, w.to_string())
+                    .at(line)
+                    .field(key)
+                    .hint("darken the text colour or lighten its background; WebAIM's contrast checker shows the ratio as you change them")
+            })
+            .collect()
     }
 
     pub fn topic_catalog(&self) -> Result<TopicCatalog, ConfigError> {
@@ -657,6 +789,22 @@ mod tests {
         assert!(Colour::parse("#fff").is_ok());
         assert!(Colour::parse("red;background:url(x)").is_err());
         assert!(Colour::parse("#12345").is_err());
+    }
+
+    #[test]
+    fn contrast_ratios_are_wcags() {
+        let c = |s: &str| Colour::parse(s).expect("colour");
+        let ratio = |a: &str, b: &str| (c(a).contrast_ratio(&c(b)) * 100.0).round() / 100.0;
+        assert_eq!(ratio("#000", "#ffffff"), 21.0);
+        assert_eq!(ratio("#ffffff", "#ffffff"), 1.0);
+        // WebAIM's checker: #777777 on white is 4.48:1, just short of AA.
+        assert_eq!(ratio("#777777", "#fff"), 4.48);
+        assert_eq!(ratio("#fff", "#777777"), 4.48);
+    }
+
+    #[test]
+    fn the_default_brand_meets_wcag_aa() {
+        assert_eq!(Config::default().contrast_warnings(), vec![]);
     }
 
     #[test]

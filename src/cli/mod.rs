@@ -97,6 +97,13 @@ impl Cli {
             _ => {}
         }
         let config = Config::load(self.config.as_deref())?;
+        // Said as the configuration loads, whatever the command: a colour that fails one reader
+        // fails them in every issue. `check` and `compose` list them with the issue's own.
+        if !matches!(command, Command::Check(_) | Command::Compose(_)) {
+            for warning in config.contrast_warnings() {
+                eprintln!("warning: {warning}");
+            }
+        }
         match command {
             Command::Compose(args) => args.run(&config),
             Command::Check(args) => args.run(&config),

@@ -22,6 +22,7 @@ impl Report {
     ) -> anyhow::Result<Self> {
         let catalog = config.topic_catalog()?;
         let mut loaded = load_issue(dir, &catalog);
+        loaded.diagnostics.extend(config.contrast_diagnostics());
         let overrides = templates.or(config.compose.templates.as_deref());
         if let Some(dir) = overrides {
             loaded

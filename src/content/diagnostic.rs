@@ -49,6 +49,16 @@ pub enum Rule {
     Placeholder,
     /// A file in the templates folder that replaces no template: usually a misspelt name.
     UnusedTemplate,
+    /// Link words that say nothing read on their own ("click here", a bare address): screen
+    /// readers list a message's links out of their sentences.
+    VagueLinkText,
+    /// A Markdown heading more than one level below the heading before it.
+    HeadingSkip,
+    /// An image set wider than the email's 552 px of content.
+    ImageTooWide,
+    /// A text colour and the background the templates set it on, in the configuration, below
+    /// WCAG AA's contrast for text.
+    LowContrast,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

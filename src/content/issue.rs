@@ -194,6 +194,46 @@ impl Markdown {
             })
             .collect()
     }
+
+    /// Every link's words as a reader sees them (text and code, joined), with its destination
+    /// and the byte offset where the link starts: what a screen reader's list of links shows.
+    pub fn link_texts(&self) -> Vec<(usize, String, String)> {
+        use pulldown_cmark::{Event, Parser, Tag, TagEnd};
+        let mut found = Vec::new();
+        let mut open: Option<(usize, String, String)> = None;
+        for (event, range) in Parser::new_ext(&self.0, Self::OPTIONS).into_offset_iter() {
+            match event {
+                Event::Start(Tag::Link { dest_url, .. }) => {
+                    open = Some((range.start, String::new(), dest_url.into_string()));
+                }
+                Event::Text(t) | Event::Code(t) => {
+                    if let Some((_, text, _)) = open.as_mut() {
+                        text.push_str(&t);
+                    }
+                }
+                Event::SoftBreak | Event::HardBreak => {
+                    if let Some((_, text, _)) = open.as_mut() {
+                        text.push(' ');
+                    }
+                }
+                Event::End(TagEnd::Link) => found.extend(open.take()),
+                _ => {}
+            }
+        }
+        found
+    }
+
+    /// Every heading's level (1 for `#`), with the byte offset where it starts.
+    pub fn headings(&self) -> Vec<(usize, u8)> {
+        use pulldown_cmark::{Event, Parser, Tag};
+        Parser::new_ext(&self.0, Self::OPTIONS)
+            .into_offset_iter()
+            .filter_map(|(event, range)| match event {
+                Event::Start(Tag::Heading { level, .. }) => Some((range.start, level as u8)),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone)]

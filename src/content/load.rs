@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::value::Datetime;
 
+use super::accessibility::{skipped_heading, vague_link_text};
 use super::diagnostic::{Diagnostic, Rule, Source};
 use super::issue::*;
 use super::model::*;
@@ -27,6 +28,10 @@ pub const PLACEHOLDER: &str = "TO WRITE";
 const PREHEADER_MAX: usize = 140;
 /// Longer subjects are cut off on phones and in most inbox lists.
 const SUBJECT_MAX: usize = 90;
+/// The email is 600 px wide with 24 px of padding each side (templates/email.mjml.hbs).
+pub const CONTENT_WIDTH: u32 = 552;
+const VAGUE_LINK_HINT: &str =
+    "say where the link goes, e.g. [book safer sleep training](…) rather than [click here](…)";
 
 /// What loading an issue found: the issue when it has no error, and every diagnostic.
 #[derive(Debug)]
@@ -296,7 +301,7 @@ impl Cx<'_> {
             published: published?,
             subject,
             preheader,
-            intro: self.markdown(file, raw.intro, "intro"),
+            intro: self.markdown(file, raw.intro, "intro", 1),
             contents: raw.contents,
         })
     }
@@ -403,21 +408,78 @@ impl Cx<'_> {
         file: &File,
         value: Option<Spanned<String>>,
         field: &str,
+        under: u8,
     ) -> Option<Markdown> {
         let span = value.as_ref()?.span();
         let md = Markdown(value?.into_inner());
+        let at = |offset| {
+            Some(file.src.position(markdown_offset_in_source(
+                file.src.text,
+                span.clone(),
+                &md.0,
+                offset,
+            )))
+        };
         for (offset, dest) in md.link_destinations() {
             if let Err(e) = markdown_link_target(&dest) {
-                let at = markdown_offset_in_source(file.src.text, span.clone(), &md.0, offset);
                 self.push(
                     Diagnostic::error(Rule::BadLink, file.src.path, e.to_string())
-                        .at(Some(file.src.position(at)))
+                        .at(at(offset))
                         .field(field)
                         .hint("link to a web page (https://…), an address (mailto:…, tel:…) or a heading in this email (#…)"),
                 );
             }
         }
+        for (offset, text, dest) in md.link_texts() {
+            if let Some(why) = vague_link_text(&text, &dest) {
+                self.push(
+                    Diagnostic::warning(Rule::VagueLinkText, file.src.path, why)
+                        .at(at(offset))
+                        .field(field)
+                        .hint(VAGUE_LINK_HINT),
+                );
+            }
+        }
+        let headings = md.headings();
+        let levels: Vec<u8> = headings.iter().map(|&(_, level)| level).collect();
+        for (i, expected) in skipped_heading(under, &levels) {
+            let (offset, level) = headings[i];
+            let before = if i == 0 { under } else { levels[i - 1] };
+            self.push(
+                Diagnostic::warning(
+                    Rule::HeadingSkip,
+                    file.src.path,
+                    format!(
+                        "a level-{level} heading follows a level-{before} heading, skipping a level"
+                    ),
+                )
+                .at(at(offset))
+                .field(field)
+                .hint(format!(
+                    "write it with {} (screen reader users move between headings by level)",
+                    "#".repeat(expected.into())
+                )),
+            );
+        }
         Some(md)
+    }
+
+    /// A button's or saved link's words, judged as Markdown links are.
+    fn link_words(
+        &mut self,
+        file: &File,
+        span: Range<usize>,
+        text: &str,
+        dest: &str,
+        field: String,
+    ) {
+        if let Some(why) = vague_link_text(text, dest) {
+            self.push(
+                file.warning(Rule::VagueLinkText, span, why)
+                    .field(field)
+                    .hint(VAGUE_LINK_HINT),
+            );
+        }
     }
 
     fn empty(&mut self, file: &File, heading: &Spanned<String>, what: &str) {
@@ -451,7 +513,7 @@ impl Cx<'_> {
                 let raw: TrainingToml = self.parse(file)?;
                 let heading = self.heading(file, &raw.heading);
                 let topic = self.topic(file, raw.topic);
-                let intro = self.markdown(file, raw.intro, "intro");
+                let intro = self.markdown(file, raw.intro, "intro", 2);
                 if raw.courses.is_empty() {
                     self.empty(file, &raw.heading, "add at least one [[courses]] table");
                 }
@@ -471,7 +533,7 @@ impl Cx<'_> {
                 let raw: LinksToml = self.parse(file)?;
                 let heading = self.heading(file, &raw.heading);
                 let topic = self.topic(file, raw.topic);
-                let intro = self.markdown(file, raw.intro, "intro");
+                let intro = self.markdown(file, raw.intro, "intro", 2);
                 if raw.links.is_empty() {
                     self.empty(file, &raw.heading, "add at least one [[links]] table");
                 }
@@ -480,8 +542,16 @@ impl Cx<'_> {
                     .into_iter()
                     .enumerate()
                     .map(|(i, l)| {
+                        let span = l.span();
                         let l = l.into_inner();
                         let url = self.link(file, &l.url, &format!("links[{i}].url"))?;
+                        self.link_words(
+                            file,
+                            span,
+                            &l.title,
+                            url.as_str(),
+                            format!("links[{i}].title"),
+                        );
                         Some(SavedLink {
                             title: l.title.trim().to_string(),
                             description: l.description.trim().to_string(),
@@ -499,7 +569,7 @@ impl Cx<'_> {
                 let raw: DiaryToml = self.parse(file)?;
                 let heading = self.heading(file, &raw.heading);
                 let topic = self.topic(file, raw.topic);
-                let intro = self.markdown(file, raw.intro, "intro");
+                let intro = self.markdown(file, raw.intro, "intro", 2);
                 if raw.dates.is_empty() {
                     self.empty(file, &raw.heading, "add at least one [[dates]] table");
                 }
@@ -545,7 +615,7 @@ impl Cx<'_> {
         buttons: Vec<Spanned<ButtonToml>>,
         heading: &Spanned<String>,
     ) -> Option<Article> {
-        let body = self.markdown(file, body, "body").unwrap_or_default();
+        let body = self.markdown(file, body, "body", 2).unwrap_or_default();
         if body.is_blank() && image.is_none() && buttons.is_empty() {
             self.empty(
                 file,
@@ -561,8 +631,16 @@ impl Cx<'_> {
             .into_iter()
             .enumerate()
             .map(|(i, b)| {
+                let span = b.span();
                 let b = b.into_inner();
                 let url = self.link(file, &b.url, &format!("buttons[{i}].url"))?;
+                self.link_words(
+                    file,
+                    span,
+                    &b.label,
+                    url.as_str(),
+                    format!("buttons[{i}].label"),
+                );
                 Some(Button {
                     label: b.label.trim().to_string(),
                     url,
@@ -590,11 +668,22 @@ impl Cx<'_> {
             .map(|a| a.get_ref().trim().to_string())
             .filter(|a| !a.is_empty());
         if alt.is_none() {
-            let span = img.alt.as_ref().map_or(span, |a| a.span());
+            let span = img.alt.as_ref().map_or(span.clone(), |a| a.span());
             self.push(
                 file.error(Rule::MissingAltText, span, "the image has no alt text")
                     .field("image.alt")
                     .hint("describe what the image shows for readers who cannot see it, e.g. alt = \"Poster: the safest cot is a clear cot\""),
+            );
+        }
+        if let Some(width) = img.width.filter(|&w| w > CONTENT_WIDTH) {
+            self.push(
+                file.warning(
+                    Rule::ImageTooWide,
+                    span,
+                    format!("the image is set {width} px wide, wider than the email's {CONTENT_WIDTH} px"),
+                )
+                .field("image.width")
+                .hint(format!("it is shown {CONTENT_WIDTH} px wide; set width = {CONTENT_WIDTH} or less")),
             );
         }
         Some(Image {
@@ -664,9 +753,9 @@ impl Cx<'_> {
             }
         }
         let description = self
-            .markdown(file, c.description, &format!("courses[{i}].description"))
+            .markdown(file, c.description, &format!("courses[{i}].description"), 4)
             .unwrap_or_default();
-        let audience = self.markdown(file, c.audience, &format!("courses[{i}].audience"));
+        let audience = self.markdown(file, c.audience, &format!("courses[{i}].audience"), 4);
         let url = match &c.booking_url {
             Some(u) => Some(self.link(file, u, &format!("courses[{i}].booking_url"))?),
             None => None,

@@ -124,6 +124,7 @@ pub fn templates_dir(sources: &Sources, config: &Config) -> Option<PathBuf> {
 fn build_with(sources: &Sources, config: &Config) -> anyhow::Result<Build> {
     let catalog = config.topic_catalog()?;
     let mut loaded = load_issue(&sources.issue, &catalog);
+    loaded.diagnostics.extend(config.contrast_diagnostics());
     let templates = templates_dir(sources, config);
     if let Some(dir) = &templates {
         loaded

@@ -8,7 +8,8 @@ use super::Audience;
 use super::markdown;
 use crate::config::{Brand, Config};
 use crate::content::{
-    Booking, Course, DiaryDate, Issue, Markdown, Section, SectionBody, TopicCatalog, TopicInfo,
+    Booking, CONTENT_WIDTH, Course, DiaryDate, Issue, Markdown, Section, SectionBody, TopicCatalog,
+    TopicInfo,
 };
 
 /// The links that differ per reader. A preview uses stand-ins; `send` uses each reader's token.
@@ -230,7 +231,7 @@ fn section<'a>(
             image: a.image.as_ref().map(|i| ImageView {
                 src: i.src.as_str(),
                 alt: &i.alt,
-                width: format!("{}px", i.width.unwrap_or(552).min(552)),
+                width: format!("{}px", i.width.unwrap_or(CONTENT_WIDTH).min(CONTENT_WIDTH)),
                 link: i.link.as_ref().map(|l| l.as_str()),
             }),
             buttons: a

@@ -296,3 +296,94 @@ fn an_email_over_gmails_clipping_limit_is_a_warning() {
     assert_eq!(d.severity, Severity::Warning);
     assert!(d.message.contains("102.0 KB"), "{d}");
 }
+
+#[test]
+fn link_words_that_say_nothing_out_of_context_are_a_warning() {
+    let loaded = load("vague-link-text");
+    let d = only(&loaded, Rule::VagueLinkText);
+    assert_eq!(d.severity, Severity::Warning);
+    assert_at(&d, "01-news.toml", 6, Some("body"));
+    assert!(d.message.contains("\"click here\""), "{d}");
+    assert!(loaded.issue.is_some(), "warnings do not stop compose");
+}
+
+#[test]
+fn a_bare_address_as_link_words_is_a_warning() {
+    let loaded = load("bare-url-link-text");
+    let d = only(&loaded, Rule::VagueLinkText);
+    assert_eq!(d.severity, Severity::Warning);
+    assert_at(&d, "01-news.toml", 4, Some("body"));
+    assert!(d.message.contains("bare address"), "{d}");
+}
+
+#[test]
+fn a_saved_link_titled_read_more_is_a_warning() {
+    let loaded = load("vague-button-label");
+    let d = only(&loaded, Rule::VagueLinkText);
+    assert_eq!(d.severity, Severity::Warning);
+    assert_at(&d, "01-links.toml", 8, Some("links[1].title"));
+}
+
+#[test]
+fn a_heading_that_skips_a_level_is_a_warning() {
+    let loaded = load("heading-skip");
+    let d = only(&loaded, Rule::HeadingSkip);
+    assert_eq!(d.severity, Severity::Warning);
+    assert_at(&d, "01-news.toml", 10, Some("body"));
+    assert!(
+        d.message.contains("level-5 heading follows a level-3"),
+        "{d}"
+    );
+    assert!(d.hint.as_deref().is_some_and(|h| h.contains("####")), "{d}");
+}
+
+#[test]
+fn an_image_wider_than_the_email_is_a_warning() {
+    let loaded = load("image-too-wide");
+    let d = only(&loaded, Rule::ImageTooWide);
+    assert_eq!(d.severity, Severity::Warning);
+    assert_at(&d, "01-news.toml", 5, Some("image.width"));
+    assert!(d.message.contains("600 px"), "{d}");
+    assert!(d.message.contains("552 px"), "{d}");
+}
+
+#[test]
+fn brand_colours_below_wcag_aa_are_a_warning_naming_the_key_and_the_ratio() {
+    let config = Config::load(Some(&fixture("low-contrast/lscp-mail.toml"))).expect("loads");
+    let warnings = config.contrast_warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    let w = &warnings[0];
+    assert_eq!(w.text, "brand.accent_colour");
+    assert!((w.ratio - 2.07).abs() < 0.01, "{w}");
+    let said = w.to_string();
+    assert!(said.contains("`brand.accent_colour`"), "{said}");
+    assert!(said.contains("2.07:1"), "{said}");
+}
+
+#[test]
+fn check_reports_a_low_contrast_brand_colour_at_its_line_and_strict_fails() {
+    let config_file = fixture("low-contrast/lscp-mail.toml");
+    let config = Config::load(Some(&config_file)).expect("loads");
+    let report =
+        Report::build(&fixture("valid"), &config, None, &Audience::Everyone).expect("renders");
+    let d = only(&report.loaded, Rule::LowContrast);
+    assert_eq!(d.severity, Severity::Warning);
+    assert_at(&d, "lscp-mail.toml", 3, Some("brand.accent_colour"));
+    assert!(d.message.contains("2.07:1"), "{d}");
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lscp-mail"))
+        .arg("--config")
+        .arg(&config_file)
+        .args(["check", "--strict"])
+        .arg(fixture("valid"))
+        .output()
+        .expect("runs");
+    let said = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert_eq!(
+        said.matches("`brand.accent_colour` on white (#ffffff) has a contrast of 2.07:1")
+            .count(),
+        1,
+        "said once: {said}"
+    );
+}

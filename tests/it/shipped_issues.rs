@@ -223,3 +223,71 @@ fn templates_without_cut_marks_still_give_every_reader_only_their_sections() {
         assert!(assembled.html == single.html, "{set:?}: HTML differs");
     }
 }
+
+/// The value of `property` in the first inline style of `tag`.
+fn style_value<'a>(tag: &'a str, property: &str) -> Option<&'a str> {
+    let style = tag.split("style=\"").nth(1)?.split('"').next()?;
+    style
+        .split(';')
+        .filter_map(|decl| decl.split_once(':'))
+        .find(|(name, _)| name.trim() == property)
+        .map(|(_, value)| value.trim())
+}
+
+#[test]
+fn every_layout_table_is_presentation_only_for_screen_readers() {
+    for id in SHIPPED {
+        let html = render(&load(id), &Audience::Everyone).html;
+        let tables: Vec<&str> = html
+            .split("<table")
+            .skip(1)
+            .map(|t| t.split('>').next().unwrap_or_default())
+            .collect();
+        assert!(!tables.is_empty(), "{id}: no tables");
+        for tag in tables {
+            assert!(tag.contains(r#"role="presentation""#), "{id}: <table{tag}>");
+        }
+    }
+}
+
+#[test]
+fn the_language_and_direction_are_on_the_html_and_on_the_bodys_wrapper() {
+    for id in SHIPPED {
+        let html = render(&load(id), &Audience::Everyone).html;
+        let html_tag = html.split("<html").nth(1).and_then(|t| t.split('>').next());
+        let body = html.split("<body").nth(1).unwrap_or_default();
+        let wrapper = body.split("<div").nth(1).and_then(|t| t.split('>').next());
+        for (what, tag) in [("<html>", html_tag), ("the body's wrapper", wrapper)] {
+            let tag = tag.unwrap_or_default();
+            assert!(tag.contains(r#"lang="en-GB""#), "{id}: {what}: {tag}");
+            assert!(tag.contains(r#"dir=""#), "{id}: {what}: {tag}");
+        }
+    }
+}
+
+#[test]
+fn the_hidden_preheader_is_not_coloured_like_its_background() {
+    use lscp_mail::config::{Colour, MIN_TEXT_CONTRAST};
+    for id in SHIPPED {
+        let issue = load(id);
+        let html = render(&issue, &Audience::Everyone).html;
+        let body_tag = html.split("<body").nth(1).and_then(|t| t.split('>').next());
+        let background = body_tag
+            .and_then(|t| style_value(t, "background-color"))
+            .expect("the body's background");
+        let preheader_at = html.find(issue.preheader.as_str()).expect("preheader");
+        let div = html[..preheader_at]
+            .rsplit("<div")
+            .next()
+            .expect("the preheader's element");
+        assert_eq!(style_value(div, "display"), Some("none"), "{id}: {div}");
+        let colour = style_value(div, "color").expect("the preheader's colour");
+        let ratio = Colour::parse(colour)
+            .expect("colour")
+            .contrast_ratio(&Colour::parse(background).expect("colour"));
+        assert!(
+            ratio >= MIN_TEXT_CONTRAST,
+            "{id}: the preheader is {colour} on {background} ({ratio:.2}:1)"
+        );
+    }
+}
