@@ -86,6 +86,19 @@ pub struct TrainingToml {
     pub intro: Option<Spanned<String>>,
     #[serde(default)]
     pub courses: Vec<Spanned<CourseToml>>,
+    /// Sub-headings declared once, each with its courses: `[[groups]]` with `heading` and
+    /// `[[groups.courses]]`, instead of `group = "…"` repeated on every course.
+    #[serde(default)]
+    pub groups: Vec<Spanned<CourseGroupToml>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CourseGroupToml {
+    /// "Recorded sessions on YouTube"
+    pub heading: Spanned<String>,
+    #[serde(default)]
+    pub courses: Vec<Spanned<CourseToml>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -110,6 +123,10 @@ pub struct CourseToml {
     /// The booking link's words; "Book your place" when not given.
     #[serde(default)]
     pub booking_label: Option<String>,
+    /// The course's own page: its title links there. Enough on its own for a course with no
+    /// sessions, such as a recording.
+    #[serde(default)]
+    pub url: Option<Spanned<String>>,
 }
 
 /// `kind = "links"`: "Save to your favourites".
@@ -130,8 +147,9 @@ pub struct LinksToml {
 #[serde(deny_unknown_fields)]
 pub struct SavedLinkToml {
     pub title: String,
+    /// Markdown, like every text a reader sees.
     #[serde(default)]
-    pub description: String,
+    pub description: Option<Spanned<String>>,
     pub url: Spanned<String>,
 }
 
