@@ -477,7 +477,7 @@ impl Cx<'_> {
                     .into_iter()
                     .enumerate()
                     .map(|(i, c)| {
-                        let group = c.get_ref().group.clone();
+                        let group = c.get_ref().group.as_ref().map(|g| g.get_ref().clone());
                         self.course(
                             file,
                             &anchor,
@@ -510,11 +510,11 @@ impl Cx<'_> {
                     }
                     for (i, c) in group.courses.into_iter().enumerate() {
                         let field = format!("groups[{g}].courses[{i}]");
-                        if c.get_ref().group.is_some() {
+                        if let Some(own) = &c.get_ref().group {
                             self.push(
                                 file.error(
                                     Rule::BadValue,
-                                    c.span(),
+                                    own.span(),
                                     format!("the course is in the group \"{name}\" and names a `group` of its own"),
                                 )
                                 .field(format!("{field}.group"))

@@ -107,7 +107,7 @@ pub struct CourseToml {
     pub title: String,
     /// A sub-heading shared by consecutive courses, such as "Webinars".
     #[serde(default)]
-    pub group: Option<String>,
+    pub group: Option<Spanned<String>>,
     #[serde(default)]
     pub description: Option<Spanned<String>>,
     /// Who the course is for.
