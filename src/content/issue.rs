@@ -334,6 +334,8 @@ pub struct Image {
     pub alt: String,
     pub width: Option<u32>,
     pub link: Option<Link>,
+    pub caption: Option<Markdown>,
+    pub placement: super::model::Placement,
 }
 
 #[derive(Debug, Clone)]

@@ -671,11 +671,16 @@ impl Cx<'_> {
                     .hint("describe what the image shows for readers who cannot see it, e.g. alt = \"Poster: the safest cot is a clear cot\""),
             );
         }
+        let caption = self
+            .markdown(file, img.caption, "image.caption")
+            .filter(|c| !c.is_blank());
         Some(Image {
             src: src?,
             alt: alt?,
             width: img.width,
             link,
+            caption,
+            placement: img.placement,
         })
     }
 
@@ -974,6 +979,7 @@ fn toml_error(file: &File, e: &toml::de::Error) -> Diagnostic {
     } else if message.starts_with("missing field")
         || message.starts_with("invalid type")
         || message.starts_with("invalid value")
+        || message.starts_with("unknown variant")
     {
         Rule::BadValue
     } else {

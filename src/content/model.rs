@@ -64,6 +64,22 @@ pub struct ImageToml {
     pub width: Option<u32>,
     #[serde(default)]
     pub link: Option<Spanned<String>>,
+    /// Markdown shown under the image.
+    #[serde(default)]
+    pub caption: Option<Spanned<String>>,
+    /// Where the image goes: under the text (the default), or beside it.
+    #[serde(default)]
+    pub placement: Placement,
+}
+
+/// `placement = "left"`: beside the text on a desktop, above it on a phone.
+#[derive(Debug, Deserialize, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Placement {
+    #[default]
+    Below,
+    Left,
+    Right,
 }
 
 /// A call to action such as "Book your place".

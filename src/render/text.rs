@@ -136,6 +136,9 @@ fn section(t: &mut Text, s: &Section, links: &ReaderLinks) {
             t.markdown(&a.body);
             if let Some(img) = &a.image {
                 t.para(&format!("[Image: {}]", img.alt));
+                if let Some(caption) = &img.caption {
+                    t.markdown(caption);
+                }
             }
             for b in &a.buttons {
                 t.link(&b.label, b.url.as_str());

@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::Audience;
 use super::markdown;
 use crate::config::{Brand, Config};
+use crate::content::model::Placement;
 use crate::content::{
     Booking, Course, DiaryDate, Issue, Markdown, Section, SectionBody, TopicCatalog, TopicInfo,
 };
@@ -83,6 +84,11 @@ pub struct ImageView<'a> {
     pub alt: &'a str,
     pub width: String,
     pub link: Option<&'a str>,
+    pub caption_html: Option<String>,
+    /// Beside the text: two columns on a desktop, stacked on a phone.
+    pub beside: bool,
+    /// Beside the text, on its left (first when stacked).
+    pub left: bool,
 }
 
 #[derive(Serialize)]
@@ -235,11 +241,19 @@ fn section<'a>(
         SectionBody::Article(a) => SectionView::Article(ArticleView {
             head,
             body_html: markdown::to_html(&a.body, colour),
-            image: a.image.as_ref().map(|i| ImageView {
-                src: i.src.as_str(),
-                alt: &i.alt,
-                width: format!("{}px", i.width.unwrap_or(552).min(552)),
-                link: i.link.as_ref().map(|l| l.as_str()),
+            image: a.image.as_ref().map(|i| {
+                let beside = i.placement != Placement::Below;
+                // Beside the text, the image has its column: at most 40% of 600 px less padding.
+                let max = if beside { 192 } else { 552 };
+                ImageView {
+                    src: i.src.as_str(),
+                    alt: &i.alt,
+                    width: format!("{}px", i.width.unwrap_or(max).min(max)),
+                    link: i.link.as_ref().map(|l| l.as_str()),
+                    caption_html: html(i.caption.as_ref(), colour),
+                    beside,
+                    left: i.placement == Placement::Left,
+                }
             }),
             buttons: a
                 .buttons

@@ -177,3 +177,47 @@ fn a_group_is_declared_once_not_again_on_its_courses() {
     assert_eq!(d.len(), 1, "{d:#?}");
     assert_eq!(d[0].field.as_deref(), Some("groups"));
 }
+
+#[test]
+fn an_image_beside_its_text_has_a_column_of_its_own_and_a_caption() {
+    let rendered = render(&special_edition());
+    let html = rendered.html;
+    // Two columns that MJML stacks on a phone: the image's (40%) before the text's (60%).
+    let image = html
+        .find("amina-khan.jpg")
+        .expect("the speaker's photo is in the email");
+    let body = html
+        .find("<strong>Dr Amina Khan</strong> opened")
+        .expect("the text is in the email");
+    assert!(image < body, "a left image comes first");
+    assert!(html.contains("mj-column-per-40"), "{html}");
+    assert!(html.contains("mj-column-per-60"), "{html}");
+    assert!(
+        html.contains("Dr Amina Khan, <em>designated doctor for safeguarding</em>"),
+        "the caption is Markdown: {html}"
+    );
+    let text = rendered.text;
+    assert!(
+        text.contains(
+            "[Image: Dr Amina Khan speaking at the Safeguarding Week opening]\n\n\
+             Dr Amina Khan, designated doctor for safeguarding"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_unknown_image_placement_is_an_error_that_lists_the_placements() {
+    let loaded = load_section(
+        "kind = \"article\"\nheading = \"H\"\nbody = \"B\"\n\n[image]\nsrc = \"https://example.org/a.png\"\nalt = \"A\"\nplacement = \"centre\"\n",
+    );
+    assert!(loaded.issue.is_none());
+    let d: Vec<_> = loaded.errors().collect();
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_eq!(d[0].rule, Rule::BadValue);
+    assert!(
+        d[0].message.contains("below") && d[0].message.contains("right"),
+        "{}",
+        d[0]
+    );
+}
