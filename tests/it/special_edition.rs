@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use lscp_mail::config::Config;
-use lscp_mail::content::{Issue, Loaded, Rule, TopicCatalog, load_issue};
+use lscp_mail::content::{Diagnostic, Issue, Loaded, Rule, TopicCatalog, load_issue};
 use lscp_mail::render::{Audience, ReaderLinks, Rendered, Renderer};
 
 pub fn special_edition_dir() -> PathBuf {
@@ -39,6 +39,14 @@ fn load_section(section: &str) -> Loaded {
     .expect("issue.toml");
     std::fs::write(dir.path().join("01-training.toml"), section).expect("section");
     load_issue(dir.path(), &TopicCatalog::builtin())
+}
+
+/// The issue's only error, failing with everything found when there is not exactly one.
+fn the_one_error(loaded: &Loaded) -> Diagnostic {
+    assert!(loaded.issue.is_none(), "an issue with errors is refused");
+    let errors: Vec<_> = loaded.errors().cloned().collect();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    errors[0].clone()
 }
 
 #[test]
@@ -135,15 +143,13 @@ fn a_course_with_no_sessions_needs_a_page_or_a_way_to_book() {
     let loaded = load_section(
         "kind = \"training\"\nheading = \"H\"\n\n[[groups]]\nheading = \"Recorded\"\n\n[[groups.courses]]\ntitle = \"Safer sleep\"\n",
     );
-    assert!(loaded.issue.is_none());
-    let d: Vec<_> = loaded.errors().collect();
-    assert_eq!(d.len(), 1, "{d:#?}");
-    assert_eq!(d[0].rule, Rule::NoWayToBook);
-    assert_eq!(d[0].field.as_deref(), Some("groups[0].courses[0]"));
+    let d = the_one_error(&loaded);
+    assert_eq!(d.rule, Rule::NoWayToBook);
+    assert_eq!(d.field.as_deref(), Some("groups[0].courses[0]"));
     assert!(
-        d[0].hint.as_deref().is_some_and(|h| h.contains("url =")),
+        d.hint.as_deref().is_some_and(|h| h.contains("url =")),
         "{}",
-        d[0]
+        d
     );
 }
 
@@ -152,11 +158,9 @@ fn a_dated_course_still_needs_a_way_to_book_even_with_a_page() {
     let loaded = load_section(
         "kind = \"training\"\nheading = \"H\"\n\n[[courses]]\ntitle = \"Live\"\nurl = \"https://example.org/live\"\nsessions = [\"Tuesday 16 June 2026, 9am to 10am\"]\n",
     );
-    assert!(loaded.issue.is_none());
-    let d: Vec<_> = loaded.errors().collect();
-    assert_eq!(d.len(), 1, "{d:#?}");
-    assert_eq!(d[0].rule, Rule::NoWayToBook);
-    assert_eq!(d[0].field.as_deref(), Some("courses[0]"));
+    let d = the_one_error(&loaded);
+    assert_eq!(d.rule, Rule::NoWayToBook);
+    assert_eq!(d.field.as_deref(), Some("courses[0]"));
 }
 
 #[test]
@@ -164,18 +168,16 @@ fn a_group_is_declared_once_not_again_on_its_courses() {
     let loaded = load_section(
         "kind = \"training\"\nheading = \"H\"\n\n[[groups]]\nheading = \"Recorded\"\n\n[[groups.courses]]\ntitle = \"A\"\ngroup = \"Webinars\"\nurl = \"https://example.org/a\"\n",
     );
-    let d: Vec<_> = loaded.errors().collect();
-    assert_eq!(d.len(), 1, "{d:#?}");
-    assert_eq!(d[0].rule, Rule::BadValue);
-    assert_eq!(d[0].field.as_deref(), Some("groups[0].courses[0].group"));
-    assert_eq!(d[0].position.map(|p| p.0), Some(9), "{}", d[0]);
+    let d = the_one_error(&loaded);
+    assert_eq!(d.rule, Rule::BadValue);
+    assert_eq!(d.field.as_deref(), Some("groups[0].courses[0].group"));
+    assert_eq!(d.position.map(|p| p.0), Some(9), "{}", d);
 
     let both = load_section(
         "kind = \"training\"\nheading = \"H\"\n\n[[courses]]\ntitle = \"A\"\nurl = \"https://example.org/a\"\n\n[[groups]]\nheading = \"G\"\n\n[[groups.courses]]\ntitle = \"B\"\nurl = \"https://example.org/b\"\n",
     );
-    let d: Vec<_> = both.errors().collect();
-    assert_eq!(d.len(), 1, "{d:#?}");
-    assert_eq!(d[0].field.as_deref(), Some("groups"));
+    let d = the_one_error(&both);
+    assert_eq!(d.field.as_deref(), Some("groups"));
 }
 
 #[test]
@@ -211,13 +213,11 @@ fn an_unknown_image_placement_is_an_error_that_lists_the_placements() {
     let loaded = load_section(
         "kind = \"article\"\nheading = \"H\"\nbody = \"B\"\n\n[image]\nsrc = \"https://example.org/a.png\"\nalt = \"A\"\nplacement = \"centre\"\n",
     );
-    assert!(loaded.issue.is_none());
-    let d: Vec<_> = loaded.errors().collect();
-    assert_eq!(d.len(), 1, "{d:#?}");
-    assert_eq!(d[0].rule, Rule::BadValue);
+    let d = the_one_error(&loaded);
+    assert_eq!(d.rule, Rule::BadValue);
     assert!(
-        d[0].message.contains("below") && d[0].message.contains("right"),
+        d.message.contains("below") && d.message.contains("right"),
         "{}",
-        d[0]
+        d
     );
 }
