@@ -374,6 +374,8 @@ pub struct Image {
     pub alt: String,
     pub width: Option<u32>,
     pub link: Option<Link>,
+    pub caption: Option<Markdown>,
+    pub placement: super::model::Placement,
 }
 
 #[derive(Debug, Clone)]
@@ -397,7 +399,18 @@ pub struct Course {
     pub description: Markdown,
     pub audience: Option<Markdown>,
     pub sessions: Vec<Session>,
-    pub booking: Booking,
+    /// The course's own page, which its title links to.
+    pub page: Option<Link>,
+    /// `None` only for a course listed by title: no sessions, and a `page`. A course with
+    /// sessions always has a way to book.
+    pub booking: Option<Booking>,
+}
+
+impl Course {
+    /// Listed by title only (a recording, a briefing's page): no dates, nothing to book.
+    pub fn is_listed(&self) -> bool {
+        self.sessions.is_empty() && self.booking.is_none()
+    }
 }
 
 /// Every course has a way to book: a link, an email address, or both.
@@ -451,7 +464,7 @@ pub struct SavedLinks {
 #[derive(Debug, Clone)]
 pub struct SavedLink {
     pub title: String,
-    pub description: String,
+    pub description: Markdown,
     pub url: Link,
 }
 

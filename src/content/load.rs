@@ -514,15 +514,86 @@ impl Cx<'_> {
                 let heading = self.heading(file, &raw.heading);
                 let topic = self.topic(file, raw.topic);
                 let intro = self.markdown(file, raw.intro, "intro", 2);
-                if raw.courses.is_empty() {
-                    self.empty(file, &raw.heading, "add at least one [[courses]] table");
+                if raw.courses.is_empty()
+                    && raw.groups.iter().all(|g| g.get_ref().courses.is_empty())
+                {
+                    self.empty(
+                        file,
+                        &raw.heading,
+                        "add at least one [[courses]] table, or [[groups]] with [[groups.courses]]",
+                    );
                 }
-                let courses: Vec<_> = raw
+                if !raw.courses.is_empty() && !raw.groups.is_empty() {
+                    self.push(
+                        file.error(
+                            Rule::BadValue,
+                            raw.groups[0].span(),
+                            "the section has both [[courses]] and [[groups]]",
+                        )
+                        .field("groups")
+                        .hint("put every course in a group, or give each course `group = \"…\"`"),
+                    );
+                }
+                let mut courses: Vec<_> = raw
                     .courses
                     .into_iter()
                     .enumerate()
-                    .map(|(i, c)| self.course(file, &anchor, i, c, published))
+                    .map(|(i, c)| {
+                        let group = c.get_ref().group.as_ref().map(|g| g.get_ref().clone());
+                        self.course(
+                            file,
+                            &anchor,
+                            (format!("courses[{i}]"), i),
+                            c,
+                            group,
+                            published,
+                        )
+                    })
                     .collect();
+                for (g, group) in raw.groups.into_iter().enumerate() {
+                    let group = group.into_inner();
+                    let name = group.heading.get_ref().trim().to_string();
+                    if name.is_empty() {
+                        self.push(
+                            file.error(
+                                Rule::BadValue,
+                                group.heading.span(),
+                                "the group's heading is empty",
+                            )
+                            .field(format!("groups[{g}].heading")),
+                        );
+                    }
+                    if group.courses.is_empty() {
+                        self.empty(
+                            file,
+                            &raw.heading,
+                            "add at least one [[groups.courses]] table under each [[groups]]",
+                        );
+                    }
+                    for (i, c) in group.courses.into_iter().enumerate() {
+                        let field = format!("groups[{g}].courses[{i}]");
+                        if let Some(own) = &c.get_ref().group {
+                            self.push(
+                                file.error(
+                                    Rule::BadValue,
+                                    own.span(),
+                                    format!("the course is in the group \"{name}\" and names a `group` of its own"),
+                                )
+                                .field(format!("{field}.group"))
+                                .hint("remove `group`; the course's [[groups]] table gives it"),
+                            );
+                        }
+                        let n = courses.len();
+                        courses.push(self.course(
+                            file,
+                            &anchor,
+                            (field, n),
+                            c,
+                            Some(name.clone()),
+                            published,
+                        ));
+                    }
+                }
                 let body = courses
                     .into_iter()
                     .collect::<Option<Vec<_>>>()
@@ -544,6 +615,9 @@ impl Cx<'_> {
                     .map(|(i, l)| {
                         let span = l.span();
                         let l = l.into_inner();
+                        let description = self
+                            .markdown(file, l.description, &format!("links[{i}].description"), 2)
+                            .unwrap_or_default();
                         let url = self.link(file, &l.url, &format!("links[{i}].url"))?;
                         self.link_words(
                             file,
@@ -554,7 +628,7 @@ impl Cx<'_> {
                         );
                         Some(SavedLink {
                             title: l.title.trim().to_string(),
-                            description: l.description.trim().to_string(),
+                            description,
                             url,
                         })
                     })
@@ -686,11 +760,16 @@ impl Cx<'_> {
                 .hint(format!("it is shown {CONTENT_WIDTH} px wide; set width = {CONTENT_WIDTH} or less")),
             );
         }
+        let caption = self
+            .markdown(file, img.caption, "image.caption", 2)
+            .filter(|c| !c.is_blank());
         Some(Image {
             src: src?,
             alt: alt?,
             width: img.width,
             link,
+            caption,
+            placement: img.placement,
         })
     }
 
@@ -698,8 +777,9 @@ impl Cx<'_> {
         &mut self,
         file: &File,
         anchor: &str,
-        i: usize,
+        (at, i): (String, usize),
         course: Spanned<CourseToml>,
+        group: Option<String>,
         published: Option<NaiveDate>,
     ) -> Option<Course> {
         let span = course.span();
@@ -707,7 +787,7 @@ impl Cx<'_> {
         let mut sessions = Vec::new();
         let mut ok = true;
         for (j, s) in c.sessions.iter().enumerate() {
-            let field = format!("courses[{i}].sessions[{j}]");
+            let field = format!("{at}.sessions[{j}]");
             let parsed = SessionText::parse(s.get_ref()).and_then(SessionText::validate);
             match parsed {
                 Ok(session) => {
@@ -753,11 +833,11 @@ impl Cx<'_> {
             }
         }
         let description = self
-            .markdown(file, c.description, &format!("courses[{i}].description"), 4)
+            .markdown(file, c.description, &format!("{at}.description"), 4)
             .unwrap_or_default();
-        let audience = self.markdown(file, c.audience, &format!("courses[{i}].audience"), 4);
+        let audience = self.markdown(file, c.audience, &format!("{at}.audience"), 4);
         let url = match &c.booking_url {
-            Some(u) => Some(self.link(file, u, &format!("courses[{i}].booking_url"))?),
+            Some(u) => Some(self.link(file, u, &format!("{at}.booking_url"))?),
             None => None,
         };
         let email = match &c.booking_email {
@@ -766,7 +846,7 @@ impl Cx<'_> {
                 Err(err) => {
                     self.push(
                         file.error(Rule::BadLink, e.span(), err.to_string())
-                            .field(format!("courses[{i}].booking_email")),
+                            .field(format!("{at}.booking_email")),
                     );
                     return None;
                 }
@@ -777,23 +857,34 @@ impl Cx<'_> {
             .booking_label
             .map(|l| l.trim().to_string())
             .unwrap_or_else(|| "Book your place".to_string());
+        let page = match &c.url {
+            Some(u) => Some(self.link(file, u, &format!("{at}.url"))?),
+            None => None,
+        };
         let booking = match (url, email) {
-            (Some(url), None) => Booking::Online { label, url },
-            (None, Some(address)) => Booking::Email { label, address },
-            (Some(url), Some(address)) => Booking::OnlineOrEmail {
+            (Some(url), None) => Some(Booking::Online { label, url }),
+            (None, Some(address)) => Some(Booking::Email { label, address }),
+            (Some(url), Some(address)) => Some(Booking::OnlineOrEmail {
                 label,
                 url,
                 address,
-            },
+            }),
+            // Listed by title only: a recording or a briefing's page, nothing to book.
+            (None, None) if c.sessions.is_empty() && page.is_some() => None,
             (None, None) => {
+                let hint = if c.sessions.is_empty() {
+                    "add booking_url = \"https://…\" or booking_email = \"…\", or url = \"https://…\" for a course listed by title"
+                } else {
+                    "add booking_url = \"https://…\" or booking_email = \"…\""
+                };
                 self.push(
                     file.error(
                         Rule::NoWayToBook,
                         span,
                         format!("the course \"{}\" has no way to book", c.title.trim()),
                     )
-                    .field(format!("courses[{i}]"))
-                    .hint("add booking_url = \"https://…\" or booking_email = \"…\""),
+                    .field(at)
+                    .hint(hint),
                 );
                 return None;
             }
@@ -804,13 +895,13 @@ impl Cx<'_> {
         Some(Course {
             id: format!("{anchor}-{}", i + 1),
             title: c.title.trim().to_string(),
-            group: c
-                .group
+            group: group
                 .map(|g| g.trim().to_string())
                 .filter(|g| !g.is_empty()),
             description,
             audience,
             sessions,
+            page,
             booking,
         })
     }
@@ -977,6 +1068,7 @@ fn toml_error(file: &File, e: &toml::de::Error) -> Diagnostic {
     } else if message.starts_with("missing field")
         || message.starts_with("invalid type")
         || message.starts_with("invalid value")
+        || message.starts_with("unknown variant")
     {
         Rule::BadValue
     } else {

@@ -64,6 +64,22 @@ pub struct ImageToml {
     pub width: Option<u32>,
     #[serde(default)]
     pub link: Option<Spanned<String>>,
+    /// Markdown shown under the image.
+    #[serde(default)]
+    pub caption: Option<Spanned<String>>,
+    /// Where the image goes: under the text (the default), or beside it.
+    #[serde(default)]
+    pub placement: Placement,
+}
+
+/// `placement = "left"`: beside the text on a desktop, above it on a phone.
+#[derive(Debug, Deserialize, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Placement {
+    #[default]
+    Below,
+    Left,
+    Right,
 }
 
 /// A call to action such as "Book your place".
@@ -86,6 +102,19 @@ pub struct TrainingToml {
     pub intro: Option<Spanned<String>>,
     #[serde(default)]
     pub courses: Vec<Spanned<CourseToml>>,
+    /// Sub-headings declared once, each with its courses: `[[groups]]` with `heading` and
+    /// `[[groups.courses]]`, instead of `group = "…"` repeated on every course.
+    #[serde(default)]
+    pub groups: Vec<Spanned<CourseGroupToml>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CourseGroupToml {
+    /// "Recorded sessions on YouTube"
+    pub heading: Spanned<String>,
+    #[serde(default)]
+    pub courses: Vec<Spanned<CourseToml>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,7 +123,7 @@ pub struct CourseToml {
     pub title: String,
     /// A sub-heading shared by consecutive courses, such as "Webinars".
     #[serde(default)]
-    pub group: Option<String>,
+    pub group: Option<Spanned<String>>,
     #[serde(default)]
     pub description: Option<Spanned<String>>,
     /// Who the course is for.
@@ -110,6 +139,10 @@ pub struct CourseToml {
     /// The booking link's words; "Book your place" when not given.
     #[serde(default)]
     pub booking_label: Option<String>,
+    /// The course's own page: its title links there. Enough on its own for a course with no
+    /// sessions, such as a recording.
+    #[serde(default)]
+    pub url: Option<Spanned<String>>,
 }
 
 /// `kind = "links"`: "Save to your favourites".
@@ -130,8 +163,9 @@ pub struct LinksToml {
 #[serde(deny_unknown_fields)]
 pub struct SavedLinkToml {
     pub title: String,
+    /// Markdown, like every text a reader sees.
     #[serde(default)]
-    pub description: String,
+    pub description: Option<Spanned<String>>,
     pub url: Spanned<String>,
 }
 

@@ -46,6 +46,14 @@ pub fn to_html(md: &Markdown, link_colour: &str) -> String {
     html
 }
 
+/// A Markdown text that is one paragraph, as inline HTML without its `<p>`, for a line it
+/// shares with other words; `None` when it has lists, headings or several paragraphs.
+pub fn to_inline_html(md: &Markdown, link_colour: &str) -> Option<String> {
+    let html = to_html(md, link_colour);
+    let inner = html.trim_end().strip_prefix("<p>")?.strip_suffix("</p>")?;
+    (!inner.contains("<p>") && !inner.contains("</p>")).then(|| inner.to_string())
+}
+
 /// Plain text wrapped at `width`, with every link written out after its label.
 pub fn to_text(md: &Markdown, width: usize) -> String {
     let mut out = TextOut::new(width);

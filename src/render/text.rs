@@ -136,6 +136,9 @@ fn section(t: &mut Text, s: &Section, links: &ReaderLinks) {
             t.markdown(&a.body);
             if let Some(img) = &a.image {
                 t.para(&format!("[Image: {}]", img.alt));
+                if let Some(caption) = &img.caption {
+                    t.markdown(caption);
+                }
             }
             for b in &a.buttons {
                 t.link(&b.label, b.url.as_str());
@@ -146,14 +149,30 @@ fn section(t: &mut Text, s: &Section, links: &ReaderLinks) {
                 t.markdown(intro);
             }
             let mut group: Option<&str> = None;
+            let mut listed: Vec<String> = Vec::new();
             for c in &tr.courses {
                 if c.group.as_deref() != group {
+                    flush_listed(t, &mut listed);
                     group = c.group.as_deref();
                     if let Some(g) = group {
                         t.heading(&g.to_uppercase(), ' ');
                     }
                 }
+                if let (true, Some(page)) = (c.is_listed(), &c.page) {
+                    // A course listed by title: one line and its address, as in the HTML's list.
+                    let mut item = wrap(&format!("- {}", c.title), WIDTH);
+                    if !c.description.is_blank() {
+                        let d = to_text(&c.description, WIDTH - 2);
+                        item = format!("{item}\n{}", indent(&d, "  "));
+                    }
+                    listed.push(format!("{item}\n  {}", page.as_str()));
+                    continue;
+                }
+                flush_listed(t, &mut listed);
                 t.heading(&c.title, '-');
+                if let Some(page) = &c.page {
+                    t.para(page.as_str());
+                }
                 t.markdown(&c.description);
                 if let Some(a) = &c.audience {
                     t.markdown(a);
@@ -170,27 +189,41 @@ fn section(t: &mut Text, s: &Section, links: &ReaderLinks) {
                         .collect();
                     t.raw(&list.join("\n"));
                 }
-                if let Some(url) = c.booking.url() {
-                    t.link(c.booking.label(), url.as_str());
-                }
-                if let Some(email) = c.booking.email() {
-                    let how = if c.booking.url().is_some() {
-                        "Or book"
-                    } else {
-                        c.booking.label()
-                    };
-                    t.para(&format!("{how} by email: {}", email.as_str()));
+                if let Some(booking) = &c.booking {
+                    if let Some(url) = booking.url() {
+                        t.link(booking.label(), url.as_str());
+                    }
+                    if let Some(email) = booking.email() {
+                        let how = if booking.url().is_some() {
+                            "Or book"
+                        } else {
+                            booking.label()
+                        };
+                        t.para(&format!("{how} by email: {}", email.as_str()));
+                    }
                 }
             }
+            flush_listed(t, &mut listed);
         }
         SectionBody::Links(l) => {
             if let Some(intro) = &l.intro {
                 t.markdown(intro);
             }
             for link in &l.links {
+                let description = to_text(&link.description, usize::MAX);
+                if description.contains('\n') {
+                    // Lists or paragraphs: under the title, the address last.
+                    let d = to_text(&link.description, WIDTH);
+                    t.raw(&format!(
+                        "{}:\n{d}\n{}",
+                        wrap(&link.title, WIDTH),
+                        link.url.as_str()
+                    ));
+                    continue;
+                }
                 let mut p = link.title.clone();
-                if !link.description.is_empty() {
-                    p = format!("{p}: {}", link.description);
+                if !description.is_empty() {
+                    p = format!("{p}: {description}");
                 }
                 t.raw(&format!("{}\n{}", wrap(&p, WIDTH), link.url.as_str()));
             }
@@ -211,6 +244,27 @@ fn section(t: &mut Text, s: &Section, links: &ReaderLinks) {
             t.raw(&list.join("\n"));
         }
     }
+}
+
+/// The courses listed by title so far, as one list.
+fn flush_listed(t: &mut Text, listed: &mut Vec<String>) {
+    if !listed.is_empty() {
+        t.raw(&listed.join("\n"));
+        listed.clear();
+    }
+}
+
+fn indent(text: &str, by: &str) -> String {
+    text.lines()
+        .map(|l| {
+            if l.is_empty() {
+                String::new()
+            } else {
+                format!("{by}{l}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[derive(Default)]

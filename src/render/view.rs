@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::Audience;
 use super::markdown;
 use crate::config::{Brand, Config};
+use crate::content::model::Placement;
 use crate::content::{
     Booking, CONTENT_WIDTH, Course, DiaryDate, Issue, Markdown, Section, SectionBody, TopicCatalog,
     TopicInfo,
@@ -84,13 +85,21 @@ pub struct ImageView<'a> {
     pub alt: &'a str,
     pub width: String,
     pub link: Option<&'a str>,
+    pub caption_html: Option<String>,
+    /// Beside the text: two columns on a desktop, stacked on a phone.
+    pub beside: bool,
+    /// Beside the text, on its left (first when stacked).
+    pub left: bool,
 }
 
 #[derive(Serialize)]
 pub struct LinkView<'a> {
     pub label: &'a str,
     pub url: &'a str,
-    pub description: Option<&'a str>,
+    /// A one-paragraph description as inline HTML, written on the link's own line.
+    pub description: Option<String>,
+    /// A description with lists or paragraphs, as block HTML under the link.
+    pub description_block: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -105,6 +114,9 @@ pub struct TrainingView<'a> {
 #[derive(Serialize)]
 pub struct CourseGroup<'a> {
     pub name: Option<&'a str>,
+    /// Every course of the group is listed by title only: shown as a list of links rather
+    /// than a block and a button per course.
+    pub compact: bool,
     pub courses: Vec<CourseView<'a>>,
 }
 
@@ -118,6 +130,8 @@ pub struct CourseView<'a> {
     pub booking_label: &'a str,
     pub booking_url: Option<&'a str>,
     pub booking_email: Option<&'a str>,
+    /// The course's own page, which its title links to.
+    pub url: Option<&'a str>,
 }
 
 /// A session with its "Add to calendar" link.
@@ -228,11 +242,19 @@ fn section<'a>(
         SectionBody::Article(a) => SectionView::Article(ArticleView {
             head,
             body_html: markdown::to_html(&a.body, colour),
-            image: a.image.as_ref().map(|i| ImageView {
-                src: i.src.as_str(),
-                alt: &i.alt,
-                width: format!("{}px", i.width.unwrap_or(CONTENT_WIDTH).min(CONTENT_WIDTH)),
-                link: i.link.as_ref().map(|l| l.as_str()),
+            image: a.image.as_ref().map(|i| {
+                let beside = i.placement != Placement::Below;
+                // Beside the text, the image has its column: at most 40% of 600 px less padding.
+                let max = if beside { 192 } else { CONTENT_WIDTH };
+                ImageView {
+                    src: i.src.as_str(),
+                    alt: &i.alt,
+                    width: format!("{}px", i.width.unwrap_or(max).min(max)),
+                    link: i.link.as_ref().map(|l| l.as_str()),
+                    caption_html: html(i.caption.as_ref(), colour),
+                    beside,
+                    left: i.placement == Placement::Left,
+                }
             }),
             buttons: a
                 .buttons
@@ -241,6 +263,7 @@ fn section<'a>(
                     label: &b.label,
                     url: b.url.as_str(),
                     description: None,
+                    description_block: None,
                 })
                 .collect(),
         }),
@@ -255,12 +278,19 @@ fn section<'a>(
             links: l
                 .links
                 .iter()
-                .map(|l| LinkView {
-                    label: &l.title,
-                    url: l.url.as_str(),
-                    description: Some(&l.description)
-                        .filter(|d| !d.is_empty())
-                        .map(|d| d.as_str()),
+                .map(|l| {
+                    let (description, description_block) =
+                        match markdown::to_inline_html(&l.description, colour) {
+                            _ if l.description.is_blank() => (None, None),
+                            Some(inline) => (Some(inline), None),
+                            None => (None, Some(markdown::to_html(&l.description, colour))),
+                        };
+                    LinkView {
+                        label: &l.title,
+                        url: l.url.as_str(),
+                        description,
+                        description_block,
+                    }
                 })
                 .collect(),
         }),
@@ -302,19 +332,27 @@ fn group_courses<'a>(
                     calendar: calendar_link(links, &session_event_id(c, i + 1)),
                 })
                 .collect(),
-            booking_label: c.booking.label(),
-            booking_url: c.booking.url().map(|u| u.as_str()),
-            booking_email: match &c.booking {
-                Booking::Email { address, .. } | Booking::OnlineOrEmail { address, .. } => {
-                    Some(address.as_str())
-                }
-                Booking::Online { .. } => None,
-            },
+            booking_label: c.booking.as_ref().map_or("", Booking::label),
+            booking_url: c
+                .booking
+                .as_ref()
+                .and_then(Booking::url)
+                .map(|u| u.as_str()),
+            booking_email: c
+                .booking
+                .as_ref()
+                .and_then(Booking::email)
+                .map(|a| a.as_str()),
+            url: c.page.as_ref().map(|u| u.as_str()),
         };
         match groups.last_mut() {
-            Some(g) if g.name == c.group.as_deref() => g.courses.push(view),
+            Some(g) if g.name == c.group.as_deref() => {
+                g.compact &= c.is_listed();
+                g.courses.push(view)
+            }
             _ => groups.push(CourseGroup {
                 name: c.group.as_deref(),
+                compact: c.is_listed(),
                 courses: vec![view],
             }),
         }

@@ -47,8 +47,12 @@ pub fn events(issue: &Issue, issue_url: &str) -> Vec<Event> {
                         events.push(Event {
                             id: session_event_id(course, i + 1),
                             summary: course.title.clone(),
-                            description: booking_text(&course.booking),
-                            url: course.booking.url().cloned(),
+                            description: course
+                                .booking
+                                .as_ref()
+                                .map(booking_text)
+                                .unwrap_or_default(),
+                            url: course.booking.as_ref().and_then(Booking::url).cloned(),
                             when: When::Timed {
                                 start: session.starts_at(),
                                 end: session.ends_at(),

@@ -13,67 +13,80 @@ const SHIPPED: [&str; 4] = ["2024-04", "2025-03", "2025-11", "2026-02"];
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_issue_shows_every_section_without_sideways_scrolling_at_375_and_640_px() {
     let out = tempfile::tempdir().expect("temp dir");
-    let config = Config::default();
-    let catalog = TopicCatalog::builtin();
-    let renderer = Renderer::new(None).expect("templates");
     let browser = Browser::start().await;
     for id in SHIPPED {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("issues")
             .join(id);
-        let issue = load_issue(&dir, &catalog)
-            .issue
-            .expect("shipped issue loads");
-        let links = ReaderLinks::preview(&config, &issue);
-        let html = renderer
-            .render(&issue, &config, &catalog, &Audience::Everyone, &links)
-            .expect("renders")
-            .html;
-        let file = out.path().join(format!("{id}.html"));
-        std::fs::write(&file, html).expect("write html");
-
-        for width in [375u32, 640] {
-            browser.viewport(width, 900).await;
-            browser
-                .client
-                .goto(&format!("file://{}", file.display()))
-                .await
-                .expect("page loads");
-            let inner = browser.js_u32("return window.innerWidth").await;
-            assert_eq!(inner, width, "{id}: the viewport is {width} px");
-            let scroll = browser
-                .js_u32("return document.documentElement.scrollWidth")
-                .await;
-            assert!(
-                scroll <= width,
-                "{id} at {width} px: the page is {scroll} px wide and scrolls sideways"
-            );
-            for section in &issue.sections {
-                let script = format!(
-                    "const h = document.getElementById('{}'); if (!h) return 0; \
-                     const r = h.getBoundingClientRect(); \
-                     return (r.width > 0 && r.height > 0 && r.left >= 0 && r.right <= window.innerWidth) ? 1 : 2;",
-                    section.anchor
-                );
-                let shown = browser.js_u32(&script).await;
-                assert_eq!(
-                    shown,
-                    1,
-                    "{id} at {width} px: section \"{}\" is {}",
-                    section.heading,
-                    if shown == 0 {
-                        "missing"
-                    } else {
-                        "cut off or hidden"
-                    }
-                );
-            }
-            let height = browser
-                .js_u32("return document.documentElement.scrollHeight")
-                .await;
-            browser.viewport(width, height.min(12_000)).await;
-            browser.screenshot(&format!("email-{id}-{width}px")).await;
-        }
+        fits_phone_and_desktop(&browser, out.path(), id, &dir).await;
     }
     browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_special_edition_shows_every_section_without_sideways_scrolling_at_375_and_640_px() {
+    let out = tempfile::tempdir().expect("temp dir");
+    let browser = Browser::start().await;
+    let dir = crate::special_edition::special_edition_dir();
+    fits_phone_and_desktop(&browser, out.path(), "special-edition", &dir).await;
+    browser.close().await;
+}
+
+/// Composes the issue in `dir` and, at 375 and 640 px, asserts nothing scrolls sideways and
+/// every section's heading shows, then takes a screenshot.
+async fn fits_phone_and_desktop(browser: &Browser, out: &Path, id: &str, dir: &Path) {
+    let config = Config::default();
+    let catalog = TopicCatalog::builtin();
+    let renderer = Renderer::new(None).expect("templates");
+    let issue = load_issue(dir, &catalog).issue.expect("the issue loads");
+    let links = ReaderLinks::preview(&config, &issue);
+    let html = renderer
+        .render(&issue, &config, &catalog, &Audience::Everyone, &links)
+        .expect("renders")
+        .html;
+    let file = out.join(format!("{id}.html"));
+    std::fs::write(&file, html).expect("write html");
+
+    for width in [375u32, 640] {
+        browser.viewport(width, 900).await;
+        browser
+            .client
+            .goto(&format!("file://{}", file.display()))
+            .await
+            .expect("page loads");
+        let inner = browser.js_u32("return window.innerWidth").await;
+        assert_eq!(inner, width, "{id}: the viewport is {width} px");
+        let scroll = browser
+            .js_u32("return document.documentElement.scrollWidth")
+            .await;
+        assert!(
+            scroll <= width,
+            "{id} at {width} px: the page is {scroll} px wide and scrolls sideways"
+        );
+        for section in &issue.sections {
+            let script = format!(
+                "const h = document.getElementById('{}'); if (!h) return 0; \
+                 const r = h.getBoundingClientRect(); \
+                 return (r.width > 0 && r.height > 0 && r.left >= 0 && r.right <= window.innerWidth) ? 1 : 2;",
+                section.anchor
+            );
+            let shown = browser.js_u32(&script).await;
+            assert_eq!(
+                shown,
+                1,
+                "{id} at {width} px: section \"{}\" is {}",
+                section.heading,
+                if shown == 0 {
+                    "missing"
+                } else {
+                    "cut off or hidden"
+                }
+            );
+        }
+        let height = browser
+            .js_u32("return document.documentElement.scrollHeight")
+            .await;
+        browser.viewport(width, height.min(12_000)).await;
+        browser.screenshot(&format!("email-{id}-{width}px")).await;
+    }
 }

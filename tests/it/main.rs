@@ -22,6 +22,7 @@ mod send_faults;
 mod send_outage;
 mod send_process;
 mod shipped_issues;
+mod special_edition;
 mod store_import;
 mod store_subscribers;
 mod web_browser;
