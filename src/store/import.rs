@@ -1015,6 +1015,38 @@ mod tests {
         assert_eq!(lines(&old_mac), lines(&unix));
     }
 
+    /// Hands over a few bytes a read, as a slow disk or pipe may.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.0.len()).min(3);
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn line_numbers_are_right_when_the_file_arrives_a_few_bytes_at_a_time() {
+        let text = "email,name\r\nann@example.org,Ann\r\n\r\nnot-an-address,Bob\r\n\"cy@example.org\",\"Cy\r\nTwo\"\r\ndi@example.org,Di\r";
+        let catalog = TopicCatalog::builtin();
+        let all = catalog.all();
+        let mut rows = Rows::new(Path::new("t.csv"), Trickle(text.as_bytes()), &catalog, &all)
+            .expect("header");
+        let mut lines = Vec::new();
+        while let Some((line, _)) = rows.next_row(&Silent).expect("readable") {
+            lines.push(line);
+        }
+        assert_eq!(lines, [2, 4, 5, 7]);
+        assert_eq!(lines, {
+            let (mut ok, bad) = super::tests::lines(&parsed(text.as_bytes()));
+            ok.extend(bad);
+            ok.sort_unstable();
+            ok
+        });
+    }
+
     #[test]
     fn only_the_active_rows_of_an_export_are_imported() {
         let file = parsed(
