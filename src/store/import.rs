@@ -261,6 +261,9 @@ fn open(path: &Path) -> Result<std::fs::File, ImportError> {
     })
 }
 
+/// A row that passed every check, or why it did not.
+pub type CheckedRow = Result<ImportRow, RowProblem>;
+
 /// The rows of an import file, read and checked one at a time: memory stays flat however long
 /// the file is. Duplicates are not looked for here (that needs every address seen so far).
 pub struct Rows<'a, R: Read> {
@@ -327,7 +330,7 @@ impl<'a, R: Read> Rows<'a, R> {
     pub fn next_row(
         &mut self,
         progress: &dyn Progress,
-    ) -> Result<Option<(u64, Result<ImportRow, RowProblem>)>, ImportError> {
+    ) -> Result<Option<(u64, CheckedRow)>, ImportError> {
         if !self
             .reader
             .read_byte_record(&mut self.record)
