@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::content::{TopicCatalog, TopicSet};
 use crate::store::import::{KeptReason, Progress};
 use crate::store::{
-    ConsentEntry, ConsentSource, DisplayName, ImportFile, NewSubscriber, Store, SubscriberEmail,
+    ConsentEntry, ConsentSource, DisplayName, ImportFailure, NewSubscriber, Store, SubscriberEmail,
     SubscriberFilter, SubscriberStatus, export,
 };
 
@@ -286,12 +286,19 @@ async fn import(
     let catalog = store.topic_catalog().await?;
     let default_topics = topic_list(&catalog, topics)?;
     let progress = Bar::new();
-    let checked = ImportFile::read(file, &catalog, &default_topics, &progress)?;
-    let report = store.import(&checked, status, &progress).await?;
+    let report = match store
+        .import_csv(file, &catalog, &default_topics, status, &progress)
+        .await
+    {
+        Ok(report) => report,
+        // Unwrapped, so that the exit code can tell a bad file from a failing database.
+        Err(ImportFailure::File(e)) => return Err(e.into()),
+        Err(ImportFailure::Store(e)) => return Err(e.into()),
+    };
     drop(progress);
 
     let name = file.display();
-    for issue in &checked.problems {
+    for issue in &report.problems {
         outln!("{name}:{}: {} (skipped)", issue.line, issue.problem)?;
     }
     for activated in &report.activated {
@@ -306,7 +313,7 @@ async fn import(
             outln!("{name}:{}: {}: {}", kept.line, kept.email, kept.reason)?;
         }
     }
-    let rows = checked.rows.len() + checked.problems.len();
+    let rows = report.rows as usize;
     let already = report.count(|r| matches!(r, KeptReason::AlreadySubscribed(_)));
     let left = report.count(|r| matches!(r, KeptReason::HasLeft(_)));
     let erased = report.count(|r| matches!(r, KeptReason::Erased(_)));
@@ -317,9 +324,9 @@ async fn import(
         plural(rows),
         report.added.len(),
         report.activated.len(),
-        checked.problems.len(),
+        report.problems.len(),
     )?;
-    Ok(code(if checked.problems.is_empty() {
+    Ok(code(if report.problems.is_empty() {
         exit::OK
     } else {
         exit::INPUT

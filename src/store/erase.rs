@@ -135,22 +135,6 @@ async fn tombstone(
     .map(|r| (r.id, r.erased_at)))
 }
 
-/// Which of these tombstones exist.
-pub(crate) async fn existing_tombstones(
-    conn: &mut PgConnection,
-    hmacs: &[Vec<u8>],
-) -> Result<Vec<(Vec<u8>, DateTime<Utc>)>, StoreError> {
-    Ok(sqlx::query!(
-        "SELECT email_hmac, erased_at FROM erasures WHERE email_hmac = ANY($1)",
-        hmacs
-    )
-    .fetch_all(conn)
-    .await?
-    .into_iter()
-    .map(|r| (r.email_hmac, r.erased_at))
-    .collect())
-}
-
 /// A second erasure of the same address (after they came back) reuses the tombstone.
 async fn insert_tombstone(
     tx: &mut Transaction<'_, Postgres>,

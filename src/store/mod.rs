@@ -35,7 +35,7 @@ use sqlx::{Connection, PgConnection, PgPool, Postgres};
 pub use consent::{ConsentAction, ConsentEntry, ConsentSource};
 pub use email::{EmailError, SubscriberEmail, ascii_domain, redact_addresses};
 pub use erase::Erasure;
-pub use import::{ImportError, ImportFile, ImportReport};
+pub use import::{ImportError, ImportFailure, ImportFile, ImportReport};
 pub use name::{DisplayName, NameError};
 pub use subscriber::{
     Added, Change, NewSubscriber, Subscriber, SubscriberFilter, SubscriberStatus,

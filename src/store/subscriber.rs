@@ -572,20 +572,6 @@ async fn delete_topics(tx: &mut Transaction<'_, Postgres>, id: i64) -> Result<()
     Ok(())
 }
 
-/// Takes every topic from these subscribers.
-pub(crate) async fn delete_topics_of(
-    tx: &mut Transaction<'_, Postgres>,
-    ids: &[i64],
-) -> Result<(), StoreError> {
-    sqlx::query!(
-        "DELETE FROM subscriber_topics WHERE subscriber_id = ANY($1)",
-        ids
-    )
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 /// Gives `subscriber_ids[i]` the topic `topics[i]`, for every `i`.
 pub(crate) async fn insert_topics(
     tx: &mut Transaction<'_, Postgres>,

@@ -18,6 +18,9 @@ use super::{Store, StoreError};
 
 const ID_LEN: usize = 16;
 const SECRET_LEN: usize = 32;
+/// A link id and its secret, drawn together (as an import does, for many rows at once).
+pub(crate) const LINK_ID_LEN: usize = ID_LEN;
+pub(crate) const LINK_KEY_LEN: usize = ID_LEN + SECRET_LEN;
 
 /// The random parts of a new subscriber's links.
 pub(crate) struct LinkKeys {

@@ -482,3 +482,85 @@ async fn pending_practitioners_become_active_when_they_confirm(pool: PgPool) {
     assert_eq!(history[1].action, ConsentAction::Confirmed);
     assert_eq!(history[1].source, ConsentSource::Web);
 }
+
+#[sqlx::test]
+async fn a_long_file_streams_in_with_each_problem_on_its_own_line_whatever_the_endings(
+    pool: PgPool,
+) {
+    let store = Store::from_pool(pool.clone());
+    let catalog = store.topic_catalog().await.expect("topics");
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Far longer than csv's read buffer, so line numbers are counted across many reads.
+    let mut text = String::from("email,name,organisation,topics\r\n");
+    for line in 2..=30_000 {
+        match line {
+            20_001 => text.push_str("not-an-address,Bad,,\r\n"),
+            29_999 => text.push_str("PERSON5@example.org,Again,,\r\n"),
+            _ => text.push_str(&format!(
+                "person{line}@example.org,Person {line},,training\r\n"
+            )),
+        }
+    }
+    let path = csv(&dir, "long.csv", text);
+
+    let report = store
+        .import_csv(
+            &path,
+            &catalog,
+            &catalog.all(),
+            SubscriberStatus::Active,
+            &Silent,
+        )
+        .await
+        .expect("imported");
+
+    assert_eq!(report.rows, 29_999);
+    let problems: Vec<_> = report.problems.iter().map(|p| p.line).collect();
+    assert_eq!(problems, [20_001, 29_999]);
+    assert!(matches!(
+        report.problems[0].problem,
+        RowProblem::BadEmail(_)
+    ));
+    assert_eq!(
+        report.problems[1].problem,
+        RowProblem::Duplicate { first_line: 5 }
+    );
+    assert_eq!(report.added.len(), 29_997);
+    assert_eq!(report.added.first(), Some(&2));
+    assert_eq!(report.added.last(), Some(&30_000));
+    assert_eq!(counts(&pool).await.subscribers, 29_997);
+}
+
+#[sqlx::test]
+async fn a_streamed_import_that_meets_text_that_is_not_utf8_writes_nothing(pool: PgPool) {
+    let store = Store::from_pool(pool.clone());
+    let catalog = store.topic_catalog().await.expect("topics");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut bytes = HEADER.as_bytes().to_vec();
+    for i in 0..20_000 {
+        bytes.extend_from_slice(format!("p{i}@example.org,P,,\n").as_bytes());
+    }
+    bytes.extend_from_slice(b"late@example.org,Caf\xe9,,\n");
+    let path = csv(&dir, "late.csv", bytes);
+    let before = counts(&pool).await;
+
+    let err = store
+        .import_csv(
+            &path,
+            &catalog,
+            &catalog.all(),
+            SubscriberStatus::Active,
+            &Silent,
+        )
+        .await
+        .expect_err("not UTF-8");
+
+    assert!(
+        matches!(
+            err,
+            lscp_mail::store::ImportFailure::File(ImportError::NotUtf8 { line: 20_002, .. })
+        ),
+        "{err:?}"
+    );
+    assert_eq!(counts(&pool).await, before, "nothing written");
+}
