@@ -49,6 +49,12 @@ pub enum Rule {
     Placeholder,
     /// A file in the templates folder that replaces no template: usually a misspelt name.
     UnusedTemplate,
+    /// A local image that is missing, outside the issue folder, or not a PNG, JPEG or GIF.
+    ImageFile,
+    /// A local image over 1 MB: slow to load on a phone.
+    ImageSize,
+    /// A local image narrower than its display width: blurred when stretched.
+    ImageResolution,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
