@@ -370,3 +370,36 @@ fn sending_local_images_without_an_https_site_is_refused_before_anything() {
     assert!(stderr.contains("is not an https address"), "{stderr}");
     assert!(stderr.contains("nothing was sent"), "{stderr}");
 }
+
+#[tokio::test]
+async fn preview_shows_the_image_at_the_address_the_email_gives_it() {
+    let tmp = issue_with("cot.jpg", &jpeg_with_gps(1200, 800));
+    let name = local_image(&load(tmp.path()).issue.expect("loads"))
+        .published_name
+        .clone();
+    let running = crate::preview::Running::start(tmp.path(), None).await;
+
+    let (status, html) = running.get("/email").await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains(&format!("src=\"{name}\"")),
+        "relative to /email"
+    );
+    let response = reqwest::get(format!("{}/{name}", running.base))
+        .await
+        .expect("answers");
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    assert_eq!(
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("image/jpeg")
+    );
+    let served = response.bytes().await.expect("body");
+    let img = image::load_from_memory(&served).expect("decodes");
+    assert_eq!(img.width(), 600);
+    assert!(!has_exif(&served));
+    assert_eq!(running.get("/other-0000.jpg").await.0, 404);
+    running.stop().await;
+}
