@@ -9,7 +9,7 @@ use super::report::{Report, kb};
 use super::{UsageError, code, exit};
 use crate::config::Config;
 use crate::content::Issue;
-use crate::render::{Audience, GMAIL_CLIP_BYTES, Rendered, message, variants};
+use crate::render::{Audience, GMAIL_CLIP_BYTES, Rendered, images, message, variants};
 
 /// Render an issue into a preview: index.html, index.txt and message.eml
 ///
@@ -71,14 +71,14 @@ impl Args {
             .clone()
             .unwrap_or_else(|| config.compose.out_dir.join(issue.id.to_string()));
         let eml = message::preview(&config.mail, &issue.subject, rendered)?;
-        write_all(
-            &out,
-            &[
-                ("index.html", rendered.html.as_bytes()),
-                ("index.txt", rendered.text.as_bytes()),
-                ("message.eml", &eml),
-            ],
-        )?;
+        let images = images::publish(issue)?;
+        let mut files: Vec<(&str, &[u8])> = vec![
+            ("index.html", rendered.html.as_bytes()),
+            ("index.txt", rendered.text.as_bytes()),
+            ("message.eml", &eml),
+        ];
+        files.extend(images.iter().map(|i| (i.name.as_str(), i.bytes.as_slice())));
+        write_all(&out, &files)?;
         out!("{}", summary(issue, &audience, rendered, &report, &out))?;
         if self.open {
             let html = out.join("index.html");
@@ -174,9 +174,15 @@ fn summary(
     ));
     s.push_str(&format!("  links     {}\n", rendered.links().len()));
     s.push_str(&format!("  warnings  {}\n", report.warning_count()));
+    let images = issue.local_images().len();
     s.push_str(&format!(
-        "wrote {}/index.html, index.txt and message.eml\n",
-        out.display()
+        "wrote {}/index.html, index.txt and message.eml{}\n",
+        out.display(),
+        match images {
+            0 => String::new(),
+            1 => " and 1 image".to_string(),
+            n => format!(" and {n} images"),
+        }
     ));
     s
 }

@@ -32,7 +32,7 @@ impl Report {
         let mut rendered = None;
         if let Some(issue) = &loaded.issue {
             let renderer = Renderer::new(overrides)?;
-            let links = ReaderLinks::preview(config, issue);
+            let links = ReaderLinks::preview(config, issue).with_relative_images();
             let r = renderer.render(issue, config, &catalog, audience, &links)?;
             if r.is_clipped_by_gmail() {
                 loaded.diagnostics.push(size_warning(issue, &r));

@@ -101,6 +101,14 @@ impl Args {
             );
             return Ok(code(exit::INPUT));
         };
+        // Before any connection or row: readers could not see the images.
+        if let Err(e) = campaign::check_image_site(&issue, config) {
+            eprintln!("error: {e}");
+            eprintln!(
+                "set `site.base_url` in lscp-mail.toml (or LSCP_MAIL_SITE__BASE_URL) to the https address `lscp-mail serve` answers on; nothing was sent."
+            );
+            return Ok(code(exit::INPUT));
+        }
         let renderer = Renderer::new(
             self.templates
                 .as_deref()

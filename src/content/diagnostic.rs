@@ -59,6 +59,12 @@ pub enum Rule {
     /// A text colour and the background the templates set it on, in the configuration, below
     /// WCAG AA's contrast for text.
     LowContrast,
+    /// A local image that is missing, outside the issue folder, or not a PNG, JPEG or GIF.
+    ImageFile,
+    /// A local image over 1 MB: slow to load on a phone.
+    ImageSize,
+    /// A local image narrower than its display width: blurred when stretched.
+    ImageResolution,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -370,12 +370,82 @@ pub struct Article {
 
 #[derive(Debug, Clone)]
 pub struct Image {
-    pub src: Link,
+    pub src: ImageSrc,
     pub alt: String,
-    pub width: Option<u32>,
+    /// The width the email shows it at, in CSS pixels: `width`, at most the content column.
+    pub display_width: u32,
     pub link: Option<Link>,
     pub caption: Option<Markdown>,
     pub placement: super::model::Placement,
+}
+
+/// The widest an image can show: the email's 600 px column less its padding.
+pub const CONTENT_WIDTH: u32 = 552;
+
+/// Where an image comes from: an address, as written, or a file in the issue folder.
+#[derive(Debug, Clone)]
+pub enum ImageSrc {
+    Remote(Link),
+    Local(LocalImage),
+}
+
+/// A PNG, JPEG or GIF in the issue folder, checked when the issue loads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalImage {
+    /// The file on disk.
+    pub path: PathBuf,
+    pub format: LocalImageFormat,
+    pub width: u32,
+    pub height: u32,
+    /// The width it is published at: twice its display width, never more than its own.
+    pub target_width: u32,
+    /// The name it is published under: a hash of the file and the width it is resized to, so
+    /// a changed photo gets a new name and a name can be cached for ever.
+    pub published_name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalImageFormat {
+    Png,
+    Jpeg,
+    Gif,
+}
+
+impl LocalImageFormat {
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Png => "png",
+            Self::Jpeg => "jpg",
+            Self::Gif => "gif",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Png => "image/png",
+            Self::Jpeg => "image/jpeg",
+            Self::Gif => "image/gif",
+        }
+    }
+}
+
+impl Issue {
+    /// Every local image of the issue's articles, once each.
+    pub fn local_images(&self) -> Vec<&LocalImage> {
+        let mut seen = Vec::<&LocalImage>::new();
+        for s in &self.sections {
+            if let SectionBody::Article(a) = &s.body
+                && let Some(Image {
+                    src: ImageSrc::Local(img),
+                    ..
+                }) = &a.image
+                && !seen.iter().any(|i| i.published_name == img.published_name)
+            {
+                seen.push(img);
+            }
+        }
+        seen
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 
 use crate::config::{Config, DEFAULT_CONFIG_FILE, Mail};
 use crate::content::{Diagnostic, TopicCatalog, TopicSet, load_issue};
+use crate::render::images::{self, PublishedImage};
 use crate::render::{Audience, ReaderLinks, Rendered, Renderer, templates};
 
 /// What the preview is built from; the configuration and templates are read again on every
@@ -69,6 +70,8 @@ pub struct Ready {
     pub variants: Vec<(TopicSet, Rendered)>,
     /// What a reader whose topics the issue does not use receives: the untagged sections.
     pub untagged: Rendered,
+    /// The issue's local images as `compose` writes them, served beside `/email`.
+    pub images: Vec<PublishedImage>,
 }
 
 impl Ready {
@@ -138,7 +141,7 @@ fn build_with(sources: &Sources, config: &Config) -> anyhow::Result<Build> {
         return Ok(Build::Broken { diagnostics });
     };
     let renderer = Renderer::new(templates.as_deref())?;
-    let links = ReaderLinks::preview(config, &issue);
+    let links = ReaderLinks::preview(config, &issue).with_relative_images();
     let all = renderer.render_variants(&issue, config, &catalog, &links)?;
     let untagged = renderer.render(
         &issue,
@@ -147,6 +150,7 @@ fn build_with(sources: &Sources, config: &Config) -> anyhow::Result<Build> {
         &Audience::Topics(TopicSet::new()),
         &links,
     )?;
+    let images = images::publish(&issue)?;
     let mut warnings = loaded.diagnostics;
     if all.full.is_clipped_by_gmail() {
         warnings.push(crate::render::size_warning(&issue, &all.full));
@@ -162,6 +166,7 @@ fn build_with(sources: &Sources, config: &Config) -> anyhow::Result<Build> {
         full: all.full,
         variants: all.by_topics,
         untagged,
+        images,
     })))
 }
 

@@ -1,12 +1,12 @@
 //! The preview's routes: the page (`/`), the email exactly as `compose` makes it (`/email`), its
 //! plain-text part (`/email.txt`), the `.eml` (`/message.eml`), and the stream of rebuilds
-//! (`/events`). Every route reads the latest build; none ever answers from an older one.
+//! (`/events`), and the issue's local images (`/<published name>`). Every route reads the latest build; none ever answers from an older one.
 
 use std::convert::Infallible;
 use std::sync::{Arc, RwLock};
 
 use axum::Router;
-use axum::extract::{RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
@@ -104,6 +104,7 @@ pub fn router(preview: Preview) -> Router {
         .route("/email.txt", get(email_text))
         .route("/message.eml", get(eml))
         .route("/events", get(events))
+        .route("/{image}", get(image))
         .with_state(preview)
 }
 
@@ -219,6 +220,25 @@ async fn eml(State(p): State<Preview>, RawQuery(q): RawQuery) -> Response {
             Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
         }
     })
+}
+
+/// A local image of the issue, at the relative address the email gives it.
+async fn image(State(p): State<Preview>, Path(name): Path<String>) -> Response {
+    let snapshot = p.current();
+    let Build::Ready(ready) = &snapshot.build else {
+        return not_ready();
+    };
+    match ready.images.iter().find(|i| i.name == name) {
+        Some(img) => (
+            [
+                (header::CONTENT_TYPE, img.content_type),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            img.bytes.clone(),
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "No such image in this issue.").into_response(),
+    }
 }
 
 fn with_email(

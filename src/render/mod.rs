@@ -2,6 +2,7 @@
 //! and [`text`] makes the plain-text part from the same content.
 
 pub mod cut;
+pub mod images;
 pub mod markdown;
 pub mod message;
 pub mod templates;

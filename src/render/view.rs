@@ -9,8 +9,8 @@ use super::markdown;
 use crate::config::{Brand, Config};
 use crate::content::model::Placement;
 use crate::content::{
-    Booking, CONTENT_WIDTH, Course, DiaryDate, Issue, Markdown, Section, SectionBody, TopicCatalog,
-    TopicInfo,
+    Booking, CONTENT_WIDTH, Course, DiaryDate, ImageSrc, Issue, Markdown, Section, SectionBody,
+    TopicCatalog, TopicInfo,
 };
 
 /// The links that differ per reader. A preview uses stand-ins; `send` uses each reader's token.
@@ -20,6 +20,9 @@ pub struct ReaderLinks {
     pub preferences: String,
     pub unsubscribe: String,
     pub subscribe: String,
+    /// What a local image's published name is appended to: the issue's address on the site
+    /// (`…/issues/2026-02/`), or nothing for `compose`'s files, which sit beside index.html.
+    pub images: String,
 }
 
 impl ReaderLinks {
@@ -30,8 +33,23 @@ impl ReaderLinks {
             preferences: config.site.url("/p/preview"),
             unsubscribe: config.site.url("/u/preview"),
             subscribe: config.site.url("/subscribe"),
+            images: images_base(config, issue),
         }
     }
+
+    /// The same, with local images named relative to the email's own folder, as `compose`
+    /// writes them and `preview` serves them.
+    pub fn with_relative_images(self) -> Self {
+        Self {
+            images: String::new(),
+            ..self
+        }
+    }
+}
+
+/// `https://…/issues/2026-02/`: where `serve` answers an issue's published images.
+pub fn images_base(config: &Config, issue: &Issue) -> String {
+    config.site.url(&format!("/issues/{}/", issue.id))
 }
 
 #[derive(Serialize)]
@@ -81,7 +99,7 @@ pub struct ArticleView<'a> {
 
 #[derive(Serialize)]
 pub struct ImageView<'a> {
-    pub src: &'a str,
+    pub src: String,
     pub alt: &'a str,
     pub width: String,
     pub link: Option<&'a str>,
@@ -247,9 +265,14 @@ fn section<'a>(
                 // Beside the text, the image has its column: at most 40% of 600 px less padding.
                 let max = if beside { 192 } else { CONTENT_WIDTH };
                 ImageView {
-                    src: i.src.as_str(),
+                    src: match &i.src {
+                        ImageSrc::Remote(link) => link.as_str().to_string(),
+                        ImageSrc::Local(local) => {
+                            format!("{}{}", links.images, local.published_name)
+                        }
+                    },
                     alt: &i.alt,
-                    width: format!("{}px", i.width.unwrap_or(max).min(max)),
+                    width: format!("{}px", i.display_width.min(max)),
                     link: i.link.as_ref().map(|l| l.as_str()),
                     caption_html: html(i.caption.as_ref(), colour),
                     beside,

@@ -31,7 +31,7 @@ use super::smtp::{Connection, Scope, SmtpFailure, SmtpTarget, redact};
 use super::throttle::{Rate, Slowdown, Throttle};
 use crate::config::Config;
 use crate::content::Issue;
-use crate::store::{LinkToken, Store, StoreError};
+use crate::store::{LinkToken, Store, StoreError, images};
 
 #[derive(Debug, Clone)]
 pub struct SendOptions {
@@ -99,6 +99,12 @@ pub enum SendError {
     Message(#[from] MessageError),
     #[error("a send worker failed unexpectedly ({0}); run send again to resume")]
     WorkerFailed(String),
+    #[error(transparent)]
+    Image(#[from] crate::render::images::ImageError),
+    #[error(
+        "the issue has local images, which readers fetch from `site.base_url`, and `{0}` is not an https address"
+    )]
+    ImagesNeedHttps(String),
     #[error("cannot read the issue folder {path}: {source}")]
     ReadIssue {
         path: String,
@@ -169,8 +175,8 @@ pub fn stop_channel() -> (StopSender, StopReceiver) {
     watch::channel(false)
 }
 
-/// SHA-256 over the issue's files (names and contents, in name order): a changed issue is not
-/// sent on silently.
+/// SHA-256 over the issue's files (TOML and images; names and contents, in name order): a
+/// changed issue is not sent on silently.
 pub fn content_hash(dir: &Path) -> Result<String, SendError> {
     let read_err = |source| SendError::ReadIssue {
         path: dir.display().to_string(),
@@ -179,7 +185,13 @@ pub fn content_hash(dir: &Path) -> Result<String, SendError> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .map_err(read_err)?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .filter(|p| {
+            p.extension().is_some_and(|e| {
+                ["toml", "png", "jpg", "jpeg", "gif"]
+                    .iter()
+                    .any(|x| e.eq_ignore_ascii_case(x))
+            })
+        })
         .collect();
     files.sort();
     let mut hash = Sha256::new();
@@ -196,6 +208,17 @@ pub fn content_hash(dir: &Path) -> Result<String, SendError> {
     Ok(hash.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// An issue with local images is sent only when readers can fetch them: from an https
+/// `site.base_url` (mail clients and their image proxies refuse or warn on http).
+pub fn check_image_site(issue: &Issue, config: &Config) -> Result<(), SendError> {
+    let https = url::Url::parse(&config.site.base_url).is_ok_and(|u| u.scheme() == "https");
+    if issue.local_images().is_empty() || https {
+        Ok(())
+    } else {
+        Err(SendError::ImagesNeedHttps(config.site.base_url.clone()))
+    }
+}
+
 /// The campaign for `issue`: created with its audience frozen on the first run; on later runs
 /// resumed (set sending again when there is work), with newcomers added only when asked.
 pub async fn prepare(
@@ -204,6 +227,8 @@ pub async fn prepare(
     options: &SendOptions,
 ) -> Result<Campaign, SendError> {
     let hash = content_hash(&issue.dir)?;
+    // Resized before the transaction: it takes a while, and needs no row.
+    let images = crate::render::images::publish(issue)?;
     let topics: Vec<String> = issue
         .topics()
         .iter()
@@ -243,6 +268,18 @@ pub async fn prepare(
     let campaign = ledger::campaign(&mut *tx, issue.id)
         .await?
         .ok_or_else(|| sqlx::Error::RowNotFound)?;
+    // With the campaign, before any message links to them; on a resumed run, again (a changed
+    // issue's new images have new names).
+    for img in &images {
+        images::save_campaign_image(
+            &mut tx,
+            campaign.id,
+            &img.name,
+            img.content_type,
+            &img.bytes,
+        )
+        .await?;
+    }
     tx.commit().await?;
     Ok(campaign)
 }

@@ -55,6 +55,7 @@ impl Personaliser {
             preferences: config.site.url(&format!("/p/{TOKEN}")),
             unsubscribe: config.site.url(&format!("/u/{TOKEN}")),
             subscribe: config.site.url("/subscribe"),
+            images: crate::render::view::images_base(config, issue),
         };
         let all = renderer.render_variants(issue, config, catalog, &links)?;
         let rendered: HashMap<Vec<String>, Rendered> = all

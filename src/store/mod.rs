@@ -8,7 +8,7 @@
 //! One module per job: [`email`] (the address newtype), [`name`] (names and organisations),
 //! [`subscriber`] (status, read model, changes), [`topics`], [`bounce`]
 //! (what comes back: bounces, complaints, emailed unsubscribes), [`consent`] (the log), [`token`]
-//! (link secrets), [`erase`] (forgetting with a tombstone), [`import`] and [`export`] (CSV).
+//! (link secrets), [`images`] (an issue's published images), [`erase`] (forgetting with a tombstone), [`import`] and [`export`] (CSV).
 //! Each SQL statement is one small function next to its caller; writes take the `Transaction`
 //! they belong to.
 
@@ -17,6 +17,7 @@ pub mod consent;
 pub mod email;
 pub mod erase;
 pub mod export;
+pub mod images;
 pub mod import;
 pub mod name;
 pub mod subscriber;
@@ -35,6 +36,7 @@ use sqlx::{Connection, PgConnection, PgPool, Postgres};
 pub use consent::{ConsentAction, ConsentEntry, ConsentSource};
 pub use email::{EmailError, SubscriberEmail, ascii_domain, redact_addresses};
 pub use erase::Erasure;
+pub use images::StoredImage;
 pub use import::{ImportError, ImportFailure, ImportFile, ImportReport};
 pub use name::{DisplayName, NameError};
 pub use subscriber::{

@@ -123,6 +123,7 @@ pub fn router(state: AppState) -> Router {
         .route("/issues", get(archive::list))
         .route("/issues/{id}", get(archive::issue))
         .route("/issues/{id}/events/{file}", get(archive::event))
+        .route("/issues/{id}/{image}", get(archive::image))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -16,6 +16,7 @@ mod cli_subscribers;
 mod fuzz;
 mod hardening;
 mod issue_variants;
+mod local_images;
 mod preview;
 mod send_delivery;
 mod send_faults;

@@ -1,4 +1,5 @@
-//! `/issues` (the sent issues), `/issues/{YYYY-MM}` (one, whole) and its events' `.ics` files.
+//! `/issues` (the sent issues), `/issues/{YYYY-MM}` (one, whole), its events' `.ics` files and
+//! its published images.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -86,6 +87,29 @@ pub async fn event(
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(cached(response))
+}
+
+/// Published images are named by a hash of their content: a name never changes meaning.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// An issue's local image as `send` stored it with the campaign: the email's `<img>` points here.
+pub async fn image(
+    State(state): State<AppState>,
+    Path((id, name)): Path<(String, String)>,
+) -> Result<Response, WebError> {
+    let id = IssueId::parse(&id).map_err(|_| WebError::NotFound)?;
+    let image = state
+        .store
+        .issue_image(id, &name)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    let content_type =
+        HeaderValue::from_str(&image.content_type).map_err(|e| WebError::Internal(e.into()))?;
+    let mut response = image.bytes.into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, content_type);
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+    Ok(response)
 }
 
 /// The sent issue `id`, or the site's 404 for a malformed, unsent or missing one.
