@@ -25,6 +25,7 @@ use tokio::sync::watch;
 use super::ledger::{
     self, Campaign, CampaignStatus, CapClaim, Claimant, Claimed, Counts, FinalStatus, SenderInfo,
 };
+use super::pace::CampaignPace;
 use super::personalise::{MessageError, Personaliser};
 use super::presence::{Halt, Presence, Standing};
 use super::smtp::{Connection, Scope, SmtpFailure, SmtpTarget};
@@ -254,7 +255,10 @@ struct Shared {
     options: SendOptions,
     personaliser: Personaliser,
     target: SmtpTarget,
+    /// This process's own pace: spaces its messages evenly.
     throttle: Throttle,
+    /// The campaign's pace, shared with every other sender through the database.
+    pace: CampaignPace,
     stop: StopReceiver,
     progress: Arc<dyn Progress>,
     sent: AtomicU64,
@@ -514,12 +518,14 @@ pub async fn run(
             host: host_name(),
             pid: std::process::id() as i32,
             rate_per_second: options.rate.per_second(),
+            burst: options.burst.get().min(i32::MAX as u32) as i32,
             concurrency: options.concurrency as i32,
             daily_cap: options.daily_cap.map(|c| c as i32),
         },
         options.lease,
     )
     .await?;
+    let pace = CampaignPace::open(store.pool(), campaign.id, options.rate, options.burst).await?;
     let shared = Arc::new(Shared {
         store: store.clone(),
         campaign: campaign.clone(),
@@ -527,6 +533,7 @@ pub async fn run(
         personaliser,
         target: target.clone(),
         throttle: Throttle::new(options.rate, options.burst),
+        pace,
         stop,
         progress: progress.clone(),
         sent: AtomicU64::new(0),
@@ -891,13 +898,17 @@ async fn deliver(
             }
         };
     // A stop while waiting for the throttle: this one has not gone, and goes back.
-    tokio::select! {
-        _ = async {
+    let paced = tokio::select! {
+        paced = async {
             shared.throttle.ready().await;
             shared.slowdown.ready().await;
-        } => {}
+            shared
+                .db("waiting for the campaign's pace", || shared.pace.ready())
+                .await
+        } => paced,
         _ = shared.until_stopped() => return Ok(Delivery::GaveBack),
-    }
+    };
+    paced?;
     let result = match conn {
         Some(c) if c.is_usable() => c.send(&out.envelope, &out.bytes).await,
         _ => match Connection::open(

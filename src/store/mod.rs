@@ -19,6 +19,7 @@ pub mod erase;
 pub mod export;
 pub mod import;
 pub mod name;
+pub mod pace;
 pub mod subscriber;
 pub mod token;
 pub mod topics;
