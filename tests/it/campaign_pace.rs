@@ -5,7 +5,7 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use lscp_mail::content::IssueId;
 use lscp_mail::send::ledger::{self, SenderInfo};
-use lscp_mail::store::pace::{self, Draw, Grant};
+use lscp_mail::store::pace::{self, Draw, Slot};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 
@@ -25,19 +25,22 @@ async fn campaign(pool: &PgPool) -> i64 {
         .expect("new campaign")
 }
 
-/// A sender that asks for `want` tokens at `at` (seconds after t0) with its own rate and burst.
-fn ask(campaign_id: i64, want: u32, rate: Option<f64>, burst: u32, at: f64) -> Draw {
+/// A sender that asks for a slot at `at` (seconds after t0) with its own rate and burst.
+fn ask(campaign_id: i64, rate: Option<f64>, burst: u32, at: f64) -> Draw {
     Draw {
         campaign_id,
-        want,
         rate_per_second: rate,
         burst,
-        at: Some(t0() + Duration::milliseconds((at * 1000.0) as i64)),
+        at: Some(t0() + Duration::microseconds((at * 1e6).round() as i64)),
     }
 }
 
-async fn draw(pool: &PgPool, d: Draw) -> Grant {
+async fn draw(pool: &PgPool, d: Draw) -> Slot {
     pace::draw(pool, &d).await.expect("draw").expect("bucket")
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-6
 }
 
 /// A live sender of `campaign_id` at `rate` with `burst`, registered (and its lock held) on a
@@ -67,69 +70,82 @@ async fn live_sender(
 }
 
 #[sqlx::test]
-async fn a_new_bucket_grants_the_burst_at_once_then_one_token_per_period(
+async fn a_new_bucket_lets_the_burst_go_at_once_then_one_slot_per_period(
     pool_options: PgPoolOptions,
     options: PgConnectOptions,
 ) {
     let (pool, _) = database(pool_options, options).await;
     let id = campaign(&pool).await;
-    pace::open(&pool, id, 5, Some(t0())).await.expect("open");
+    pace::open(&pool, id, Some(t0())).await.expect("open");
 
-    let first = draw(&pool, ask(id, 10, Some(20.0), 5, 0.0)).await;
-    assert_eq!(first.tokens, 5, "the burst, and no more");
-    assert_eq!(first.rate_per_second, Some(20.0));
+    for n in 0..5 {
+        let s = draw(&pool, ask(id, Some(20.0), 5, 0.0)).await;
+        assert_eq!(s.rate_per_second, Some(20.0));
+        assert!(
+            close(s.wait_seconds, 0.0),
+            "message {n} of the burst: {s:?}"
+        );
+    }
+    // Then one every 50 ms at 20/s, booked in turn.
+    assert!(close(
+        draw(&pool, ask(id, Some(20.0), 5, 0.0)).await.wait_seconds,
+        0.05
+    ));
+    assert!(close(
+        draw(&pool, ask(id, Some(20.0), 5, 0.0)).await.wait_seconds,
+        0.10
+    ));
+    assert!(close(
+        draw(&pool, ask(id, Some(20.0), 5, 0.12)).await.wait_seconds,
+        0.03
+    ));
 
-    let empty = draw(&pool, ask(id, 1, Some(20.0), 5, 0.0)).await;
-    assert_eq!(empty.tokens, 0);
-    assert!(
-        (empty.wait_seconds - 0.05).abs() < 1e-9,
-        "one token every 50 ms at 20/s: {empty:?}"
-    );
-
-    // 120 ms later: two whole tokens (2.4), and the fraction is kept for the next draw:
-    // 0.4 + 40 ms' worth makes one more.
-    assert_eq!(
-        draw(&pool, ask(id, 10, Some(20.0), 5, 0.12)).await.tokens,
-        2
-    );
-    assert_eq!(
-        draw(&pool, ask(id, 10, Some(20.0), 5, 0.13)).await.tokens,
-        0
-    );
-    assert_eq!(
-        draw(&pool, ask(id, 10, Some(20.0), 5, 0.17)).await.tokens,
-        1
-    );
-
-    // A long pause refills up to the burst only.
-    assert_eq!(
-        draw(&pool, ask(id, 100, Some(20.0), 5, 60.0)).await.tokens,
-        5
-    );
+    // A long pause fills the bucket up to the burst only.
+    for _ in 0..5 {
+        assert!(close(
+            draw(&pool, ask(id, Some(20.0), 5, 60.0)).await.wait_seconds,
+            0.0
+        ));
+    }
+    assert!(close(
+        draw(&pool, ask(id, Some(20.0), 5, 60.0)).await.wait_seconds,
+        0.05
+    ));
 }
 
 #[sqlx::test]
-async fn senders_drawing_in_turn_never_get_more_than_rate_times_window_plus_burst(
+async fn senders_booking_in_turn_never_get_more_than_rate_times_window_plus_burst(
     pool_options: PgPoolOptions,
     options: PgConnectOptions,
 ) {
     let (pool, _) = database(pool_options, options).await;
     let id = campaign(&pool).await;
     let (rate, burst) = (20.0, 3);
-    pace::open(&pool, id, burst, Some(t0()))
-        .await
-        .expect("open");
+    pace::open(&pool, id, Some(t0())).await.expect("open");
 
-    // Two senders, each asking for a batch every 7 ms of the database's clock for 60 s: each
-    // alone would take 20/s; together they get 20/s between them.
+    // Two senders of four workers each, as `send --concurrency 4` twice: a worker books a slot,
+    // waits for it, takes 30 ms to send, and books the next. Each sender alone would go at
+    // 20/s; together they go at 20/s.
+    let mut free = [0.0f64; 8];
     let mut got = [0u32; 2];
-    let mut at = 0.0;
-    let mut step = 0;
-    while at <= 60.0 {
-        let who = step % 2;
-        got[who] += draw(&pool, ask(id, 2, Some(rate), burst, at)).await.tokens;
-        at += 0.007;
-        step += 1;
+    loop {
+        let (w, at) = free
+            .iter()
+            .copied()
+            .enumerate()
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .expect("workers");
+        if at > 60.0 {
+            break;
+        }
+        let slot = at
+            + draw(&pool, ask(id, Some(rate), burst, at))
+                .await
+                .wait_seconds;
+        if slot <= 60.0 {
+            got[w / 4] += 1;
+        }
+        free[w] = slot + 0.03;
     }
     let total = got[0] + got[1];
     assert!(
@@ -150,17 +166,18 @@ async fn the_campaign_goes_at_the_lowest_rate_of_its_live_senders(
 ) {
     let (pool, _) = database(pool_options, options.clone()).await;
     let id = campaign(&pool).await;
-    pace::open(&pool, id, 1, Some(t0())).await.expect("open");
+    pace::open(&pool, id, Some(t0())).await.expect("open");
     let slow = live_sender(&options, id, Some(5.0), 1).await;
     let _unlimited = live_sender(&options, id, None, 1).await;
 
     // A sender at 20/s asks; the live one at 5/s sets the pace for both.
-    let g = draw(&pool, ask(id, 100, Some(20.0), 1, 0.0)).await;
-    assert_eq!((g.tokens, g.rate_per_second), (1, Some(5.0)));
-    assert_eq!(
-        draw(&pool, ask(id, 100, Some(20.0), 1, 1.0)).await.tokens,
-        1
-    );
+    let s = draw(&pool, ask(id, Some(20.0), 1, 0.0)).await;
+    assert_eq!(s.rate_per_second, Some(5.0));
+    assert!(close(s.wait_seconds, 0.0));
+    assert!(close(
+        draw(&pool, ask(id, Some(20.0), 1, 0.0)).await.wait_seconds,
+        0.2
+    ));
 
     // Once it is gone (its connection, and so its lock, went), the asker's own rate holds.
     slow.close().await.expect("close");
@@ -174,11 +191,11 @@ async fn the_campaign_goes_at_the_lowest_rate_of_its_live_senders(
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    let g = draw(&pool, ask(id, 100, Some(20.0), 1, 1.05)).await;
-    assert_eq!(g.rate_per_second, Some(20.0));
+    let s = draw(&pool, ask(id, Some(20.0), 1, 1.0)).await;
+    assert_eq!(s.rate_per_second, Some(20.0));
 
     // A sender without a limit of its own lifts nobody's, and goes unlimited only alone.
-    let g = draw(&pool, ask(id, 100, None, 1, 2.0)).await;
-    assert_eq!(g.rate_per_second, None, "no live sender has a limit");
-    assert_eq!(g.tokens, 100);
+    let s = draw(&pool, ask(id, None, 1, 2.0)).await;
+    assert_eq!(s.rate_per_second, None, "no live sender has a limit");
+    assert!(close(s.wait_seconds, 0.0));
 }
