@@ -29,7 +29,7 @@ use super::pace::CampaignPace;
 use super::personalise::{MessageError, Personaliser};
 use super::presence::{Halt, Presence, Standing};
 use super::smtp::{Connection, Scope, SmtpFailure, SmtpTarget};
-use super::throttle::{Rate, Slowdown, Throttle};
+use super::throttle::{Rate, Slowdown};
 use crate::config::Config;
 use crate::content::Issue;
 use crate::store::{LinkToken, Store, StoreError};
@@ -255,9 +255,9 @@ struct Shared {
     options: SendOptions,
     personaliser: Personaliser,
     target: SmtpTarget,
-    /// This process's own pace: spaces its messages evenly.
-    throttle: Throttle,
-    /// The campaign's pace, shared with every other sender through the database.
+    /// The campaign's pace, shared with every other sender through the database. (No local
+    /// limiter in front of it: one would keep workers from booking their slots ahead, and a
+    /// slot nobody booked in time is lost.)
     pace: CampaignPace,
     stop: StopReceiver,
     progress: Arc<dyn Progress>,
@@ -532,7 +532,6 @@ pub async fn run(
         options: options.clone(),
         personaliser,
         target: target.clone(),
-        throttle: Throttle::new(options.rate, options.burst),
         pace,
         stop,
         progress: progress.clone(),
@@ -900,7 +899,6 @@ async fn deliver(
     // A stop while waiting for the throttle: this one has not gone, and goes back.
     let paced = tokio::select! {
         paced = async {
-            shared.throttle.ready().await;
             shared.slowdown.ready().await;
             shared
                 .db("waiting for the campaign's pace", || shared.pace.ready())
