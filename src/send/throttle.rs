@@ -1,6 +1,7 @@
-//! How fast mail goes out: a token bucket shared by every SMTP connection of a process (never
-//! more than the rate over any window, bursts bounded), and a daily cap counted in the ledger so
-//! it holds across processes and restarts.
+//! How fast mail goes out: the rate and its parsing, an in-process token bucket ([`Throttle`]),
+//! and the slowdown after a server's rate complaint (per process). The campaign's pace shared by
+//! every sender is [`super::pace`]; the daily cap is counted in the ledger so it holds across
+//! processes and restarts.
 
 use std::fmt;
 use std::num::NonZeroU32;
