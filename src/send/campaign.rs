@@ -25,10 +25,11 @@ use tokio::sync::watch;
 use super::ledger::{
     self, Campaign, CampaignStatus, CapClaim, Claimant, Claimed, Counts, FinalStatus, SenderInfo,
 };
+use super::pace::CampaignPace;
 use super::personalise::{MessageError, Personaliser};
 use super::presence::{Halt, Presence, Standing};
 use super::smtp::{Connection, Scope, SmtpFailure, SmtpTarget, redact};
-use super::throttle::{Rate, Slowdown, Throttle};
+use super::throttle::{Rate, Slowdown};
 use crate::config::Config;
 use crate::content::Issue;
 use crate::store::{LinkToken, Store, StoreError, images};
@@ -291,7 +292,10 @@ struct Shared {
     options: SendOptions,
     personaliser: Personaliser,
     target: SmtpTarget,
-    throttle: Throttle,
+    /// The campaign's pace, shared with every other sender through the database. (No local
+    /// limiter in front of it: one would keep workers from booking their slots ahead, and a
+    /// slot nobody booked in time is lost.)
+    pace: CampaignPace,
     stop: StopReceiver,
     progress: Arc<dyn Progress>,
     sent: AtomicU64,
@@ -551,19 +555,21 @@ pub async fn run(
             host: host_name(),
             pid: std::process::id() as i32,
             rate_per_second: options.rate.per_second(),
+            burst: options.burst.get().min(i32::MAX as u32) as i32,
             concurrency: options.concurrency as i32,
             daily_cap: options.daily_cap.map(|c| c as i32),
         },
         options.lease,
     )
     .await?;
+    let pace = CampaignPace::open(store.pool(), campaign.id, options.rate, options.burst).await?;
     let shared = Arc::new(Shared {
         store: store.clone(),
         campaign: campaign.clone(),
         options: options.clone(),
         personaliser,
         target: target.clone(),
-        throttle: Throttle::new(options.rate, options.burst),
+        pace,
         stop,
         progress: progress.clone(),
         sent: AtomicU64::new(0),
@@ -928,13 +934,16 @@ async fn deliver(
             }
         };
     // A stop while waiting for the throttle: this one has not gone, and goes back.
-    tokio::select! {
-        _ = async {
-            shared.throttle.ready().await;
+    let paced = tokio::select! {
+        paced = async {
             shared.slowdown.ready().await;
-        } => {}
+            shared
+                .db("waiting for the campaign's pace", || shared.pace.ready())
+                .await
+        } => paced,
         _ = shared.until_stopped() => return Ok(Delivery::GaveBack),
-    }
+    };
+    paced?;
     let result = match conn {
         Some(c) if c.is_usable() => c.send(&out.envelope, &out.bytes).await,
         _ => match Connection::open(

@@ -87,12 +87,13 @@ pub fn estimate(i: &Inputs) -> Estimate {
         return Estimate::NoSender;
     }
     let window = observed_seconds(&i.senders, i.now);
-    // Each sender throttles itself: together they go at the sum, unless one has no limit.
+    // The senders share one pace, the lowest of their rates (a sender without a limit lifts
+    // nobody's): see `store::pace`.
     let configured: Option<f64> = i
         .senders
         .iter()
-        .map(|s| s.rate_per_second)
-        .sum::<Option<f64>>();
+        .filter_map(|s| s.rate_per_second)
+        .reduce(f64::min);
     // A few seconds are too few to judge by (connecting, the first burst).
     let observed = (window >= 5.0).then(|| i.sent_recently as f64 / window);
     let waiting_until = match i.next_retry {
@@ -191,7 +192,7 @@ mod tests {
     }
 
     #[test]
-    fn several_senders_add_their_rates() {
+    fn several_senders_share_the_lowest_of_their_rates() {
         let e = estimate(&inputs(
             100,
             vec![
@@ -200,7 +201,8 @@ mod tests {
             ],
             0,
         ));
-        assert_eq!(finish_at(&e), at(10, 0, 20));
+        // 100 at 2/s, however many senders share it.
+        assert_eq!(finish_at(&e), at(10, 0, 50));
     }
 
     #[test]

@@ -656,6 +656,8 @@ pub struct SenderInfo {
     pub pid: i32,
     /// Messages a second; `None` for no limit.
     pub rate_per_second: Option<f64>,
+    /// Messages that may go at once after a pause.
+    pub burst: i32,
     pub concurrency: i32,
     pub daily_cap: Option<i32>,
 }
@@ -669,8 +671,9 @@ pub async fn register_sender(
 ) -> Result<i32, sqlx::Error> {
     let r = sqlx::query!(
         r#"WITH s AS (
-               INSERT INTO senders (campaign_id, host, pid, rate_per_second, concurrency, daily_cap)
-               VALUES ($1, $2, $3, $4, $5, $6)
+               INSERT INTO senders
+                   (campaign_id, host, pid, rate_per_second, concurrency, daily_cap, burst)
+               VALUES ($1, $2, $3, $4, $5, $6, $8)
                RETURNING id)
            SELECT id AS "id!", pg_try_advisory_lock($7, id) AS "locked!" FROM s"#,
         s.campaign_id,
@@ -679,7 +682,8 @@ pub async fn register_sender(
         s.rate_per_second,
         s.concurrency,
         s.daily_cap,
-        SENDER_LOCK
+        SENDER_LOCK,
+        s.burst
     )
     .fetch_one(conn)
     .await?;

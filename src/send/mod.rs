@@ -7,6 +7,7 @@ pub mod dkim;
 pub mod estimate;
 pub mod ledger;
 pub mod outgoing;
+pub mod pace;
 pub mod personalise;
 pub mod presence;
 pub mod smtp;

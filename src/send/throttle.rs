@@ -1,13 +1,12 @@
-//! How fast mail goes out: a token bucket shared by every SMTP connection of a process (never
-//! more than the rate over any window, bursts bounded), and a daily cap counted in the ledger so
-//! it holds across processes and restarts.
+//! How fast mail goes out: the rate and its parsing, and the slowdown after a server's rate
+//! complaint (per process). The campaign's pace shared by every sender is [`super::pace`]; the
+//! daily cap is counted in the ledger so it holds across processes and restarts.
 
 use std::fmt;
 use std::num::NonZeroU32;
 use std::str::FromStr;
 use std::time::Duration;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
 
 /// Messages per unit of time: `20/s`, `600/min`, `5000/h`; `0` turns the limit off.
@@ -88,32 +87,6 @@ impl<'de> Deserialize<'de> for Rate {
             Raw::Number(0) => Ok(Rate::Unlimited),
             Raw::Number(n) => Err(serde::de::Error::custom(RateError(n.to_string()))),
             Raw::Text(s) => s.parse().map_err(serde::de::Error::custom),
-        }
-    }
-}
-
-/// The token bucket every connection of this process draws from before each message.
-pub struct Throttle {
-    limiter: Option<DefaultDirectRateLimiter>,
-}
-
-impl Throttle {
-    /// `burst` messages may go at once after a pause; after that they are spaced evenly.
-    pub fn new(rate: Rate, burst: NonZeroU32) -> Self {
-        let limiter = match rate {
-            Rate::Unlimited => None,
-            Rate::Every { count, per } => {
-                let period = per / count.get();
-                Quota::with_period(period).map(|q| RateLimiter::direct(q.allow_burst(burst)))
-            }
-        };
-        Self { limiter }
-    }
-
-    /// Waits until the next message may go.
-    pub async fn ready(&self) {
-        if let Some(l) = &self.limiter {
-            l.until_ready().await;
         }
     }
 }
@@ -233,22 +206,6 @@ mod tests {
         assert!(
             after.elapsed() < Duration::from_millis(50),
             "the pace is back"
-        );
-    }
-
-    #[tokio::test]
-    async fn the_bucket_never_lets_more_than_the_rate_through_after_the_burst() {
-        let throttle = Throttle::new("100/s".parse().expect("rate"), NonZeroU32::MIN);
-        let start = std::time::Instant::now();
-        for _ in 0..21 {
-            throttle.ready().await;
-        }
-        // One at once, then one every 10 ms: the 21st cannot go before 200 ms. (A lower bound
-        // only: a slow machine makes this later, never earlier.)
-        assert!(
-            start.elapsed() >= Duration::from_millis(195),
-            "{:?}",
-            start.elapsed()
         );
     }
 }

@@ -20,6 +20,7 @@ pub mod export;
 pub mod images;
 pub mod import;
 pub mod name;
+pub mod pace;
 pub mod subscriber;
 pub mod token;
 pub mod topics;

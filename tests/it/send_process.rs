@@ -532,3 +532,45 @@ async fn status_lists_live_senders_and_whose_claims_hold_the_end(
     let (_, status) = run(&url, &sink, &["status", ISSUE]);
     assert!(status.contains("senders   none running"), "{status}");
 }
+
+#[sqlx::test]
+async fn two_senders_sharing_a_rate_never_exceed_rate_times_window_plus_burst(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let (pool, url) = database(pool_options, options).await;
+    readers(&pool, 150).await;
+    let sink = SmtpSink::start(&[]);
+    let started = Instant::now();
+    let senders = [
+        start_send(&url, &sink, "10/s", "2", "5"),
+        start_send(&url, &sink, "10/s", "2", "5"),
+    ];
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    for s in &senders {
+        let term = Command::new("kill")
+            .args(["-TERM", &s.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(term.success());
+    }
+    for s in senders {
+        let (code, out) = finish(s);
+        assert_eq!(code, 75, "interrupted, not finished: {out}");
+    }
+    let window = started.elapsed().as_secs_f64();
+
+    // Each alone would send 10/s; together they share 10/s (and the burst, 1 by default).
+    // The window runs from before the first started to after the last stopped, so it can only
+    // be longer than the senders' own: an upper bound that a busy machine cannot break.
+    let got = sink.recipients().len();
+    assert!(
+        got as f64 <= 10.0 * window + 1.0,
+        "{got} messages in {window:.1} s at a shared 10/s"
+    );
+    assert!(
+        got >= 15,
+        "both sent, at the shared pace: {got} in {window:.1} s"
+    );
+    assert_eq!(sent(&pool).await as usize, got, "the ledger agrees");
+}
