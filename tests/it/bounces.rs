@@ -739,6 +739,92 @@ async fn a_real_postfix_bounce_marks_exactly_that_reader_bounced_from_stdin_and_
     assert_eq!(snapshot(&maildir), before);
 }
 
+/// Issue 12's whole path, once for each way in: three messages `send` sent to dead mailboxes,
+/// bounced by a real Postfix; one DSN read from standard input, one from a Maildir of its own,
+/// one from Dovecot over IMAP; each bounces exactly its reader.
+#[sqlx::test]
+async fn a_real_postfix_bounce_read_from_stdin_a_maildir_or_imap_bounces_exactly_its_reader(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let (pool, url) = database(pool_options, options).await;
+    let store = Store::from_pool(pool.clone());
+    let gone = [
+        "ann@gone.example.org",
+        "dan@gone.example.org",
+        "eve@gone.example.org",
+    ];
+    for address in gone.iter().chain(&["ben@example.org", "cat@example.org"]) {
+        add(&store, address, "training").await;
+    }
+    let postfix = Postfix::start();
+    let report = send_with_config(
+        &store,
+        &shipped_issue("2026-02"),
+        postfix.port,
+        &fast_options(),
+        &config(),
+    )
+    .await;
+    assert_eq!(report.counts.sent, 5, "Postfix accepted all five");
+    let arrived = postfix.wait_for_mail(3);
+    assert_eq!(arrived.len(), 3, "three bounces: {}", postfix.log());
+    let dsn_for = |address: &str| -> Vec<u8> {
+        let found: Vec<Vec<u8>> = arrived
+            .iter()
+            .map(|p| std::fs::read(p).expect("a DSN"))
+            .filter(|b| String::from_utf8_lossy(b).contains(&format!("rfc822; {address}")))
+            .collect();
+        assert_eq!(found.len(), 1, "one DSN names {address}");
+        found.into_iter().next().unwrap_or_default()
+    };
+    let bounced_now = async |expected: &[&str]| {
+        for address in gone.iter().chain(&["ben@example.org", "cat@example.org"]) {
+            let want = if expected.contains(address) {
+                SubscriberStatus::Bounced
+            } else {
+                SubscriberStatus::Active
+            };
+            assert_eq!(status(&pool, address).await, want, "{address}");
+        }
+    };
+
+    // Standard input, as Postfix's pipe alias gives it.
+    let piped = run_bounces(&url, &["-"], Some(&dsn_for(gone[0])));
+    assert_eq!(piped.code, 0, "{}\n{}", piped.stdout, piped.stderr);
+    bounced_now(&gone[..1]).await;
+
+    // A Maildir holding only the second DSN: it takes effect and the file stays where it was.
+    let own = maildir();
+    std::fs::write(own.path().join("new/1.dsn"), dsn_for(gone[1])).expect("write");
+    let before = snapshot(own.path());
+    let read = run_bounces(&url, &[own.path().to_str().expect("path")], None);
+    assert_eq!(read.code, 0, "{}\n{}", read.stdout, read.stderr);
+    assert!(read.stdout.contains("hard bounce 5.1.1"), "{}", read.stdout);
+    assert_eq!(snapshot(own.path()), before);
+    bounced_now(&gone[..2]).await;
+
+    // The third from a real IMAP server: it takes effect and moves to Processed.
+    let (dir, inbox) = Dovecot::prepare();
+    std::fs::write(inbox.join("new/1770700001.M1P1.mx"), dsn_for(gone[2])).expect("write");
+    let dovecot = Dovecot::start(dir);
+    let imap = run_bounces(&url, &[&dovecot.url("INBOX")], None);
+    assert_eq!(
+        imap.code,
+        0,
+        "{}\n{}\n{}",
+        imap.stdout,
+        imap.stderr,
+        dovecot.log()
+    );
+    bounced_now(&gone).await;
+    assert!(
+        names_in(&inbox).is_empty(),
+        "the report left INBOX: {:?}",
+        names_in(&inbox)
+    );
+}
+
 /// The files of a Maildir folder (`new/` and `cur/`) by name.
 fn names_in(maildir: &Path) -> Vec<String> {
     let mut v: Vec<String> = ["new", "cur"]
