@@ -12,7 +12,7 @@ use chrono::Utc;
 
 use crate::config::Config;
 use crate::render::message::message_id_from_tag;
-use crate::store::bounce::{Delivered, ReportKey, SoftLimit, Taken};
+use crate::store::bounce::{Bounce, Delivered, ReportKey, SoftLimit, Taken};
 use crate::store::{LinkToken, Store, StoreError, SubscriberStatus};
 use recognise::{Addresses, Recognised, Report};
 use source::Item;
@@ -194,10 +194,7 @@ pub async fn process(store: &Store, config: &Config, item: &Item) -> Result<Outc
                 store,
                 &key,
                 &delivered,
-                Failure {
-                    hard: r.is_hard(),
-                    dead_mailbox: r.is_dead_mailbox(),
-                },
+                kind_of(r.is_hard(), &r.status),
                 &r.status,
                 &diagnostic,
                 soft,
@@ -212,12 +209,8 @@ pub async fn process(store: &Store, config: &Config, item: &Item) -> Result<Outc
                 ));
             };
             let status = status.clone().unwrap_or_else(|| "5.0.0".into());
-            let hard = !status.starts_with('4');
-            let failure = Failure {
-                hard,
-                dead_mailbox: hard && recognise::is_dead_mailbox_status(&status),
-            };
-            bounce(store, &key, &delivered, failure, &status, "", soft).await
+            let kind = kind_of(!status.starts_with('4'), &status);
+            bounce(store, &key, &delivered, kind, &status, "", soft).await
         }
         Report::Complaint(c) => {
             let Some(delivered) = identify(store, config, &seen).await? else {
@@ -244,43 +237,31 @@ pub async fn process(store: &Store, config: &Config, item: &Item) -> Result<Outc
 /// ARF feedback types (RFC 5965) that are a reader's complaint.
 const COMPLAINTS: [&str; 4] = ["abuse", "fraud", "other", "virus"];
 
-/// What a delivery report says of the delivery.
-#[derive(Debug, Clone, Copy)]
-struct Failure {
-    /// Permanent (5.x.x): the delivery is recorded as bounced.
-    hard: bool,
-    /// Permanent and about the address itself: the reader becomes `bounced` too.
-    dead_mailbox: bool,
+/// A hard failure bounces the reader only when it is about the address itself.
+fn kind_of(hard: bool, status: &str) -> Bounce {
+    match (hard, recognise::is_dead_mailbox_status(status)) {
+        (false, _) => Bounce::Soft,
+        (true, true) => Bounce::DeadMailbox,
+        (true, false) => Bounce::Hard,
+    }
 }
 
 async fn bounce(
     store: &Store,
     key: &ReportKey,
     delivered: &Delivered,
-    failure: Failure,
+    kind: Bounce,
     status: &str,
     diagnostic: &str,
     soft: SoftLimit,
 ) -> Result<Outcome, StoreError> {
-    let hard = failure.hard;
     let taken = store
-        .record_bounce(
-            key,
-            delivered,
-            hard,
-            failure.dead_mailbox,
-            status,
-            diagnostic,
-            soft,
-        )
+        .record_bounce(key, delivered, kind, status, diagnostic, soft)
         .await?;
     let status = status.to_string();
-    Ok(taken_as(taken, |bounced| {
-        if hard {
-            Outcome::HardBounce { status, bounced }
-        } else {
-            Outcome::SoftBounce { status, bounced }
-        }
+    Ok(taken_as(taken, |bounced| match kind {
+        Bounce::Soft => Outcome::SoftBounce { status, bounced },
+        Bounce::Hard | Bounce::DeadMailbox => Outcome::HardBounce { status, bounced },
     }))
 }
 

@@ -61,14 +61,6 @@ impl RecipientStatus {
         self.action == "failed" && self.status.starts_with('5')
     }
 
-    /// A hard failure that says the address itself is dead (RFC 3463's addressing and
-    /// mailbox classes, or a route that does not exist): only that makes the reader bounced.
-    /// A refusal for policy, content, security or the mail system (5.7.26 DMARC, 5.3.4 too
-    /// big, 5.2.2 full) is the message's or ours, not a fact about the reader.
-    pub fn is_dead_mailbox(&self) -> bool {
-        self.is_hard() && is_dead_mailbox_status(&self.status)
-    }
-
     /// A 4.x.x status or a delay: try again, and count it.
     pub fn is_soft(&self) -> bool {
         !self.is_hard()

@@ -64,6 +64,17 @@ pub enum Taken {
     },
 }
 
+/// What a delivery report says of the delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bounce {
+    /// A temporary failure or a delay (4.x.x): counted towards the soft limit.
+    Soft,
+    /// Permanent for a reason other than the address (policy, content): the delivery only.
+    Hard,
+    /// Permanent and about the address itself: the reader becomes `bounced` too.
+    DeadMailbox,
+}
+
 /// Soft bounces that make a reader bounced: `limit` within `days`.
 #[derive(Debug, Clone, Copy)]
 pub struct SoftLimit {
@@ -90,25 +101,21 @@ impl Store {
         delivery_by_message_id(&mut conn, message_id).await
     }
 
-    /// A delivery report: the delivery records it; a hard bounce about the address itself
-    /// (`dead_mailbox`), or the soft bounce that reaches `soft.limit` within `soft.days`, makes
-    /// an active reader `bounced`. A hard bounce for another reason (policy, content) changes
-    /// only the delivery.
-    #[allow(clippy::too_many_arguments)]
+    /// A delivery report: the delivery records it; a bounce about the address itself, or the
+    /// soft bounce that reaches `soft.limit` within `soft.days`, makes an active reader
+    /// `bounced`. A hard bounce for another reason (policy, content) changes only the delivery.
     pub async fn record_bounce(
         &self,
         report: &ReportKey,
         delivered: &Delivered,
-        hard: bool,
-        dead_mailbox: bool,
+        bounce: Bounce,
         status_code: &str,
         diagnostic: &str,
         soft: SoftLimit,
     ) -> Result<Taken, StoreError> {
-        let kind = if hard {
-            ReportKind::Hard
-        } else {
-            ReportKind::Soft
+        let kind = match bounce {
+            Bounce::Soft => ReportKind::Soft,
+            Bounce::Hard | Bounce::DeadMailbox => ReportKind::Hard,
         };
         let mut tx = self.pool.begin().await?;
         if !insert_report(
@@ -133,16 +140,18 @@ impl Store {
         .await?;
         let mut status = None;
         if let Some(id) = delivered.subscriber_id {
-            let detail = if hard && dead_mailbox {
-                Some(json!({ "from": "active", "to": "bounced", "smtp_status": status_code }))
-            } else if hard {
-                None
-            } else {
-                let n = soft_bounces(&mut tx, id, soft.days).await?;
-                (n >= i64::from(soft.limit)).then(|| {
-                    json!({ "from": "active", "to": "bounced", "smtp_status": status_code,
-                            "soft_bounces": n, "days": soft.days })
-                })
+            let detail = match bounce {
+                Bounce::DeadMailbox => {
+                    Some(json!({ "from": "active", "to": "bounced", "smtp_status": status_code }))
+                }
+                Bounce::Hard => None,
+                Bounce::Soft => {
+                    let n = soft_bounces(&mut tx, id, soft.days).await?;
+                    (n >= i64::from(soft.limit)).then(|| {
+                        json!({ "from": "active", "to": "bounced", "smtp_status": status_code,
+                                "soft_bounces": n, "days": soft.days })
+                    })
+                }
             };
             if let Some(detail) = detail {
                 status = change_status(
