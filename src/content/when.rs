@@ -2,7 +2,7 @@
 //! "9.30am", "17 to 21 November 2025". Parsing is strict and formatting is canonical, so a
 //! session reads the same in every issue whatever way its writer typed it.
 
-use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Weekday};
+use chrono::{Datelike, Month, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Weekday};
 use chrono_tz::Europe::London;
 
 /// A training session: one day, a start and an end time, Europe/London.
@@ -82,8 +82,8 @@ impl SessionText {
         {
             return Err(WhenError::WeekdayMismatch {
                 date: format_date(self.date),
-                written: weekday_name(written).into(),
-                actual: weekday_name(self.date.weekday()).into(),
+                written: weekday_name(written),
+                actual: weekday_name(self.date.weekday()),
             });
         }
         if self.end <= self.start {
@@ -145,33 +145,17 @@ fn split_range(s: &str) -> Option<(&str, &str)> {
 
 fn parse_weekday(w: &str) -> Option<Weekday> {
     let w = w.trim_end_matches(',');
-    [
-        Weekday::Mon,
-        Weekday::Tue,
-        Weekday::Wed,
-        Weekday::Thu,
-        Weekday::Fri,
-        Weekday::Sat,
-        Weekday::Sun,
-    ]
-    .into_iter()
-    .find(|d| weekday_name(*d).eq_ignore_ascii_case(w))
+    std::iter::successors(Some(Weekday::Mon), |d| Some(d.succ()))
+        .take(7)
+        .find(|d| weekday_name(*d).eq_ignore_ascii_case(w))
 }
 
-const MONTHS: [&str; 12] = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-];
+/// A month written in full ("April", "april"), by chrono's names.
+fn parse_month(word: &str) -> Option<Month> {
+    (1..=12u8)
+        .filter_map(|n| Month::try_from(n).ok())
+        .find(|m| m.name().eq_ignore_ascii_case(word))
+}
 
 fn parse_date_words(words: &[&str]) -> Option<NaiveDate> {
     let [day, month, year] = words else {
@@ -181,10 +165,7 @@ fn parse_date_words(words: &[&str]) -> Option<NaiveDate> {
         .trim_end_matches(|c: char| c.is_ascii_alphabetic())
         .parse()
         .ok()?;
-    let month = MONTHS
-        .iter()
-        .position(|m| m.eq_ignore_ascii_case(month))
-        .map(|i| i as u32 + 1)?;
+    let month = parse_month(month)?.number_from_month();
     let year: i32 = year.parse().ok()?;
     NaiveDate::from_ymd_opt(year, month, day)
 }
@@ -255,20 +236,18 @@ pub fn format_date_range(from: NaiveDate, to: NaiveDate) -> String {
     }
 }
 
-pub fn weekday_name(d: Weekday) -> &'static str {
-    match d {
-        Weekday::Mon => "Monday",
-        Weekday::Tue => "Tuesday",
-        Weekday::Wed => "Wednesday",
-        Weekday::Thu => "Thursday",
-        Weekday::Fri => "Friday",
-        Weekday::Sat => "Saturday",
-        Weekday::Sun => "Sunday",
-    }
+/// "Tuesday": chrono's name for the weekday (its `%A`), taken from a week that has every one.
+pub fn weekday_name(d: Weekday) -> String {
+    NaiveDate::from_isoywd_opt(2001, 1, d)
+        .map(|date| date.format("%A").to_string())
+        .unwrap_or_default()
 }
 
 fn month_name(m: u32) -> &'static str {
-    MONTHS[(m as usize).saturating_sub(1) % 12]
+    u8::try_from(m)
+        .ok()
+        .and_then(|n| Month::try_from(n).ok())
+        .map_or("", |m| m.name())
 }
 
 use chrono::Timelike;

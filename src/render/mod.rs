@@ -25,20 +25,30 @@ pub const GMAIL_CLIP_BYTES: usize = 102_000;
 pub enum RenderError {
     #[error("the templates folder {0} does not exist")]
     TemplateDir(PathBuf),
-    #[error("cannot read the template {path}: {source}")]
+    #[error("cannot read the template {path}")]
     ReadTemplate {
         path: PathBuf,
+        #[source]
         source: std::io::Error,
     },
-    #[error("the template {origin} does not parse: {message}")]
-    Template { origin: String, message: String },
-    #[error("rendering the templates failed: {0}")]
-    Render(String),
-    #[error("the templates produced MJML that mrml cannot {stage}: {message}")]
-    Mjml {
-        stage: &'static str,
-        message: String,
+    #[error("the template {origin} does not parse")]
+    Template {
+        origin: String,
+        #[source]
+        source: Box<handlebars::TemplateError>,
     },
+    #[error("rendering the templates failed")]
+    Render(#[source] Box<handlebars::RenderError>),
+    #[error("the templates produced MJML that mrml cannot parse")]
+    MjmlParse(#[source] mrml::prelude::parser::Error),
+    #[error("the templates produced MJML that mrml cannot render")]
+    MjmlRender(#[source] mrml::prelude::render::Error),
+}
+
+impl From<handlebars::RenderError> for RenderError {
+    fn from(e: handlebars::RenderError) -> Self {
+        Self::Render(Box::new(e))
+    }
 }
 
 /// Who the email is for: everyone (the full issue), or a reader with these topics.
@@ -142,10 +152,7 @@ impl Renderer {
         links: &ReaderLinks,
     ) -> Result<Rendered, RenderError> {
         let view = view::EmailView::new(issue, config, catalog, audience, links);
-        let mjml = self
-            .hb
-            .render("email", &view)
-            .map_err(|e| RenderError::Render(e.to_string()))?;
+        let mjml = self.hb.render("email", &view)?;
         let html = cut::strip(&self.mjml_to_html(&mjml)?);
         let text = text::render(issue, config, catalog, audience, links);
         Ok(Rendered {
@@ -167,10 +174,7 @@ impl Renderer {
         links: &ReaderLinks,
     ) -> Result<Variants, RenderError> {
         let view = view::EmailView::new(issue, config, catalog, &Audience::Everyone, links);
-        let mjml = self
-            .hb
-            .render("email", &view)
-            .map_err(|e| RenderError::Render(e.to_string()))?;
+        let mjml = self.hb.render("email", &view)?;
         let html = self.mjml_to_html(&mjml)?;
         let (mjml_pieces, html_pieces) = (cut::Pieces::split(&mjml), cut::Pieces::split(&html));
         // Every section's block must carry its own mark (an "In this issue" entry's mark is not
@@ -227,17 +231,11 @@ impl Renderer {
     }
 
     pub fn mjml_to_html(&self, mjml: &str) -> Result<String, RenderError> {
-        let parsed = mrml::parse(mjml).map_err(|e| RenderError::Mjml {
-            stage: "parse",
-            message: e.to_string(),
-        })?;
+        let parsed = mrml::parse(mjml).map_err(RenderError::MjmlParse)?;
         parsed
             .element
             .render(&self.mrml_options)
-            .map_err(|e| RenderError::Mjml {
-                stage: "render",
-                message: e.to_string(),
-            })
+            .map_err(RenderError::MjmlRender)
     }
 }
 

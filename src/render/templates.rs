@@ -170,7 +170,7 @@ pub fn registry(overrides: Option<&Path>) -> Result<Handlebars<'static>, RenderE
         hb.register_template_string(name, text)
             .map_err(|e| RenderError::Template {
                 origin,
-                message: e.to_string(),
+                source: Box::new(e),
             })?;
     }
     Ok(hb)
