@@ -500,7 +500,7 @@ pub struct Dkim {
     /// The `s=` selector: the key is published at `<selector>._domainkey.<domain>`.
     pub selector: String,
     /// A PEM key, PKCS#8 or PKCS#1 for `rsa-sha256`, PKCS#8 or a base64 seed for
-    /// `ed25519-sha256` (README, DKIM).
+    /// `ed25519-sha256` (docs/sending.md, DKIM).
     pub key_file: PathBuf,
     #[serde(default)]
     pub algorithm: DkimAlgorithm,
