@@ -83,7 +83,7 @@ were imported) or the file cannot be imported (nothing was), 3 other failure."
     /// An address awaiting confirmation of a web sign-up is made active, with these topics, name
     /// and organisation: the administrator's record of consent.
     #[command(after_help = "Examples:\n  \
-lscp-mail subscribers add ann.smith@example.org --name \"Ann Smith\" --organisation \"Northfield Primary School\"\n  \
+lscp-mail subscribers add ann.smith@example.org --name \"Ann Smith\" --organisation \"Northfield Primary\"\n  \
 lscp-mail subscribers add ann.smith@example.org --topics training,events\n  \
 lscp-mail subscribers add ann.smith@example.org --resubscribe\n\n\
 Exit codes: 0 added, 1 already subscribed, unsubscribed or erased (without --resubscribe) or an \

@@ -27,7 +27,7 @@ Also notes where the stored topics differ from those in lscp-mail.toml.")]
     List,
     /// Add a topic subscribers can choose
     #[command(after_help = "Examples:\n  \
-lscp-mail topics add neglect --name \"Neglect strategy\" --description \"Updates on the neglect strategy\"\n  \
+lscp-mail topics add neglect --name \"Neglect strategy\" --description \"Its updates\"\n  \
 lscp-mail topics add webinars --name Webinars --position 15\n\n\
 Add it to [[topics]] in lscp-mail.toml too, so that sections can be tagged with it.\n\
 Exit codes: 0 added, 1 a bad or existing slug, 2 bad usage, 3 other failure.")]
