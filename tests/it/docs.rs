@@ -191,3 +191,28 @@ fn the_walkthroughs_run_as_written() {
         cases.case(walkthrough.page).run();
     }
 }
+
+/// A `console` block is a promise that it runs: a page that has one must be among the
+/// walkthroughs (`text` is for output that cannot run here, such as a browser's).
+#[test]
+fn every_page_with_console_blocks_is_run() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut pages = vec!["README.md".to_owned(), "ARCHITECTURE.md".to_owned()];
+    for entry in std::fs::read_dir(root.join("docs")).expect("docs/ is there") {
+        let name = entry.expect("a docs/ entry").file_name();
+        pages.push(format!("docs/{}", name.to_string_lossy()));
+    }
+    let unrun: Vec<&String> = pages
+        .iter()
+        .filter(|page| {
+            let text = std::fs::read_to_string(root.join(page)).expect("page reads");
+            text.lines()
+                .any(|l| l.trim_start().starts_with("```console"))
+                && !WALKTHROUGHS.iter().any(|w| w.page == page.as_str())
+        })
+        .collect();
+    assert!(
+        unrun.is_empty(),
+        "these pages have console blocks the tests do not run: {unrun:?}"
+    );
+}
