@@ -500,7 +500,7 @@ pub struct Dkim {
     /// The `s=` selector: the key is published at `<selector>._domainkey.<domain>`.
     pub selector: String,
     /// A PEM key, PKCS#8 or PKCS#1 for `rsa-sha256`, PKCS#8 or a base64 seed for
-    /// `ed25519-sha256` (README, DKIM).
+    /// `ed25519-sha256` (docs/sending.md, DKIM).
     pub key_file: PathBuf,
     #[serde(default)]
     pub algorithm: DkimAlgorithm,
@@ -515,13 +515,16 @@ pub enum DkimAlgorithm {
     Ed25519Sha256,
 }
 
+/// What is wrong with the configuration, naming the setting and where it was set: the file
+/// as it was given, or the environment variable.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("the configuration file {0} does not exist")]
     Missing(PathBuf),
-    #[error("cannot read the configuration file {path}: {source}")]
+    #[error("cannot read the configuration file {path}")]
     Read {
         path: PathBuf,
+        #[source]
         source: std::io::Error,
     },
     #[error("{path}:{line}:{column}: {message}")]
@@ -531,9 +534,79 @@ pub enum ConfigError {
         column: usize,
         message: String,
     },
+    /// Settings that do not exist or whose values do not read; the source (figment's error,
+    /// from serde) says what is wrong with each.
+    #[error("invalid configuration: {}", .settings.join(", "))]
+    Settings {
+        /// Each setting at fault with its origin: "`send.rate` (LSCP_MAIL_SEND__RATE)".
+        settings: Vec<String>,
+        #[source]
+        source: Box<figment::Error>,
+    },
+    /// A value that reads but cannot be used.
+    #[error("invalid configuration: `{key}` = \"{value}\"{origin} {problem}")]
+    Value {
+        key: &'static str,
+        value: String,
+        origin: Origin,
+        problem: &'static str,
+        #[source]
+        source: Option<BoxError>,
+    },
+    #[error("invalid configuration: the topics")]
+    Topics(#[source] crate::content::topic::TopicError),
+    /// Two settings that do not fit together.
     #[error("invalid configuration: {0}")]
-    Invalid(String),
+    Inconsistent(String),
 }
+
+/// Where a setting's value came from, as " (in FILE)" or " (LSCP_MAIL_…)"; empty for a default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin(Option<String>);
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Some(o) => write!(f, " ({o})"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Origin {
+    /// From figment's metadata for the setting at `path`: the environment variable spelt as
+    /// the user set it (figment only says "`LSCP_MAIL_` environment variable(s)"), or `file`
+    /// as it was given (figment shortens it to a path relative to the current directory).
+    fn of(md: Option<&figment::Metadata>, path: &[String], file: Option<&Path>) -> Origin {
+        let Some(md) = md else {
+            return Origin(None);
+        };
+        let name = md.name.as_ref();
+        let origin = if name.contains(ENV_PREFIX) {
+            format!("{ENV_PREFIX}{}", path.join("__").to_ascii_uppercase())
+        } else if name.contains("environment") {
+            // DATABASE_URL and SMTP_URL, the only other variables read.
+            match path.first().map(String::as_str) {
+                Some("database_url") => "DATABASE_URL".to_owned(),
+                _ => "SMTP_URL".to_owned(),
+            }
+        } else if let (Some(figment::Source::File(_)), Some(file)) = (&md.source, file) {
+            format!("in {}", file.display())
+        } else if name == "Default" {
+            return Origin(None);
+        } else {
+            match &md.source {
+                Some(source) => format!("in {source}"),
+                None => name.to_owned(),
+            }
+        };
+        Origin(Some(origin))
+    }
+}
+
+const ENV_PREFIX: &str = "LSCP_MAIL_";
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl Config {
     /// Reads `path`, or `./lscp-mail.toml` when there is one, then the environment.
@@ -548,20 +621,21 @@ impl Config {
             check_syntax(file)?;
             figment = figment.merge(Toml::file_exact(file));
         }
-        let mut config = Self::from_figment(figment)?;
+        let mut config = Self::extract(figment, file.as_deref())?;
         config.file = file;
         Ok(config)
     }
 
     /// The built-in defaults with the environment's overrides: for tests and embedding.
     pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        Self::extract(figment, None)
+    }
+
+    /// `figment` (holding `file`, if any) with the environment's overrides.
+    fn extract(figment: Figment, file: Option<&Path>) -> Result<Self, ConfigError> {
         let figment = figment
             // LSCP_MAIL_LOG sets the log filter (main.rs); it is not a setting.
-            .merge(
-                Env::prefixed("LSCP_MAIL_")
-                    .filter(|k| k != "log")
-                    .split("__"),
-            )
+            .merge(Env::prefixed(ENV_PREFIX).filter(|k| k != "log").split("__"))
             .merge(
                 Env::raw()
                     .only(&["DATABASE_URL"])
@@ -570,13 +644,27 @@ impl Config {
             .merge(Env::raw().only(&["SMTP_URL"]).map(|_| "smtp.url".into()));
         let config: Config = figment
             .extract()
-            .map_err(|e| ConfigError::Invalid(figment_message(e)))?;
-        config.validate()?;
+            .map_err(|source| settings_error(source, file))?;
+        config.validate(&|key| {
+            let path: Vec<String> = key.split('.').map(str::to_owned).collect();
+            Origin::of(figment.find_metadata(key), &path, file)
+        })?;
         Ok(config)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks what serde cannot; `origin` says where a setting (`send.batch`) was set.
+    fn validate(&self, origin: &dyn Fn(&str) -> Origin) -> Result<(), ConfigError> {
         self.topic_catalog()?;
+        let bad =
+            |key: &'static str, value: &dyn fmt::Display, problem, source: Option<BoxError>| {
+                ConfigError::Value {
+                    key,
+                    value: value.to_string(),
+                    origin: origin(key),
+                    problem,
+                    source,
+                }
+            };
         for (key, value) in [
             ("site.base_url", &self.site.base_url),
             ("site.quick_leave_url", &self.site.quick_leave_url),
@@ -584,47 +672,52 @@ impl Config {
         ] {
             match url::Url::parse(value) {
                 Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-                _ => {
-                    return Err(ConfigError::Invalid(format!(
-                        "`{key}` = \"{value}\" is not an http(s) URL"
-                    )));
-                }
+                Ok(_) => return Err(bad(key, value, "is not an http(s) URL", None)),
+                Err(e) => return Err(bad(key, value, "is not an http(s) URL", Some(e.into()))),
             }
         }
-        self.serve
-            .listen
-            .parse::<std::net::SocketAddr>()
-            .map_err(|_| {
-                ConfigError::Invalid(format!(
-                    "`serve.listen` = \"{}\" is not an address and port like \"127.0.0.1:8080\"",
-                    self.serve.listen
-                ))
-            })?;
-        let s = &self.send;
-        if s.burst == 0
-            || s.batch == 0
-            || s.concurrency == 0
-            || s.max_attempts == 0
-            || s.max_consecutive_failures == 0
-        {
-            return Err(ConfigError::Invalid(
-                "`send.burst`, `send.batch`, `send.concurrency`, `send.max_attempts` and `send.max_consecutive_failures` must be at least 1".into(),
+        if let Err(e) = self.serve.listen.parse::<std::net::SocketAddr>() {
+            return Err(bad(
+                "serve.listen",
+                &self.serve.listen,
+                "is not an address and port like \"127.0.0.1:8080\"",
+                Some(e.into()),
             ));
+        }
+        let s = &self.send;
+        for (key, value) in [
+            ("send.burst", u64::from(s.burst)),
+            ("send.batch", u64::from(s.batch)),
+            ("send.concurrency", u64::from(s.concurrency)),
+            ("send.max_attempts", u64::from(s.max_attempts)),
+            (
+                "send.max_consecutive_failures",
+                u64::from(s.max_consecutive_failures),
+            ),
+        ] {
+            if value == 0 {
+                return Err(bad(key, &value, "must be at least 1", None));
+            }
         }
         // A claim must outlast the longest SMTP conversation, or a slow send would be taken over
         // by another process and go twice.
         if s.lease_seconds < 3 * s.smtp_timeout_seconds {
-            return Err(ConfigError::Invalid(format!(
-                "`send.lease_seconds` ({}) must be at least three times `send.smtp_timeout_seconds` ({})",
-                s.lease_seconds, s.smtp_timeout_seconds
+            return Err(ConfigError::Inconsistent(format!(
+                "`send.lease_seconds` ({}){} must be at least three times `send.smtp_timeout_seconds` ({}){}",
+                s.lease_seconds,
+                origin("send.lease_seconds"),
+                s.smtp_timeout_seconds,
+                origin("send.smtp_timeout_seconds"),
             )));
         }
-        self.mail
-            .from
-            .parse::<lettre::message::Mailbox>()
-            .map_err(|e| {
-                ConfigError::Invalid(format!("`mail.from` = \"{}\": {e}", self.mail.from))
-            })?;
+        if let Err(e) = self.mail.from.parse::<lettre::message::Mailbox>() {
+            return Err(bad(
+                "mail.from",
+                &self.mail.from,
+                "is not an address like \"Name <name@example.org>\"",
+                Some(e.into()),
+            ));
+        }
         Ok(())
     }
 
@@ -692,7 +785,7 @@ impl Config {
     }
 
     pub fn topic_catalog(&self) -> Result<TopicCatalog, ConfigError> {
-        TopicCatalog::new(self.topics.clone()).map_err(|e| ConfigError::Invalid(e.to_string()))
+        TopicCatalog::new(self.topics.clone()).map_err(ConfigError::Topics)
     }
 }
 
@@ -716,25 +809,28 @@ fn check_syntax(path: &Path) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Figment's error, with where the value came from (a file, or which environment variable).
-fn figment_message(e: figment::Error) -> String {
-    e.into_iter()
+/// Figment's error, naming each setting at fault and where its value came from: the file as
+/// given, or the environment variable as the user spelt it.
+fn settings_error(source: figment::Error, file: Option<&Path>) -> ConfigError {
+    let settings = source
+        .clone()
+        .into_iter()
         .map(|e| {
-            let mut s = e.kind.to_string();
-            if !e.path.is_empty() {
-                s = format!("`{}`: {s}", e.path.join("."));
+            let mut path = e.path.clone();
+            // An unknown key's error may be reported at its table: name the key itself.
+            if let figment::error::Kind::UnknownField(field, _) = &e.kind
+                && path.last() != Some(field)
+            {
+                path.push(field.clone());
             }
-            if let Some(md) = &e.metadata {
-                s.push_str(&format!(" (from {}", md.name));
-                if let Some(source) = &md.source {
-                    s.push_str(&format!(" {source}"));
-                }
-                s.push(')');
-            }
-            s
+            let origin = Origin::of(e.metadata.as_ref(), &path, file);
+            format!("`{}`{origin}", path.join("."))
         })
-        .collect::<Vec<_>>()
-        .join("; ")
+        .collect();
+    ConfigError::Settings {
+        settings,
+        source: Box::new(source),
+    }
 }
 
 /// A URL for messages and logs with its password replaced by `***`.
@@ -907,6 +1003,70 @@ mod tests {
             jail.create_file("lscp-mail.toml", "[brand]\norganisaton = \"Typo\"\n")?;
             let err = Config::load(Some(Path::new("lscp-mail.toml"))).expect_err("typo refused");
             assert!(err.to_string().contains("organisaton"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_bad_value_from_the_environment_names_the_variable() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("LSCP_MAIL_SEND__RATE", "fast");
+            let err = Config::load(None).expect_err("not a rate");
+            let message = err.to_string();
+            assert!(message.contains("`send.rate`"), "{message}");
+            assert!(message.contains("LSCP_MAIL_SEND__RATE"), "{message}");
+            let cause = std::error::Error::source(&err).expect("figment's error is kept");
+            assert!(cause.to_string().contains("fast"), "{cause}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_value_that_reads_but_cannot_be_used_names_its_variable_and_keeps_the_cause() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("LSCP_MAIL_SEND__BATCH", "0");
+            let err = Config::load(None).expect_err("a batch of nothing");
+            assert!(err.to_string().contains("LSCP_MAIL_SEND__BATCH"), "{err}");
+            Ok(())
+        });
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("LSCP_MAIL_MAIL__FROM", "not an address");
+            let err = Config::load(None).expect_err("not a mailbox");
+            assert!(err.to_string().contains("LSCP_MAIL_MAIL__FROM"), "{err}");
+            assert!(
+                std::error::Error::source(&err).is_some(),
+                "lettre's reason is kept: {err:?}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_bad_value_in_a_file_names_the_file_as_given() {
+        figment::Jail::expect_with(|jail| {
+            std::fs::create_dir_all(jail.directory().join("settings"))
+                .map_err(|e| e.to_string())?;
+            let given = jail.directory().join("settings/lscp-mail.toml");
+            std::fs::write(
+                &given,
+                "[send]\nbatch = 0\n[brand]\norganisaton = \"Typo\"\n",
+            )
+            .map_err(|e| e.to_string())?;
+            let err = Config::load(Some(&given)).expect_err("typo refused");
+            let message = err.to_string();
+            assert!(
+                message.contains(&format!("in {}", given.display())),
+                "the whole path, not lscp-mail.toml alone: {message}"
+            );
+            assert!(message.contains("`brand.organisaton`"), "{message}");
+            jail.create_file("settings/lscp-mail.toml", "[send]\nbatch = 0\n")?;
+            let relative = Path::new("settings/lscp-mail.toml");
+            let err = Config::load(Some(relative)).expect_err("a batch of nothing");
+            assert!(
+                err.to_string()
+                    .contains("`send.batch` = \"0\" (in settings/lscp-mail.toml)"),
+                "{err}"
+            );
             Ok(())
         });
     }

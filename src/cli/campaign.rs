@@ -39,24 +39,30 @@ impl std::str::FromStr for IssueArg {
 Exit codes: 0 shown, 1 no campaign for that issue, 3 could not run."
 )]
 pub struct StatusArgs {
-    /// The issue folder or month
+    /// The issue folder (issues/2026-02) or its month (2026-02)
     pub issue: IssueArg,
 }
 
 /// Stop sending a campaign for now; `lscp-mail send ISSUE` resumes it
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  lscp-mail pause issues/2026-02\n\n\
+#[command(
+    after_help = "Examples:\n  lscp-mail pause issues/2026-02\n  lscp-mail pause 2026-02\n\n\
 Running senders finish the message in hand and stop with status 75.\n\
-Exit codes: 0 paused, 1 no campaign or not sending, 3 could not run.")]
+Exit codes: 0 paused, 1 no campaign or not sending, 3 could not run."
+)]
 pub struct PauseArgs {
+    /// The issue folder (issues/2026-02) or its month (2026-02)
     pub issue: IssueArg,
 }
 
 /// Stop a campaign for good: nothing more is sent for this issue
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  lscp-mail cancel issues/2026-02\n\n\
-The ledger is kept for the record. Exit codes: 0 cancelled, 1 no campaign or already over, 3 could not run.")]
+#[command(
+    after_help = "Examples:\n  lscp-mail cancel issues/2026-02\n  lscp-mail status issues/2026-02\n\n\
+The ledger is kept for the record. Exit codes: 0 cancelled, 1 no campaign or already over, 3 could not run."
+)]
 pub struct CancelArgs {
+    /// The issue folder (issues/2026-02) or its month (2026-02)
     pub issue: IssueArg,
 }
 
@@ -67,6 +73,7 @@ pub struct CancelArgs {
 Exit codes: 0 done, 1 no campaign, 3 could not run."
 )]
 pub struct RetryFailedArgs {
+    /// The issue folder (issues/2026-02) or its month (2026-02)
     pub issue: IssueArg,
 }
 

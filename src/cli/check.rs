@@ -20,7 +20,9 @@ use crate::render::Audience;
 #[command(
     after_help = "Examples:\n  lscp-mail check issues/2026-02\n  lscp-mail check issues/2026-02 --strict\n  \
 lscp-mail check issues/2026-02 --links\n\n\
-Exit codes: 0 no errors (warnings allowed unless --strict), 1 errors found, 3 could not run."
+Exit codes: 0 no errors (warnings allowed unless --strict), 1 errors found (or warnings, with \
+--strict), 2 bad usage (an unknown option, --link-timeout without --links), 3 could not run \
+(the configuration, a file)."
 )]
 pub struct Args {
     /// The issue folder, such as issues/2026-02

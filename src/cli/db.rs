@@ -12,10 +12,9 @@ use crate::store::{ImportError, Store, StoreError};
 /// apply pending migrations themselves before they start, so `db migrate` is only needed to
 /// create the database or to upgrade the schema ahead of time.
 #[derive(Debug, clap::Args)]
-#[command(
-    after_help = "Examples:\n  DATABASE_URL=postgres://postgres@127.0.0.1:5432/lscp_mail lscp-mail db migrate\n\n\
-Exit codes: 0 done, 3 could not connect or migrate."
-)]
+#[command(after_help = "Examples:\n  lscp-mail db migrate\n  \
+DATABASE_URL=postgres://postgres@127.0.0.1:5432/lscp_mail lscp-mail db migrate\n\n\
+Exit codes: 0 done, 3 could not connect or migrate.")]
 pub struct Args {
     #[command(subcommand)]
     pub command: DbCommand,
@@ -24,6 +23,10 @@ pub struct Args {
 #[derive(Debug, clap::Subcommand)]
 pub enum DbCommand {
     /// Create the database when it does not exist, then apply the migrations not yet applied
+    #[command(after_help = "Examples:\n  lscp-mail db migrate\n  \
+DATABASE_URL=postgres://postgres@127.0.0.1:5432/lscp_mail lscp-mail db migrate\n\n\
+Prints each migration applied and the schema's version. Running it again changes nothing.\n\
+Exit codes: 0 done, 3 could not connect or migrate.")]
     Migrate,
 }
 

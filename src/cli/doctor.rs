@@ -180,7 +180,7 @@ fn dkim_key(config: &Config) -> Option<Check> {
         )),
         Err(e) => Check::fail(
             format!("DKIM: {e}"),
-            "point dkim.key_file at the private key: rsa-sha256, a PEM key in PKCS#8 or PKCS#1; ed25519-sha256, a PKCS#8 PEM key or the base64 32-byte seed (see DKIM in README.md)",
+            "point dkim.key_file at the private key: rsa-sha256, a PEM key in PKCS#8 or PKCS#1; ed25519-sha256, a PKCS#8 PEM key or the base64 32-byte seed (see DKIM in docs/sending.md)",
         ),
     })
 }

@@ -79,15 +79,28 @@ were imported) or the file cannot be imported (nothing was), 3 other failure."
         status: StartStatus,
     },
     /// Add one practitioner
+    ///
+    /// An address awaiting confirmation of a web sign-up is made active, with these topics, name
+    /// and organisation: the administrator's record of consent.
+    #[command(after_help = "Examples:\n  \
+lscp-mail subscribers add ann.smith@example.org --name \"Ann Smith\" --organisation \"Northfield Primary\"\n  \
+lscp-mail subscribers add ann.smith@example.org --topics training,events\n  \
+lscp-mail subscribers add ann.smith@example.org --resubscribe\n\n\
+Exit codes: 0 added, 1 already subscribed, unsubscribed or erased (without --resubscribe) or an \
+unknown topic, 2 a malformed address, name or organisation, 3 other failure.")]
     Add {
+        /// Their email address, such as ann.smith@example.org
         email: SubscriberEmail,
+        /// Their name, one line of printable text up to 200 characters
         #[arg(long)]
         name: Option<String>,
+        /// Where they work, one line of printable text up to 200 characters
         #[arg(long)]
         organisation: Option<String>,
         /// Their topics, such as `training,events` [default: all]
         #[arg(long, value_name = "LIST")]
         topics: Option<String>,
+        /// The status they start with
         #[arg(long, value_enum, default_value = "active")]
         status: StartStatus,
         /// They unsubscribed or were erased, and have now asked to subscribe again
@@ -95,6 +108,9 @@ were imported) or the file cannot be imported (nothing was), 3 other failure."
         resubscribe: bool,
     },
     /// List subscribers in address order
+    #[command(after_help = "Examples:\n  lscp-mail subscribers list\n  \
+lscp-mail subscribers list --topic reviews --status active\n  \
+lscp-mail subscribers list --status bounced")]
     List {
         /// Only those who chose this topic
         #[arg(long, value_name = "SLUG")]
@@ -104,28 +120,49 @@ were imported) or the file cannot be imported (nothing was), 3 other failure."
         status: Option<SubscriberStatus>,
     },
     /// Show a subscriber's status, topics and change log
-    Show { email: SubscriberEmail },
+    #[command(
+        after_help = "Example:\n  lscp-mail subscribers show ann.smith@example.org\n\n\
+For an erased address: when it was erased, and the history kept."
+    )]
+    Show {
+        /// Their email address, in any case
+        email: SubscriberEmail,
+    },
     /// Replace a subscriber's topics
     #[command(
         after_help = "Example:\n  lscp-mail subscribers set-topics ann.smith@example.org training reviews"
     )]
     SetTopics {
+        /// Their email address, in any case
         email: SubscriberEmail,
         /// The topics they receive from now on (none: they stay subscribed to nothing)
         #[arg(value_name = "TOPIC")]
         topics: Vec<String>,
     },
     /// Unsubscribe a practitioner (they stay on record so no import adds them back)
-    Unsubscribe { email: SubscriberEmail },
+    #[command(
+        after_help = "Example:\n  lscp-mail subscribers unsubscribe ann.smith@example.org\n\n\
+They come back only if they ask: `subscribers add EMAIL --resubscribe`, or the web sign-up."
+    )]
+    Unsubscribe {
+        /// Their email address, in any case
+        email: SubscriberEmail,
+    },
     /// Make a bounced subscriber active again (say, once their mailbox works), in the change log
     #[command(
         after_help = "Example:\n  lscp-mail subscribers list --status bounced\n  lscp-mail subscribers reactivate ann.smith@example.org\n\n\
 Only a bounced subscriber can be reactivated: someone who unsubscribed or complained must sign up again."
     )]
-    Reactivate { email: SubscriberEmail },
+    Reactivate {
+        /// Their email address, in any case
+        email: SubscriberEmail,
+    },
     /// Write subscribers with their topics as CSV
     #[command(
-        after_help = "Columns: email, name, organisation, topics (`;`-separated), status, created_at, confirmed_at.\n\
+        after_help = "Examples:\n  lscp-mail subscribers export subscribers.csv\n  \
+lscp-mail subscribers export --topic training --status active\n  \
+lscp-mail subscribers export everyone.csv --spreadsheet\n\n\
+Columns: email, name, organisation, topics (`;`-separated), status, created_at, confirmed_at.\n\
 The data is written exactly as stored, so `subscribers import` reads it back unchanged. With\n\
 --spreadsheet, cells a spreadsheet would run as a formula (starting with = + - @) get a\n\
 leading ' instead: for opening in Excel or LibreOffice, not for importing again."
@@ -133,8 +170,10 @@ leading ' instead: for opening in Excel or LibreOffice, not for importing again.
     Export {
         /// The file to write [default: standard output]
         file: Option<PathBuf>,
+        /// Only those who chose this topic
         #[arg(long, value_name = "SLUG")]
         topic: Option<String>,
+        /// Only those with this status: pending, active, unsubscribed, bounced or blocked
         #[arg(long)]
         status: Option<SubscriberStatus>,
         /// Guard cells against running as spreadsheet formulas (alters them; do not re-import)
@@ -146,7 +185,15 @@ leading ' instead: for opening in Excel or LibreOffice, not for importing again.
     /// Removes the address, name, organisation, topics and link secret. Kept: a keyed hash of
     /// the address (so no later import can add them back without saying so) and the change log
     /// with no personal data in it.
-    Forget { email: SubscriberEmail },
+    #[command(
+        after_help = "Example:\n  lscp-mail subscribers forget ann.smith@example.org\n\n\
+An import of the address later reports it as previously erased instead of adding it; \
+`subscribers add` refuses it without --resubscribe."
+    )]
+    Forget {
+        /// Their email address, in any case
+        email: SubscriberEmail,
+    },
 }
 
 impl Args {

@@ -22,15 +22,23 @@ pub struct Args {
 #[derive(Debug, clap::Subcommand)]
 pub enum TopicsCommand {
     /// List the topics in sign-up order, with how many active subscribers chose each
+    #[command(after_help = "Example:\n  lscp-mail topics list\n\n\
+Also notes where the stored topics differ from those in lscp-mail.toml.")]
     List,
-    /// Add a topic
+    /// Add a topic subscribers can choose
+    #[command(after_help = "Examples:\n  \
+lscp-mail topics add neglect --name \"Neglect strategy\" --description \"Its updates\"\n  \
+lscp-mail topics add webinars --name Webinars --position 15\n\n\
+Add it to [[topics]] in lscp-mail.toml too, so that sections can be tagged with it.\n\
+Exit codes: 0 added, 1 a bad or existing slug, 2 bad usage, 3 other failure.")]
     Add {
         /// Lower-case letters, digits and `-`, such as `neglect`
         slug: String,
         /// As the sign-up box and the preferences page show it
         #[arg(long)]
         name: String,
-        #[arg(long, default_value = "")]
+        /// A line under the name on the sign-up and preferences pages [default: none]
+        #[arg(long, default_value = "", hide_default_value = true)]
         description: String,
         /// Where it sorts (the built-in topics are 10, 20, 30, 40) [default: last]
         #[arg(long, value_name = "N")]

@@ -1233,7 +1233,7 @@ fn toml_error(file: &File, e: &toml::de::Error) -> Diagnostic {
     };
     let hint = match rule {
         Rule::UnknownField => {
-            Some("check the spelling; the README lists every key a section may have")
+            Some("check the spelling; docs/editor-guide.md lists every key a section may have")
         }
         Rule::TomlSyntax if message.contains("string") => {
             Some("text values need quotes; use \"\"\"…\"\"\" for text over several lines")

@@ -29,7 +29,7 @@ pub enum PrivateKey {
 }
 
 const KEY_FORMS: &str = "use a PEM key from `openssl genpkey -algorithm rsa` (rsa-sha256) or \
-`openssl genpkey -algorithm ed25519` (ed25519-sha256); see DKIM in README.md";
+`openssl genpkey -algorithm ed25519` (ed25519-sha256); see DKIM in docs/sending.md";
 
 impl PrivateKey {
     /// The key in `dkim.key_file`: for RSA, PKCS#8 PEM (`BEGIN PRIVATE KEY`, what OpenSSL 3's

@@ -14,6 +14,7 @@ mod check_rules;
 mod cli_compose;
 mod cli_new;
 mod cli_subscribers;
+mod docs;
 mod fuzz;
 mod hardening;
 mod issue_variants;
