@@ -52,10 +52,7 @@ fn published_name(written: &Path, bytes: &[u8], target: u32, format: LocalImageF
     let mut hash = Sha256::new();
     hash.update(bytes);
     hash.update(target.to_le_bytes());
-    let hex: String = hash.finalize()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hex = hex::encode(&hash.finalize()[..8]);
     let stem = match stem.trim_matches('-') {
         "" => "image",
         s => s,

@@ -39,7 +39,7 @@ pub fn message_id(mail: &Mail) -> String {
             .map_or(0, |d| d.as_nanos());
         bytes = nanos.to_le_bytes();
     });
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = hex::encode(bytes);
     format!("<{hex}@{}>", mail.message_id_domain)
 }
 

@@ -206,7 +206,7 @@ pub fn content_hash(dir: &Path) -> Result<String, SendError> {
         hash.update((bytes.len() as u64).to_le_bytes());
         hash.update(&bytes);
     }
-    Ok(hash.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex::encode(hash.finalize()))
 }
 
 /// An issue with local images is sent only when readers can fetch them: from an https

@@ -633,7 +633,7 @@ pub async fn bounce(
     if changed == 1 {
         crate::store::consent::record(
             &mut tx,
-            subscriber_id,
+            crate::store::SubscriberId::from_db(subscriber_id),
             crate::store::ConsentAction::Bounced,
             &crate::store::ConsentSource::Bounce,
             serde_json::json!({ "from": "active", "to": "bounced", "smtp_status": status_code }),

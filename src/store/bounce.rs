@@ -9,7 +9,7 @@ use sqlx::{PgConnection, Postgres, Transaction};
 
 use super::consent::{self, ConsentAction, ConsentSource};
 use super::email::redact_addresses;
-use super::subscriber::{self, Change, SubscriberStatus};
+use super::subscriber::{self, Change, SubscriberId, SubscriberStatus};
 use super::token::{self, LinkToken};
 use super::{BadLink, Store, StoreError, SubscriberEmail};
 
@@ -19,7 +19,7 @@ pub struct Delivered {
     pub delivery_id: i64,
     pub campaign_id: i64,
     /// `None` once the reader was erased.
-    pub subscriber_id: Option<i64>,
+    pub subscriber_id: Option<SubscriberId>,
     /// The reader's normalised address, to check a report's own recipient against.
     pub email_normalised: Option<String>,
 }
@@ -290,7 +290,7 @@ impl Store {
 /// A complaint or an emailed unsubscribe: anyone not already gone becomes `unsubscribed`.
 async fn leave(
     tx: &mut Transaction<'_, Postgres>,
-    id: i64,
+    id: SubscriberId,
     source: &ConsentSource,
     extra: serde_json::Value,
 ) -> Result<Option<Change<SubscriberStatus>>, StoreError> {
@@ -314,29 +314,28 @@ async fn leave(
 /// status; `None` when it was not.
 async fn change_status(
     tx: &mut Transaction<'_, Postgres>,
-    id: i64,
+    id: SubscriberId,
     from: &[SubscriberStatus],
     to: SubscriberStatus,
     action: ConsentAction,
     source: &ConsentSource,
     extra: serde_json::Value,
 ) -> Result<Option<Change<SubscriberStatus>>, StoreError> {
-    let from: Vec<String> = from.iter().map(|s| s.as_str().to_string()).collect();
+    let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
     let before = sqlx::query_scalar!(
         r#"UPDATE subscribers s SET status = $2, updated_at = now()
            FROM (SELECT id, status FROM subscribers WHERE id = $1 FOR UPDATE) old
            WHERE s.id = old.id AND old.status = ANY($3)
-           RETURNING old.status"#,
-        id,
-        to.as_str(),
-        &from
+           RETURNING old.status AS "status: SubscriberStatus""#,
+        id as SubscriberId,
+        to as SubscriberStatus,
+        &from as &[&str]
     )
     .fetch_optional(&mut **tx)
     .await?;
     let Some(before) = before else {
         return Ok(None);
     };
-    let before = SubscriberStatus::from_store(&before)?;
     let mut detail = json!({ "from": before.as_str(), "to": to.as_str() });
     if let (Some(d), serde_json::Value::Object(more)) = (detail.as_object_mut(), extra) {
         for (k, v) in more {
@@ -354,7 +353,8 @@ async fn delivery_by_message_id(
     message_id: &str,
 ) -> Result<Option<Delivered>, StoreError> {
     let row = sqlx::query!(
-        r#"SELECT d.id, d.campaign_id, d.subscriber_id, s.email_normalised AS "email?"
+        r#"SELECT d.id, d.campaign_id, d.subscriber_id AS "subscriber_id: SubscriberId",
+                  s.email_normalised AS "email?"
            FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id
            WHERE d.message_id = $1"#,
         message_id
@@ -375,7 +375,7 @@ async fn insert_report(
     report: &ReportKey,
     kind: ReportKind,
     delivered: Option<&Delivered>,
-    subscriber_id: Option<i64>,
+    subscriber_id: Option<SubscriberId>,
     status_code: Option<&str>,
 ) -> Result<bool, StoreError> {
     let id = sqlx::query_scalar!(
@@ -388,7 +388,7 @@ async fn insert_report(
         kind.as_str(),
         delivered.map(|d| d.delivery_id),
         delivered.map(|d| d.campaign_id),
-        subscriber_id,
+        subscriber_id as Option<SubscriberId>,
         status_code,
         report.reported_at
     )
@@ -441,7 +441,7 @@ async fn mark_complaint(
 /// reactivated them.
 async fn soft_bounces(
     tx: &mut Transaction<'_, Postgres>,
-    subscriber_id: i64,
+    subscriber_id: SubscriberId,
     days: u32,
 ) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar!(
@@ -451,7 +451,7 @@ async fn soft_bounces(
              AND read_at > coalesce((SELECT max(at) FROM consent_log
                                      WHERE subscriber_id = $1 AND action = 'reactivated'),
                                     '-infinity')"#,
-        subscriber_id,
+        subscriber_id as SubscriberId,
         days as i32
     )
     .fetch_one(&mut **tx)

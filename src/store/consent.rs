@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, Postgres, Transaction};
 
 use super::StoreError;
+use super::subscriber::SubscriberId;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,12 +132,12 @@ pub struct ConsentEntry {
 
 pub(crate) async fn record(
     tx: &mut Transaction<'_, Postgres>,
-    subscriber_id: i64,
+    subscriber_id: SubscriberId,
     action: ConsentAction,
     source: &ConsentSource,
     detail: serde_json::Value,
 ) -> Result<(), StoreError> {
-    record_many(tx, &[subscriber_id], action, source, &[detail]).await
+    record_many(tx, &[subscriber_id.get()], action, source, &[detail]).await
 }
 
 /// The same entry for many subscribers at once, each with its own detail.
@@ -162,11 +163,11 @@ pub(crate) async fn record_many(
 
 pub(crate) async fn history(
     conn: &mut PgConnection,
-    subscriber_id: i64,
+    subscriber_id: SubscriberId,
 ) -> Result<Vec<ConsentEntry>, StoreError> {
     let rows = sqlx::query!(
         "SELECT at, action, source, detail FROM consent_log WHERE subscriber_id = $1 ORDER BY id",
-        subscriber_id
+        subscriber_id as SubscriberId
     )
     .fetch_all(conn)
     .await?;

@@ -9,7 +9,8 @@ const MAX_LEN: usize = 254;
 /// An address a newsletter can be sent to, kept in the form the practitioner gave it
 /// (trimmed). Two addresses that differ only in case are the same subscriber: compare
 /// [`SubscriberEmail::normalised`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::Type)]
+#[sqlx(transparent)]
 pub struct SubscriberEmail(String);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,10 +57,6 @@ impl SubscriberEmail {
     }
 
     /// An address read back from the database, where only parsed addresses are written.
-    pub(crate) fn from_store(email: String) -> Self {
-        Self(email)
-    }
-
     /// As given, for the `To:` header and for display.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -18,7 +18,7 @@ use sqlx::{PgConnection, Postgres, Transaction};
 
 use super::consent::{self, ConsentAction, ConsentEntry, ConsentSource};
 use super::email::{SubscriberEmail, redact_addresses};
-use super::subscriber;
+use super::subscriber::{self, SubscriberId};
 use super::token::random;
 use super::{Store, StoreError};
 
@@ -153,12 +153,12 @@ async fn insert_tombstone(
 
 async fn detach_history(
     tx: &mut Transaction<'_, Postgres>,
-    subscriber_id: i64,
+    subscriber_id: SubscriberId,
     erasure_id: i64,
 ) -> Result<(), StoreError> {
     sqlx::query!(
         "UPDATE consent_log SET erasure_id = $2 WHERE subscriber_id = $1",
-        subscriber_id,
+        subscriber_id as SubscriberId,
         erasure_id
     )
     .execute(&mut **tx)
@@ -190,14 +190,14 @@ async fn record_erasure(
 /// redaction missed.
 async fn redact_replies(
     tx: &mut Transaction<'_, Postgres>,
-    subscriber_id: i64,
+    subscriber_id: SubscriberId,
     email: &SubscriberEmail,
 ) -> Result<(), StoreError> {
     let rows = sqlx::query!(
         r#"SELECT id, last_reply, bounce_diagnostic FROM deliveries
            WHERE subscriber_id = $1
              AND (last_reply IS NOT NULL OR bounce_diagnostic IS NOT NULL)"#,
-        subscriber_id
+        subscriber_id as SubscriberId
     )
     .fetch_all(&mut **tx)
     .await?;
@@ -236,11 +236,14 @@ async fn redact_replies(
 /// Deleting the row takes the topics with it and detaches the (already tombstoned) history.
 async fn delete_subscriber(
     tx: &mut Transaction<'_, Postgres>,
-    subscriber_id: i64,
+    subscriber_id: SubscriberId,
 ) -> Result<(), StoreError> {
-    sqlx::query!("DELETE FROM subscribers WHERE id = $1", subscriber_id)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query!(
+        "DELETE FROM subscribers WHERE id = $1",
+        subscriber_id as SubscriberId
+    )
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

@@ -8,10 +8,13 @@
 //! One module per job: [`email`] (the address newtype), [`name`] (names and organisations),
 //! [`subscriber`] (status, read model, changes), [`topics`], [`bounce`]
 //! (what comes back: bounces, complaints, emailed unsubscribes), [`consent`] (the log), [`token`]
-//! (link secrets), [`images`] (an issue's published images), [`erase`] (forgetting with a tombstone), [`import`] and [`export`] (CSV).
+//! (link secrets), [`images`] (an issue's published images), [`erase`] (forgetting with a
+//! tombstone), [`import`] and [`export`] (CSV), and for `serve`: [`signup`] (confirmation
+//! links), [`web_key`] (the form key) and [`archive`] (which issues were sent).
 //! Each SQL statement is one small function next to its caller; writes take the `Transaction`
 //! they belong to.
 
+pub mod archive;
 pub mod bounce;
 pub mod consent;
 pub mod email;
@@ -21,9 +24,11 @@ pub mod images;
 pub mod import;
 pub mod name;
 pub mod pace;
+pub mod signup;
 pub mod subscriber;
 pub mod token;
 pub mod topics;
+pub mod web_key;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -41,7 +46,7 @@ pub use images::StoredImage;
 pub use import::{ImportError, ImportFailure, ImportFile, ImportReport};
 pub use name::{DisplayName, NameError};
 pub use subscriber::{
-    Added, Change, NewSubscriber, Subscriber, SubscriberFilter, SubscriberStatus,
+    Added, Change, NewSubscriber, Subscriber, SubscriberFilter, SubscriberId, SubscriberStatus,
 };
 pub use token::{BadLink, LinkToken};
 pub use topics::StoredTopic;
@@ -219,6 +224,14 @@ impl Store {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// For health checks: the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query_scalar!(r#"SELECT 1 AS "one!""#)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// "database `news` on db.internal:5432", for messages about this store's database.

@@ -14,8 +14,32 @@ use super::token::LinkKeys;
 use super::{Store, StoreError, erase};
 use crate::content::TopicSet;
 
-/// Where a subscriber stands. Only `active` subscribers are sent the newsletter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// A subscriber's number in the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, sqlx::Type)]
+#[sqlx(transparent)]
+pub struct SubscriberId(i64);
+
+impl SubscriberId {
+    pub fn get(self) -> i64 {
+        self.0
+    }
+
+    /// An id read by a query outside the subscriber store (the delivery ledger's).
+    pub(crate) fn from_db(id: i64) -> Self {
+        Self(id)
+    }
+}
+
+impl fmt::Display for SubscriberId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Where a subscriber stands. Only `active` subscribers are sent the newsletter. Stored as
+/// its name in lower case, the same as [`SubscriberStatus::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, sqlx::Type)]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum SubscriberStatus {
     /// Signed up, awaiting the double opt-in confirmation.
     Pending,
@@ -82,7 +106,7 @@ impl fmt::Display for SubscriberStatus {
 /// A subscriber as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Subscriber {
-    pub id: i64,
+    pub id: SubscriberId,
     pub email: SubscriberEmail,
     pub name: Option<String>,
     pub organisation: Option<String>,
@@ -160,9 +184,8 @@ impl Store {
         let normalised = new.email.normalised();
         let topics = slugs(&new.topics);
         let mut before = None;
-        let id = match find(&mut tx, &normalised).await? {
+        let id = match one(&mut tx, Key::Email(&normalised)).await? {
             Some(existing) => {
-                let existing = Subscriber::try_from(existing)?;
                 before = Some(existing.status);
                 let activates = existing.status == SubscriberStatus::Pending
                     && status == SubscriberStatus::Active;
@@ -178,7 +201,7 @@ impl Store {
                         status: existing.status,
                     });
                 }
-                set_status(&mut tx, existing.id, status).await?;
+                update_row(&mut tx, existing.id, Update::status(status)).await?;
                 replace_topics(&mut tx, existing.id, &topics).await?;
                 // What the administrator gives replaces what was there; what they leave out stays.
                 let name = new.name.as_ref().map(DisplayName::as_str);
@@ -247,10 +270,14 @@ impl Store {
 
     pub async fn subscriber(&self, email: &SubscriberEmail) -> Result<Subscriber, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        find(&mut conn, &email.normalised())
+        one(&mut conn, Key::Email(&email.normalised()))
             .await?
-            .ok_or_else(|| StoreError::NotFound(email.to_string()))?
-            .try_into()
+            .ok_or_else(|| StoreError::NotFound(email.to_string()))
+    }
+
+    /// The subscriber with this id, as they are now.
+    pub async fn subscriber_by_id(&self, id: SubscriberId) -> Result<Subscriber, StoreError> {
+        by_id(&mut *self.pool.acquire().await?, id).await
     }
 
     /// In address order.
@@ -259,11 +286,15 @@ impl Store {
         filter: &SubscriberFilter,
     ) -> Result<Vec<Subscriber>, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        list(&mut conn, filter)
-            .await?
-            .into_iter()
-            .map(Subscriber::try_from)
-            .collect()
+        select(
+            &mut conn,
+            &Select {
+                status: filter.status,
+                topic: filter.topic.as_deref(),
+                ..Select::default()
+            },
+        )
+        .await
     }
 
     /// The consent and change log of one subscriber, oldest first.
@@ -288,7 +319,7 @@ impl Store {
         };
         if sorted(change.before.clone()) != wanted {
             replace_topics(&mut tx, subscriber.id, &wanted).await?;
-            touch(&mut tx, subscriber.id).await?;
+            update_row(&mut tx, subscriber.id, Update::default()).await?;
             change.after = by_id(&mut tx, subscriber.id).await?.topics;
             let detail = json!({ "from": change.before, "to": change.after });
             consent::record(
@@ -346,17 +377,19 @@ impl Store {
             before: subscriber.status,
             after: to,
         };
-        if action == ConsentAction::Confirmed && change.changed() {
-            if subscriber.status != SubscriberStatus::Pending {
-                return Err(StoreError::NotPending {
-                    email: subscriber.email.to_string(),
-                    status: subscriber.status,
-                });
-            }
-            mark_confirmed(&mut tx, subscriber.id).await?;
+        let confirming = action == ConsentAction::Confirmed;
+        if confirming && change.changed() && subscriber.status != SubscriberStatus::Pending {
+            return Err(StoreError::NotPending {
+                email: subscriber.email.to_string(),
+                status: subscriber.status,
+            });
         }
         if change.changed() {
-            set_status(&mut tx, subscriber.id, to).await?;
+            let update = Update {
+                status: Some(to),
+                confirmed: confirming,
+            };
+            update_row(&mut tx, subscriber.id, update).await?;
             let detail = json!({ "from": change.before.as_str(), "to": change.after.as_str() });
             consent::record(&mut tx, subscriber.id, action, source, detail).await?;
         }
@@ -385,97 +418,83 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
     v
 }
 
-/// A row of the subscriber queries, before its status is parsed.
-pub(crate) struct SubscriberRow {
-    id: i64,
-    email: String,
-    name: Option<String>,
-    organisation: Option<String>,
-    status: String,
-    topics: Vec<String>,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    confirmed_at: Option<DateTime<Utc>>,
+/// Which subscribers [`select`] reads; `None` is any.
+#[derive(Default)]
+struct Select<'a> {
+    id: Option<SubscriberId>,
+    normalised: Option<&'a str>,
+    status: Option<SubscriberStatus>,
+    /// Those with this topic.
+    topic: Option<&'a str>,
 }
 
-impl TryFrom<SubscriberRow> for Subscriber {
-    type Error = StoreError;
-
-    fn try_from(r: SubscriberRow) -> Result<Self, StoreError> {
-        Ok(Subscriber {
-            id: r.id,
-            email: SubscriberEmail::from_store(r.email),
-            name: r.name,
-            organisation: r.organisation,
-            status: SubscriberStatus::from_store(&r.status)?,
-            topics: r.topics,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-            confirmed_at: r.confirmed_at,
-        })
-    }
+/// One subscriber, found by id or by address.
+pub(crate) enum Key<'a> {
+    Id(SubscriberId),
+    /// The normalised address.
+    Email(&'a str),
 }
 
-pub(crate) async fn find(
+/// The one read of subscribers with their topics, in address order.
+async fn select(
     conn: &mut PgConnection,
-    normalised: &str,
-) -> Result<Option<SubscriberRow>, StoreError> {
+    which: &Select<'_>,
+) -> Result<Vec<Subscriber>, StoreError> {
     Ok(sqlx::query_as!(
-        SubscriberRow,
-        r#"SELECT s.id, s.email, s.name, s.organisation, s.status,
-                  s.created_at, s.updated_at, s.confirmed_at,
-                  ARRAY(SELECT st.topic FROM subscriber_topics st JOIN topics t ON t.slug = st.topic
-                        WHERE st.subscriber_id = s.id ORDER BY t.sort_order, t.slug) AS "topics!"
-           FROM subscribers s WHERE s.email_normalised = $1"#,
-        normalised
-    )
-    .fetch_optional(conn)
-    .await?)
-}
-
-pub(crate) async fn by_id(conn: &mut PgConnection, id: i64) -> Result<Subscriber, StoreError> {
-    sqlx::query_as!(
-        SubscriberRow,
-        r#"SELECT s.id, s.email, s.name, s.organisation, s.status,
-                  s.created_at, s.updated_at, s.confirmed_at,
-                  ARRAY(SELECT st.topic FROM subscriber_topics st JOIN topics t ON t.slug = st.topic
-                        WHERE st.subscriber_id = s.id ORDER BY t.sort_order, t.slug) AS "topics!"
-           FROM subscribers s WHERE s.id = $1"#,
-        id
-    )
-    .fetch_one(conn)
-    .await?
-    .try_into()
-}
-
-async fn list(
-    conn: &mut PgConnection,
-    filter: &SubscriberFilter,
-) -> Result<Vec<SubscriberRow>, StoreError> {
-    Ok(sqlx::query_as!(
-        SubscriberRow,
-        r#"SELECT s.id, s.email, s.name, s.organisation, s.status,
+        Subscriber,
+        r#"SELECT s.id AS "id: SubscriberId", s.email AS "email: SubscriberEmail", s.name,
+                  s.organisation, s.status AS "status: SubscriberStatus",
                   s.created_at, s.updated_at, s.confirmed_at,
                   ARRAY(SELECT st.topic FROM subscriber_topics st JOIN topics t ON t.slug = st.topic
                         WHERE st.subscriber_id = s.id ORDER BY t.sort_order, t.slug) AS "topics!"
            FROM subscribers s
-           WHERE ($1::text IS NULL OR s.status = $1)
-             AND ($2::text IS NULL OR EXISTS (
-                   SELECT 1 FROM subscriber_topics st WHERE st.subscriber_id = s.id AND st.topic = $2))
+           WHERE ($1::bigint IS NULL OR s.id = $1)
+             AND ($2::text IS NULL OR s.email_normalised = $2)
+             AND ($3::text IS NULL OR s.status = $3)
+             AND ($4::text IS NULL OR EXISTS (
+                   SELECT 1 FROM subscriber_topics st WHERE st.subscriber_id = s.id AND st.topic = $4))
            ORDER BY s.email_normalised"#,
-        filter.status.map(SubscriberStatus::as_str),
-        filter.topic.as_deref(),
+        which.id as Option<SubscriberId>,
+        which.normalised,
+        which.status as Option<SubscriberStatus>,
+        which.topic,
     )
     .fetch_all(conn)
     .await?)
 }
 
+pub(crate) async fn one(
+    conn: &mut PgConnection,
+    key: Key<'_>,
+) -> Result<Option<Subscriber>, StoreError> {
+    let which = match key {
+        Key::Id(id) => Select {
+            id: Some(id),
+            ..Select::default()
+        },
+        Key::Email(normalised) => Select {
+            normalised: Some(normalised),
+            ..Select::default()
+        },
+    };
+    Ok(select(conn, &which).await?.pop())
+}
+
+pub(crate) async fn by_id(
+    conn: &mut PgConnection,
+    id: SubscriberId,
+) -> Result<Subscriber, StoreError> {
+    one(conn, Key::Id(id))
+        .await?
+        .ok_or(StoreError::Sql(sqlx::Error::RowNotFound))
+}
+
 async fn lock(
     tx: &mut Transaction<'_, Postgres>,
     normalised: &str,
-) -> Result<Option<i64>, StoreError> {
+) -> Result<Option<SubscriberId>, StoreError> {
     Ok(sqlx::query_scalar!(
-        "SELECT id FROM subscribers WHERE email_normalised = $1 FOR UPDATE",
+        r#"SELECT id AS "id: SubscriberId" FROM subscribers WHERE email_normalised = $1 FOR UPDATE"#,
         normalised
     )
     .fetch_optional(&mut **tx)
@@ -487,15 +506,15 @@ async fn insert(
     new: &NewSubscriber,
     status: SubscriberStatus,
     keys: &LinkKeys,
-) -> Result<i64, StoreError> {
+) -> Result<SubscriberId, StoreError> {
     Ok(sqlx::query_scalar!(
-        "INSERT INTO subscribers (email, email_normalised, name, organisation, status, link_id, link_secret)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        r#"INSERT INTO subscribers (email, email_normalised, name, organisation, status, link_id, link_secret)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id AS "id: SubscriberId""#,
         new.email.as_str(),
         new.email.normalised(),
         new.name.as_ref().map(DisplayName::as_str),
         new.organisation.as_ref().map(DisplayName::as_str),
-        status.as_str(),
+        status as SubscriberStatus,
         &keys.id,
         &keys.secret,
     )
@@ -503,30 +522,15 @@ async fn insert(
     .await?)
 }
 
-async fn set_status(
-    tx: &mut Transaction<'_, Postgres>,
-    id: i64,
-    status: SubscriberStatus,
-) -> Result<(), StoreError> {
-    sqlx::query!(
-        "UPDATE subscribers SET status = $2, updated_at = now() WHERE id = $1",
-        id,
-        status.as_str()
-    )
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 async fn set_details(
     tx: &mut Transaction<'_, Postgres>,
-    id: i64,
+    id: SubscriberId,
     name: Option<&str>,
     organisation: Option<&str>,
 ) -> Result<(), StoreError> {
     sqlx::query!(
         "UPDATE subscribers SET name = $2, organisation = $3, updated_at = now() WHERE id = $1",
-        id,
+        id as SubscriberId,
         name,
         organisation
     )
@@ -535,20 +539,36 @@ async fn set_details(
     Ok(())
 }
 
-async fn mark_confirmed(tx: &mut Transaction<'_, Postgres>, id: i64) -> Result<(), StoreError> {
-    sqlx::query!(
-        "UPDATE subscribers SET confirmed_at = now() WHERE id = $1",
-        id
-    )
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+/// What [`update_row`] changes besides `updated_at`, which it always sets.
+#[derive(Default)]
+struct Update {
+    status: Option<SubscriberStatus>,
+    /// Sets `confirmed_at`: the double opt-in is complete.
+    confirmed: bool,
 }
 
-async fn touch(tx: &mut Transaction<'_, Postgres>, id: i64) -> Result<(), StoreError> {
+impl Update {
+    fn status(status: SubscriberStatus) -> Self {
+        Self {
+            status: Some(status),
+            confirmed: false,
+        }
+    }
+}
+
+async fn update_row(
+    tx: &mut Transaction<'_, Postgres>,
+    id: SubscriberId,
+    update: Update,
+) -> Result<(), StoreError> {
     sqlx::query!(
-        "UPDATE subscribers SET updated_at = now() WHERE id = $1",
-        id
+        "UPDATE subscribers
+         SET status = COALESCE($2, status), updated_at = now(),
+             confirmed_at = CASE WHEN $3 THEN now() ELSE confirmed_at END
+         WHERE id = $1",
+        id as SubscriberId,
+        update.status as Option<SubscriberStatus>,
+        update.confirmed
     )
     .execute(&mut **tx)
     .await?;
@@ -558,17 +578,23 @@ async fn touch(tx: &mut Transaction<'_, Postgres>, id: i64) -> Result<(), StoreE
 /// Replaces a subscriber's topics: the old set goes, the new set goes in.
 async fn replace_topics(
     tx: &mut Transaction<'_, Postgres>,
-    id: i64,
+    id: SubscriberId,
     topics: &[String],
 ) -> Result<(), StoreError> {
     delete_topics(tx, id).await?;
-    insert_topics(tx, &vec![id; topics.len()], topics).await
+    insert_topics(tx, &vec![id.0; topics.len()], topics).await
 }
 
-async fn delete_topics(tx: &mut Transaction<'_, Postgres>, id: i64) -> Result<(), StoreError> {
-    sqlx::query!("DELETE FROM subscriber_topics WHERE subscriber_id = $1", id)
-        .execute(&mut **tx)
-        .await?;
+async fn delete_topics(
+    tx: &mut Transaction<'_, Postgres>,
+    id: SubscriberId,
+) -> Result<(), StoreError> {
+    sqlx::query!(
+        "DELETE FROM subscriber_topics WHERE subscriber_id = $1",
+        id as SubscriberId
+    )
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

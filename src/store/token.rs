@@ -13,7 +13,7 @@ use sqlx::{PgConnection, Postgres, Transaction};
 use subtle::ConstantTimeEq;
 
 use super::consent::{self, ConsentAction, ConsentSource};
-use super::subscriber::{self, Subscriber};
+use super::subscriber::{self, Subscriber, SubscriberId};
 use super::{Store, StoreError};
 
 const ID_LEN: usize = 16;
@@ -140,9 +140,9 @@ impl Store {
 pub(crate) async fn secret_for(
     conn: &mut PgConnection,
     link_id: &[u8],
-) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
+) -> Result<Option<(SubscriberId, Vec<u8>)>, StoreError> {
     let row = sqlx::query!(
-        "SELECT id, link_secret FROM subscribers WHERE link_id = $1",
+        r#"SELECT id AS "id: SubscriberId", link_secret FROM subscribers WHERE link_id = $1"#,
         link_id
     )
     .fetch_optional(conn)
@@ -152,11 +152,11 @@ pub(crate) async fn secret_for(
 
 pub(crate) async fn token_of(
     conn: &mut PgConnection,
-    subscriber_id: i64,
+    subscriber_id: SubscriberId,
 ) -> Result<LinkToken, StoreError> {
     let row = sqlx::query!(
         "SELECT link_id, link_secret FROM subscribers WHERE id = $1",
-        subscriber_id
+        subscriber_id as SubscriberId
     )
     .fetch_one(conn)
     .await?;
@@ -165,12 +165,12 @@ pub(crate) async fn token_of(
 
 pub(crate) async fn replace_secret(
     tx: &mut Transaction<'_, Postgres>,
-    subscriber_id: i64,
+    subscriber_id: SubscriberId,
     secret: &[u8],
 ) -> Result<(), StoreError> {
     sqlx::query!(
         "UPDATE subscribers SET link_secret = $2, updated_at = now() WHERE id = $1",
-        subscriber_id,
+        subscriber_id as SubscriberId,
         secret
     )
     .execute(&mut **tx)

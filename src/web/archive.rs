@@ -19,18 +19,7 @@ use crate::store::{Store, StoreError};
 
 /// The sent issues, newest first.
 pub async fn sent_issues(store: &Store) -> Result<Vec<IssueId>, StoreError> {
-    let ids = sqlx::query_scalar!(
-        "SELECT c.issue_id FROM campaigns c
-         WHERE c.status <> 'cancelled'
-            OR EXISTS (SELECT 1 FROM deliveries d WHERE d.campaign_id = c.id AND d.status = 'sent')
-         ORDER BY c.issue_id DESC"
-    )
-    .fetch_all(store.pool())
-    .await?;
-    Ok(ids
-        .iter()
-        .filter_map(|id| IssueId::parse(id).ok())
-        .collect())
+    store.sent_issues().await
 }
 
 /// One campaign a month: the list is short.

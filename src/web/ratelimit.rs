@@ -1,4 +1,5 @@
-//! Per-client rate limits: a token bucket per client address, in memory.
+//! Per-client rate limits: `governor`'s keyed limiter (GCRA, which behaves as a token bucket
+//! per client address), in memory.
 //!
 //! A client is the connection's peer address; an IPv6 client is its /64, since one household
 //! or phone is given a whole /64. Behind a reverse proxy every connection comes from the proxy,
@@ -6,73 +7,45 @@
 //! (the one the proxy itself appended): only set it when a proxy you run is in front, since
 //! anyone can send that header.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::num::NonZeroU32;
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
+use governor::clock::Clock;
+use governor::{DefaultKeyedRateLimiter, Quota};
 
 use super::{AppState, WebError};
 
-/// Buckets kept before the full ones are dropped.
+/// Clients kept before those back to a full allowance are dropped.
 const PRUNE_AT: usize = 10_000;
 
 /// `limit` requests per `period` per client, refilled steadily; a limit of 0 means none.
-pub struct RateLimiter {
-    limit: u32,
-    period: Duration,
-    buckets: Mutex<HashMap<IpAddr, Bucket>>,
-}
-
-#[derive(Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
+pub struct RateLimiter(Option<DefaultKeyedRateLimiter<IpAddr>>);
 
 impl RateLimiter {
     pub fn new(limit: u32, period: Duration) -> Self {
-        Self {
-            limit,
-            period,
-            buckets: Mutex::new(HashMap::new()),
-        }
+        // A period too short to divide (zero) is no limit either.
+        let quota = NonZeroU32::new(limit).and_then(|burst| {
+            Quota::with_period(period / limit).map(|quota| quota.allow_burst(burst))
+        });
+        Self(quota.map(DefaultKeyedRateLimiter::keyed))
     }
 
     /// Counts a request from `client`; too many gives how long to wait.
     pub fn check(&self, client: Client) -> Result<(), WebError> {
-        if self.limit == 0 {
+        let Some(limiter) = &self.0 else {
             return Ok(());
-        }
-        let now = Instant::now();
-        let capacity = f64::from(self.limit);
-        let per_second = capacity / self.period.as_secs_f64();
-        let refill = |b: Bucket| {
-            (b.tokens + now.duration_since(b.at).as_secs_f64() * per_second).min(capacity)
         };
-        // A poisoned lock only means another request panicked mid-update: the counts are fine.
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        if buckets.len() >= PRUNE_AT {
-            buckets.retain(|_, b| refill(*b) < capacity);
+        if limiter.len() >= PRUNE_AT {
+            limiter.retain_recent();
         }
-        let bucket = buckets.entry(client.0).or_insert(Bucket {
-            tokens: capacity,
-            at: now,
-        });
-        let tokens = refill(*bucket);
-        if tokens >= 1.0 {
-            *bucket = Bucket {
-                tokens: tokens - 1.0,
-                at: now,
-            };
-            Ok(())
-        } else {
-            Err(WebError::TooMany {
-                retry_after: Duration::from_secs_f64((1.0 - tokens) / per_second),
+        limiter
+            .check_key(&client.0)
+            .map_err(|not_until| WebError::TooMany {
+                retry_after: not_until.wait_time_from(limiter.clock().now()),
             })
-        }
     }
 }
 

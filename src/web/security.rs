@@ -5,18 +5,16 @@
 //! the installation's form key of the form's purpose, the salt and a random value kept in the
 //! browser's `lscp_form` cookie (`HttpOnly`, `SameSite=Strict`). A post is accepted only when
 //! the token matches the cookie it arrives with, which a page on another site can neither read
-//! nor set. The key is made once and kept in the database (table `web_key`), like the erasure
-//! key, so that it never sits in a configuration file and every server process shares it.
+//! nor set. The key is made once and kept in the database ([`Store::form_key`]).
 
-use axum::extract::Request;
+use axum::Router;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
-use sqlx::PgConnection;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use super::WebError;
 use crate::store::token::random;
@@ -34,35 +32,33 @@ pub const CSP_ARCHIVE: &str = "default-src 'none'; style-src 'self'; script-src 
                                img-src 'self' https:; form-action 'self'; base-uri 'none'; \
                                frame-ancestors 'none'";
 
-/// Adds the security headers to every response; pages not marked cacheable are `no-store`,
-/// since most carry a reader's link token.
-pub async fn headers(request: Request, next: Next) -> Response {
-    let archive_issue = request.uri().path().starts_with("/issues/");
-    let mut response = next.run(request).await;
-    let h = response.headers_mut();
-    let csp = if archive_issue { CSP_ARCHIVE } else { CSP };
-    h.insert(
+/// Adds the security headers to every response of `router`; pages not marked cacheable are
+/// `no-store`, since most carry a reader's link token. A response that has its own
+/// `Content-Security-Policy` ([`archive_policy`]) keeps it.
+pub fn headers(router: Router) -> Router {
+    let always =
+        |name, value| SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value));
+    let unless_set =
+        |name, value| SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value));
+    router
+        .layer(unless_set(header::CONTENT_SECURITY_POLICY, CSP))
+        // Tokens are in page addresses: never send them on to another site.
+        .layer(always(header::REFERRER_POLICY, "no-referrer"))
+        .layer(always(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(always(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(always(
+            HeaderName::from_static("cross-origin-opener-policy"),
+            "same-origin",
+        ))
+        .layer(unless_set(header::CACHE_CONTROL, "no-store"))
+}
+
+/// The archive's policy, for its routes (`/issues/{id}` and what hangs below it).
+pub fn archive_policy() -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::overriding(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(csp),
-    );
-    // Tokens are in page addresses: never send them on to another site.
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        HeaderName::from_static("cross-origin-opener-policy"),
-        HeaderValue::from_static("same-origin"),
-    );
-    if !h.contains_key(header::CACHE_CONTROL) {
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    }
-    response
+        HeaderValue::from_static(CSP_ARCHIVE),
+    )
 }
 
 /// The installation's key for form tokens.
@@ -70,29 +66,7 @@ pub struct FormKey(Vec<u8>);
 
 /// The key, made on first use.
 pub async fn form_key(store: &Store) -> Result<FormKey, StoreError> {
-    let mut conn = store.pool().acquire().await?;
-    insert_key(&mut conn, &random(KEY_LEN)?).await?;
-    key(&mut conn)
-        .await?
-        .map(FormKey)
-        .ok_or_else(|| StoreError::Corrupt("the form key vanished".into()))
-}
-
-/// Keeps the existing key when there is one: tokens in open pages stay good across restarts.
-async fn insert_key(conn: &mut PgConnection, key: &[u8]) -> Result<(), StoreError> {
-    sqlx::query!(
-        "INSERT INTO web_key (key) VALUES ($1) ON CONFLICT (singleton) DO NOTHING",
-        key
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-async fn key(conn: &mut PgConnection) -> Result<Option<Vec<u8>>, StoreError> {
-    Ok(sqlx::query_scalar!("SELECT key FROM web_key")
-        .fetch_optional(conn)
-        .await?)
+    Ok(FormKey(store.form_key(&random(KEY_LEN)?).await?))
 }
 
 /// The browser's half of the form tokens: the value of its `lscp_form` cookie, or a new one
@@ -104,11 +78,8 @@ pub struct FormCookie {
 
 impl FormCookie {
     pub fn of(headers: &HeaderMap) -> Result<Self, WebError> {
-        match cookie(headers, COOKIE).filter(|v| is_nonce(v)) {
-            Some(value) => Ok(Self {
-                value: value.to_string(),
-                new: false,
-            }),
+        match form_cookie(headers) {
+            Some(value) => Ok(Self { value, new: false }),
             None => Ok(Self {
                 value: URL_SAFE_NO_PAD.encode(random(NONCE_LEN)?),
                 new: true,
@@ -118,15 +89,13 @@ impl FormCookie {
 
     /// The `Set-Cookie` header for a new cookie; `secure` when the site is served over https.
     pub fn set_cookie(&self, secure: bool) -> Option<HeaderValue> {
-        let secure = if secure { "; Secure" } else { "" };
+        let cookie = Cookie::build((COOKIE, self.value.as_str()))
+            .path("/")
+            .http_only(true)
+            .same_site(SameSite::Strict)
+            .secure(secure);
         self.new
-            .then(|| {
-                HeaderValue::from_str(&format!(
-                    "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict{secure}",
-                    self.value
-                ))
-                .ok()
-            })
+            .then(|| HeaderValue::from_str(&cookie.to_string()).ok())
             .flatten()
     }
 }
@@ -149,14 +118,12 @@ impl FormKey {
         purpose: &str,
         given: Option<&str>,
     ) -> Result<(), WebError> {
-        let cookie = cookie(headers, COOKIE)
-            .filter(|v| is_nonce(v))
-            .ok_or(WebError::Csrf)?;
+        let cookie = form_cookie(headers).ok_or(WebError::Csrf)?;
         let (salt, mac) = given
             .and_then(|t| t.split_once('.'))
             .ok_or(WebError::Csrf)?;
         let mac = URL_SAFE_NO_PAD.decode(mac).map_err(|_| WebError::Csrf)?;
-        self.mac(cookie, purpose, salt)
+        self.mac(&cookie, purpose, salt)
             .verify_slice(&mac)
             .map_err(|_| WebError::Csrf)
     }
@@ -179,16 +146,12 @@ fn is_nonce(v: &str) -> bool {
         .is_ok_and(|bytes| bytes.len() == NONCE_LEN)
 }
 
-/// The value of the cookie `name`, from any `Cookie` header of the request.
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim())
+/// The value of the request's `lscp_form` cookie, when it is one we could have made.
+fn form_cookie(headers: &HeaderMap) -> Option<String> {
+    CookieJar::from_headers(headers)
+        .get(COOKIE)
+        .map(|c| c.value().to_string())
+        .filter(|v| is_nonce(v))
 }
 
 #[cfg(test)]

@@ -17,17 +17,17 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
-use sqlx::PgConnection;
 
 use crate::config::Config;
 use crate::content::TopicSet;
 use crate::send::outgoing::{Body, Outbox, OutboxError, Outgoing};
 use crate::send::smtp::{Connection, SmtpFailure, SmtpTarget};
-use crate::store::subscriber::{self, slugs};
+use crate::store::signup::{Claimed, StoredLink};
+use crate::store::subscriber::slugs;
 use crate::store::token::random;
 use crate::store::{
     ConsentSource, DisplayName, LinkToken, NewSubscriber, Store, StoreError, Subscriber,
-    SubscriberEmail, SubscriberStatus,
+    SubscriberEmail, SubscriberId, SubscriberStatus,
 };
 
 /// How long a confirmation link works.
@@ -99,14 +99,14 @@ pub async fn sign_up(store: &Store, request: &SignupRequest) -> Result<Signup, S
         SubscriberStatus::Blocked => Ok(Signup::Nothing),
         SubscriberStatus::Pending | SubscriberStatus::Unsubscribed | SubscriberStatus::Bounced => {
             let token = random(TOKEN_LEN)?;
-            let mut conn = store.pool().acquire().await?;
-            insert(
-                &mut conn,
-                subscriber.id,
-                &digest(&token),
-                &slugs(&new.topics),
-            )
-            .await?;
+            store
+                .add_confirmation(
+                    subscriber.id,
+                    &digest(&token),
+                    &slugs(&new.topics),
+                    CONFIRM_WITHIN_HOURS,
+                )
+                .await?;
             Ok(Signup::Confirm {
                 subscriber,
                 token: URL_SAFE_NO_PAD.encode(token),
@@ -126,12 +126,11 @@ pub enum LinkState {
 }
 
 pub async fn link_state(store: &Store, token: &str) -> Result<LinkState, StoreError> {
-    let mut conn = store.pool().acquire().await?;
-    Ok(match state(&mut conn, &hash_of(token)).await? {
+    Ok(match store.confirmation(&hash_of(token)).await? {
         None => LinkState::Unknown,
-        Some((true, _)) => LinkState::Used,
-        Some((false, true)) => LinkState::Expired,
-        Some((false, false)) => LinkState::Usable,
+        Some(StoredLink { used: true, .. }) => LinkState::Used,
+        Some(StoredLink { expired: true, .. }) => LinkState::Expired,
+        Some(_) => LinkState::Usable,
     })
 }
 
@@ -146,25 +145,28 @@ pub enum Confirmed {
 /// Uses the link once: a pending subscriber becomes active with the topics of the form and the
 /// `details` given with the confirmation; one who had left comes back with them.
 ///
-/// Each step takes a connection of its own and gives it back: holding one while the store's
-/// methods take others could leave every confirmation waiting on the pool under load.
+/// Each step is a store call of its own: holding a connection while the store's methods take
+/// others could leave every confirmation waiting on the pool under load.
 pub async fn confirm(
     store: &Store,
     token: &str,
     details: &Details,
 ) -> Result<Confirmed, StoreError> {
-    let hash = hash_of(token);
-    let claimed = claim(&mut *store.pool().acquire().await?, &hash).await?;
-    let Some((claim, subscriber_id, topics)) = claimed else {
+    let Some(claimed) = store.claim_confirmation(&hash_of(token)).await? else {
         return Ok(Confirmed::NotUsable(link_state(store, token).await?));
     };
+    let Claimed {
+        id,
+        subscriber_id,
+        topics,
+    } = claimed;
     match apply(store, subscriber_id, &topics, details).await {
         Ok(Some(s)) => Ok(Confirmed::Subscribed(s)),
         // Blocked since: the link stays used.
         Ok(None) => Ok(Confirmed::NotUsable(LinkState::Used)),
         Err(e) => {
             // Nothing changed, so the link may be tried again.
-            unclaim(&mut *store.pool().acquire().await?, claim).await?;
+            store.unclaim_confirmation(id).await?;
             Err(e)
         }
     }
@@ -172,11 +174,11 @@ pub async fn confirm(
 
 async fn apply(
     store: &Store,
-    subscriber_id: i64,
+    subscriber_id: SubscriberId,
     topics: &[String],
     details: &Details,
 ) -> Result<Option<Subscriber>, StoreError> {
-    let subscriber = subscriber::by_id(&mut *store.pool().acquire().await?, subscriber_id).await?;
+    let subscriber = store.subscriber_by_id(subscriber_id).await?;
     let catalog = store.topic_catalog().await?;
     // A topic removed since the form was sent is dropped.
     let topics: TopicSet = topics
@@ -202,9 +204,7 @@ async fn apply(
         }
         // Confirmed already, through another link: that confirmation's details stand.
         SubscriberStatus::Active => {
-            return Ok(Some(
-                subscriber::by_id(&mut *store.pool().acquire().await?, subscriber_id).await?,
-            ));
+            return Ok(Some(store.subscriber_by_id(subscriber_id).await?));
         }
         SubscriberStatus::Blocked => return Ok(None),
     }
@@ -215,9 +215,7 @@ async fn apply(
             details.organisation.as_ref(),
         )
         .await?;
-    Ok(Some(
-        subscriber::by_id(&mut *store.pool().acquire().await?, subscriber_id).await?,
-    ))
+    Ok(Some(store.subscriber_by_id(subscriber_id).await?))
 }
 
 /// The stored form of a token: its SHA-256. A malformed token hashes to something no stored
@@ -231,63 +229,6 @@ fn hash_of(token: &str) -> Vec<u8> {
 
 fn digest(bytes: &[u8]) -> Vec<u8> {
     Sha256::digest(bytes).to_vec()
-}
-
-async fn insert(
-    conn: &mut PgConnection,
-    subscriber_id: i64,
-    token_hash: &[u8],
-    topics: &[String],
-) -> Result<(), StoreError> {
-    sqlx::query!(
-        "INSERT INTO signup_confirmations (subscriber_id, token_hash, topics, expires_at)
-         VALUES ($1, $2, $3, now() + make_interval(hours => $4))",
-        subscriber_id,
-        token_hash,
-        topics,
-        CONFIRM_WITHIN_HOURS
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// (used, expired) of the link with this hash.
-async fn state(conn: &mut PgConnection, hash: &[u8]) -> Result<Option<(bool, bool)>, StoreError> {
-    Ok(sqlx::query!(
-        r#"SELECT used_at IS NOT NULL AS "used!", expires_at <= now() AS "expired!"
-           FROM signup_confirmations WHERE token_hash = $1"#,
-        hash
-    )
-    .fetch_optional(conn)
-    .await?
-    .map(|r| (r.used, r.expired)))
-}
-
-/// Marks a usable link used, in one statement, so two presses of "Confirm" cannot both use it.
-async fn claim(
-    conn: &mut PgConnection,
-    hash: &[u8],
-) -> Result<Option<(i64, i64, Vec<String>)>, StoreError> {
-    Ok(sqlx::query!(
-        "UPDATE signup_confirmations SET used_at = now()
-         WHERE token_hash = $1 AND used_at IS NULL AND expires_at > now()
-         RETURNING id, subscriber_id, topics",
-        hash
-    )
-    .fetch_optional(conn)
-    .await?
-    .map(|r| (r.id, r.subscriber_id, r.topics)))
-}
-
-async fn unclaim(conn: &mut PgConnection, id: i64) -> Result<(), StoreError> {
-    sqlx::query!(
-        "UPDATE signup_confirmations SET used_at = NULL WHERE id = $1",
-        id
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 /// A plain-text email to one person.

@@ -12,7 +12,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use handlebars::Handlebars;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::error::ErrorPage;
 use super::ratelimit::Client;
@@ -272,37 +272,10 @@ impl Forms {
     }
 }
 
-/// A form post's fields, `application/x-www-form-urlencoded`.
-pub struct Fields(Vec<(String, String)>);
-
-impl Fields {
-    pub fn parse(body: &[u8]) -> Self {
-        Self(url::form_urlencoded::parse(body).into_owned().collect())
-    }
-
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> {
-        self.0
-            .iter()
-            .filter(move |(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// Rejects the post unless it carries the token of a form made for `purpose`.
-    pub fn check(
-        &self,
-        state: &AppState,
-        headers: &HeaderMap,
-        purpose: &str,
-    ) -> Result<(), WebError> {
-        state.form_key.check(headers, purpose, self.get("csrf"))
-    }
+/// A post of a form with only its token (the unsubscribe and resubscribe buttons).
+#[derive(Deserialize)]
+pub struct TokenOnly {
+    pub csrf: Option<String>,
 }
 
 /// The reader whose link token is in the address (`/p/{token}`, `/u/{token}`), each request
@@ -353,6 +326,25 @@ pub fn mask(email: &str) -> String {
     }
 }
 
+/// What every page behind a reader's link shows of them (their address, masked), its links'
+/// token and, when the page has a form, that form's token. Pages with more flatten it in.
+#[derive(Serialize)]
+pub struct ReaderPage<'a> {
+    pub email: String,
+    pub token: &'a str,
+    pub csrf: Option<String>,
+}
+
+impl<'a> ReaderPage<'a> {
+    pub fn new(subscriber: &Subscriber, token: &'a str, csrf: Option<String>) -> Self {
+        Self {
+            email: mask(subscriber.email.as_str()),
+            token,
+            csrf,
+        }
+    }
+}
+
 /// A topic checkbox.
 #[derive(Serialize)]
 pub struct TopicChoice<'a> {
@@ -393,16 +385,5 @@ mod tests {
         let pages = Pages::new(&Config::default()).expect("templates build");
         assert!(pages.error(ErrorPage::NotFound).contains("Page not found"));
         assert!(pages.stylesheet.contains("#4b2e83"));
-    }
-
-    #[test]
-    fn repeated_form_fields_are_all_kept() {
-        let fields = Fields::parse(b"topic=training&topic=events&csrf=a.b&name=Ann+O%27Neill");
-        assert_eq!(
-            fields.all("topic").collect::<Vec<_>>(),
-            ["training", "events"]
-        );
-        assert_eq!(fields.get("name"), Some("Ann O'Neill"));
-        assert_eq!(fields.get("missing"), None);
     }
 }

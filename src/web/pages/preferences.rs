@@ -1,22 +1,22 @@
 //! `/p/{token}`: the reader's topics as checkboxes, saved by a form post; and resubscribing
 //! after an unsubscribe.
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use serde::Serialize;
+use axum_extra::extract::Form;
+use serde::{Deserialize, Serialize};
 
-use super::{Fields, Forms, Reader, TopicChoice, mask, topic_choices};
+use super::{Forms, Reader, ReaderPage, TokenOnly, TopicChoice, topic_choices};
 use crate::content::TopicCatalog;
 use crate::store::{ConsentSource, NewSubscriber, Subscriber, SubscriberStatus};
 use crate::web::{AppState, WebError};
 
 #[derive(Serialize)]
 struct PreferencesPage<'a> {
-    email: String,
-    token: &'a str,
-    csrf: String,
+    /// With the token of the topics form.
+    #[serde(flatten)]
+    reader: ReaderPage<'a>,
     unsubscribe_csrf: String,
     resubscribe_csrf: String,
     topics: Vec<TopicChoice<'a>>,
@@ -44,9 +44,7 @@ async fn page(
     let catalog = state.store.topic_catalog().await?;
     let forms = Forms::of(state, headers)?;
     let page = PreferencesPage {
-        email: mask(subscriber.email.as_str()),
-        token,
-        csrf: forms.token(state, "preferences")?,
+        reader: ReaderPage::new(subscriber, token, Some(forms.token(state, "preferences")?)),
         unsubscribe_csrf: forms.token(state, "unsubscribe")?,
         resubscribe_csrf: forms.token(state, "resubscribe")?,
         topics: topic_choices(&catalog, |slug| subscriber.topics.iter().any(|t| t == slug)),
@@ -76,19 +74,28 @@ struct SavedPage<'a> {
     now: String,
 }
 
+/// The topics form: one `topic` field per ticked box.
+#[derive(Deserialize)]
+pub struct TopicsForm {
+    csrf: Option<String>,
+    #[serde(default)]
+    topic: Vec<String>,
+}
+
 /// Replaces the reader's topics with the ticked ones: adding as well as removing.
 pub async fn save(
     State(state): State<AppState>,
     Reader { subscriber, token }: Reader,
     headers: HeaderMap,
-    body: Bytes,
+    Form(form): Form<TopicsForm>,
 ) -> Result<Response, WebError> {
-    let fields = Fields::parse(&body);
-    fields.check(&state, &headers, "preferences")?;
+    let csrf = form.csrf.as_deref();
+    state.form_key.check(&headers, "preferences", csrf)?;
     let catalog = state.store.topic_catalog().await?;
     // A box for a topic that no longer exists is ignored, like an unticked one.
-    let wanted = fields
-        .all("topic")
+    let wanted = form
+        .topic
+        .iter()
         .filter_map(|slug| catalog.parse(slug).ok())
         .collect();
     let change = state
@@ -122,21 +129,16 @@ pub async fn save(
     Ok(super::html(StatusCode::OK, body, None))
 }
 
-#[derive(Serialize)]
-struct ResubscribedPage<'a> {
-    email: String,
-    token: &'a str,
-}
-
 /// Someone who unsubscribed comes back, with the topics they had. The link came in a message
 /// to their address, so it proves the address is theirs: no second confirmation is needed.
 pub async fn resubscribe(
     State(state): State<AppState>,
     Reader { subscriber, token }: Reader,
     headers: HeaderMap,
-    body: Bytes,
+    Form(form): Form<TokenOnly>,
 ) -> Result<Response, WebError> {
-    Fields::parse(&body).check(&state, &headers, "resubscribe")?;
+    let csrf = form.csrf.as_deref();
+    state.form_key.check(&headers, "resubscribe", csrf)?;
     if subscriber.status == SubscriberStatus::Unsubscribed {
         let catalog = state.store.topic_catalog().await?;
         let topics = subscriber
@@ -159,10 +161,7 @@ pub async fn resubscribe(
         // Bounced or blocked: the preferences page says whom to ask.
         return page(&state, &subscriber, &token, &headers).await;
     }
-    let page = ResubscribedPage {
-        email: mask(subscriber.email.as_str()),
-        token: &token,
-    };
+    let page = ReaderPage::new(&subscriber, &token, None);
     let body = state.pages.render("resubscribed", "Welcome back", &page)?;
     Ok(super::html(StatusCode::OK, body, None))
 }

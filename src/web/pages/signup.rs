@@ -3,14 +3,14 @@
 
 use std::time::Duration;
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use serde::Serialize;
+use axum_extra::extract::Form;
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::{Fields, Forms, LinkView, Message, TopicChoice, mask, topic_choices};
+use super::{Forms, LinkView, Message, TopicChoice, mask, topic_choices};
 use crate::config::Brand;
 use crate::content::TopicCatalog;
 use crate::send::smtp::redact;
@@ -103,22 +103,32 @@ struct CheckInbox<'a> {
     email: &'a str,
 }
 
+/// The sign-up form: the address and one `topic` field per ticked box.
+#[derive(Deserialize)]
+pub struct SignupForm {
+    csrf: Option<String>,
+    email: Option<String>,
+    #[serde(default)]
+    topic: Vec<String>,
+}
+
 /// Checks the form; then, whatever the address's state, says "check your inbox".
 pub async fn submit(
     State(state): State<AppState>,
     client: Client,
     headers: HeaderMap,
-    body: Bytes,
+    Form(form): Form<SignupForm>,
 ) -> Result<Response, WebError> {
     let arrived = Instant::now();
     state.signup_limit.check(client)?;
-    let fields = Fields::parse(&body);
-    fields.check(&state, &headers, "subscribe")?;
+    state
+        .form_key
+        .check(&headers, "subscribe", form.csrf.as_deref())?;
     let catalog = state.store.topic_catalog().await?;
     // A name or organisation posted here is ignored: see `SignupRequest`.
     let entered = Entered {
-        email: fields.get("email").unwrap_or("").trim(),
-        topics: fields.all("topic").collect(),
+        email: form.email.as_deref().unwrap_or("").trim(),
+        topics: form.topic.iter().map(String::as_str).collect(),
     };
     let new = match check(&entered, &catalog) {
         Ok(new) => new,
@@ -311,18 +321,27 @@ struct ConfirmedPage<'a> {
     token: &'a str,
 }
 
+/// The confirmation form: who the person confirming says they are.
+#[derive(Deserialize)]
+pub struct ConfirmForm {
+    csrf: Option<String>,
+    name: Option<String>,
+    organisation: Option<String>,
+}
+
 pub async fn confirm(
     State(state): State<AppState>,
     client: Client,
     Path(token): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    Form(form): Form<ConfirmForm>,
 ) -> Result<Response, WebError> {
     state.link_limit.check(client)?;
-    let fields = Fields::parse(&body);
-    fields.check(&state, &headers, "confirm")?;
-    let name = fields.get("name").unwrap_or("").trim();
-    let organisation = fields.get("organisation").unwrap_or("").trim();
+    state
+        .form_key
+        .check(&headers, "confirm", form.csrf.as_deref())?;
+    let name = form.name.as_deref().unwrap_or("").trim();
+    let organisation = form.organisation.as_deref().unwrap_or("").trim();
     let details = match details(name, organisation) {
         Ok(d) => d,
         Err(errors) => {
@@ -385,4 +404,38 @@ fn not_usable(state: &AppState, why: LinkState) -> Result<Response, WebError> {
     };
     let body = state.pages.render("message", heading, &message)?;
     Ok(super::html(StatusCode::GONE, body, None))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::extract::{FromRequest, Request};
+    use axum::http::header;
+
+    use super::*;
+
+    async fn posted<T: serde::de::DeserializeOwned>(body: &'static str) -> T {
+        let request = Request::builder()
+            .method("POST")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .expect("a request");
+        let Form(form) = Form::<T>::from_request(request, &())
+            .await
+            .expect("the form reads");
+        form
+    }
+
+    #[tokio::test]
+    async fn repeated_form_fields_are_all_kept() {
+        let form: SignupForm =
+            posted("topic=training&topic=events&csrf=a.b&email=ann%40x.org").await;
+        assert_eq!(form.topic, ["training", "events"]);
+        assert_eq!(form.csrf.as_deref(), Some("a.b"));
+        assert_eq!(form.email.as_deref(), Some("ann@x.org"));
+
+        let form: ConfirmForm = posted("csrf=a.b&name=Ann+O%27Neill").await;
+        assert_eq!(form.name.as_deref(), Some("Ann O'Neill"));
+        assert_eq!(form.organisation, None);
+    }
 }

@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use serde::Serialize;
 
-use super::{Fields, Forms, Reader, mask};
+use super::{Forms, Reader, ReaderPage};
 use crate::store::{ConsentSource, Subscriber, SubscriberStatus};
 use crate::web::{AppState, WebError};
 
@@ -21,9 +21,8 @@ const ONE_CLICK: &str = "List-Unsubscribe=One-Click";
 
 #[derive(Serialize)]
 struct UnsubscribePage<'a> {
-    email: String,
-    token: &'a str,
-    csrf: String,
+    #[serde(flatten)]
+    reader: ReaderPage<'a>,
     organisation: &'a str,
 }
 
@@ -37,9 +36,11 @@ pub async fn show(
     }
     let forms = Forms::of(&state, &headers)?;
     let page = UnsubscribePage {
-        email: mask(subscriber.email.as_str()),
-        token: &token,
-        csrf: forms.token(&state, "unsubscribe")?,
+        reader: ReaderPage::new(
+            &subscriber,
+            &token,
+            Some(forms.token(&state, "unsubscribe")?),
+        ),
         organisation: &state.config.brand.organisation,
     };
     let body = state.pages.render("unsubscribe", "Unsubscribe", &page)?;
@@ -64,7 +65,14 @@ pub async fn unsubscribe(
     let source = if one_click {
         ConsentSource::OneClick
     } else {
-        Fields::parse(&body).check(&state, headers, "unsubscribe")?;
+        // The body is read here rather than by a form extractor: a one-click post may be
+        // multipart.
+        let csrf = url::form_urlencoded::parse(&body)
+            .find(|(name, _)| name == "csrf")
+            .map(|(_, value)| value.into_owned());
+        state
+            .form_key
+            .check(headers, "unsubscribe", csrf.as_deref())?;
         ConsentSource::Web
     };
     // Bounced or blocked readers get no mail already, and must not become "unsubscribed",
@@ -78,13 +86,6 @@ pub async fn unsubscribe(
     unsubscribed_page(&state, &subscriber, &token, headers)
 }
 
-#[derive(Serialize)]
-struct UnsubscribedPage<'a> {
-    email: String,
-    token: &'a str,
-    csrf: String,
-}
-
 fn unsubscribed_page(
     state: &AppState,
     subscriber: &Subscriber,
@@ -92,11 +93,7 @@ fn unsubscribed_page(
     headers: &HeaderMap,
 ) -> Result<Response, WebError> {
     let forms = Forms::of(state, headers)?;
-    let page = UnsubscribedPage {
-        email: mask(subscriber.email.as_str()),
-        token,
-        csrf: forms.token(state, "resubscribe")?,
-    };
+    let page = ReaderPage::new(subscriber, token, Some(forms.token(state, "resubscribe")?));
     let body = state
         .pages
         .render("unsubscribed", "You are unsubscribed", &page)?;
