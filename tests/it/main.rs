@@ -17,6 +17,7 @@ mod cli_subscribers;
 mod fuzz;
 mod hardening;
 mod issue_variants;
+mod layers;
 mod local_images;
 mod preview;
 mod send_delivery;
