@@ -8,6 +8,7 @@ mod store_support;
 
 mod bounces;
 mod browser_email;
+mod campaign_control;
 mod campaign_pace;
 mod check_links;
 mod check_rules;
