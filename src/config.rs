@@ -11,7 +11,10 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use crate::content::{Diagnostic, Rule, TopicCatalog, TopicInfo};
-use crate::send::throttle::Rate;
+
+mod rate;
+
+pub use rate::{Rate, RateError};
 
 pub const DEFAULT_CONFIG_FILE: &str = "lscp-mail.toml";
 

@@ -3,14 +3,13 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use chrono::Utc;
-
 use super::db::with_store;
 use super::output::{OutputError, escape_controls};
-use super::{UsageError, code, exit};
+use super::{code, exit};
 use crate::config::Config;
 use crate::content::IssueId;
-use crate::send::ledger::{self, Campaign, CampaignStatus};
+use crate::send::control::{self, ControlError};
+use crate::send::ledger::{Campaign, Counts, Holder, LiveSender};
 use crate::send::{campaign, estimate};
 use crate::store::Store;
 
@@ -77,16 +76,6 @@ pub struct RetryFailedArgs {
     pub issue: IssueArg,
 }
 
-async fn find(store: &Store, issue: IssueId) -> anyhow::Result<Campaign> {
-    ledger::campaign(store.pool(), issue)
-        .await?
-        .ok_or_else(|| NoCampaign(issue).into())
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("no campaign for {0}: `lscp-mail send issues/{0}` begins one")]
-struct NoCampaign(IssueId);
-
 /// Runs a campaign command, with "no such campaign" and wrong-state answers as exit code 1.
 fn with_campaign(
     config: &Config,
@@ -94,13 +83,13 @@ fn with_campaign(
     f: impl AsyncFnOnce(&Store, Campaign) -> anyhow::Result<ExitCode>,
 ) -> anyhow::Result<ExitCode> {
     let result = with_store(config, async |store| {
-        let campaign = find(store, issue).await?;
+        let campaign = control::find(store, issue).await.map_err(failure)?;
         f(store, campaign).await
     });
     match result {
         Err(e)
-            if e.downcast_ref::<NoCampaign>().is_some()
-                || e.downcast_ref::<UsageError>().is_some() =>
+            if e.downcast_ref::<ControlError>()
+                .is_some_and(ControlError::is_input_problem) =>
         {
             eprintln!("error: {}", escape_controls(&e.to_string()));
             Ok(code(exit::INPUT))
@@ -109,11 +98,21 @@ fn with_campaign(
     }
 }
 
+/// A wrong-state answer stays a [`ControlError`] (exit code 1); a failure is reported as the
+/// error it wraps, so [`with_store`] and `main` judge it as before.
+fn failure(e: ControlError) -> anyhow::Error {
+    match e {
+        ControlError::Sql(e) => e.into(),
+        ControlError::Store(e) => e.into(),
+        e => e.into(),
+    }
+}
+
 impl StatusArgs {
     pub fn run(self, config: &Config) -> anyhow::Result<ExitCode> {
         with_campaign(config, self.issue.0, async |store, c| {
-            let pool = store.pool();
-            let n = ledger::counts(pool, c.id).await?;
+            let status = control::status(store, &c).await.map_err(failure)?;
+            let n = &status.counts;
             outln!("{} \"{}\": {}", c.issue_id, c.subject, c.status)?;
             outln!(
                 "  began     {}{}",
@@ -131,8 +130,7 @@ impl StatusArgs {
                 n.queued,
                 n.sending
             )?;
-            let live = ledger::live_senders(pool).await?;
-            let b = store.bounce_counts(c.id).await?;
+            let b = &status.bounces;
             outln!(
                 "  reports   {} hard bounces, {} soft bounces, {} complaints, {} unsubscribes by email",
                 b.hard,
@@ -140,21 +138,13 @@ impl StatusArgs {
                 b.complaints,
                 b.unsubscribes
             )?;
-            let holders = ledger::holders(pool, c.id).await?;
-            print_senders(&live, &holders, &c, &n)?;
-            if c.status == CampaignStatus::Sending && n.remaining() > 0 {
-                let ours: Vec<&ledger::LiveSender> =
-                    live.iter().filter(|s| s.issue_id == c.issue_id).collect();
-                let inputs = estimate_inputs(pool, &c, &n, &ours).await?;
-                outln!(
-                    "  estimate  {}",
-                    describe(&estimate::estimate(&inputs), &inputs)
-                )?;
+            print_senders(&status.live, &status.holders, &c, n)?;
+            if let Some((estimate, inputs)) = &status.estimate {
+                outln!("  estimate  {}", describe(estimate, inputs))?;
             }
-            let errors = ledger::last_errors(pool, c.id, 5).await?;
-            if !errors.is_empty() {
+            if !status.last_errors.is_empty() {
                 outln!("  last errors:")?;
-                for (at, status, reply) in errors {
+                for (at, status, reply) in &status.last_errors {
                     outln!("    {} {status:7} {reply}", at.format("%Y-%m-%d %H:%M:%S"))?;
                 }
             }
@@ -165,10 +155,10 @@ impl StatusArgs {
 
 /// Live senders, and whose claims hold the end of the campaign.
 fn print_senders(
-    live: &[ledger::LiveSender],
-    holders: &[ledger::Holder],
+    live: &[LiveSender],
+    holders: &[Holder],
     c: &Campaign,
-    n: &ledger::Counts,
+    n: &Counts,
 ) -> Result<(), OutputError> {
     if live.is_empty() {
         outln!("  senders   none running")?;
@@ -205,50 +195,6 @@ fn print_senders(
         )?;
     }
     Ok(())
-}
-
-/// What the estimate needs, read from the ledger and the live senders.
-async fn estimate_inputs(
-    pool: &sqlx::PgPool,
-    c: &Campaign,
-    n: &ledger::Counts,
-    senders: &[&ledger::LiveSender],
-) -> anyhow::Result<estimate::Inputs> {
-    let now = Utc::now();
-    let paces: Vec<estimate::Pace> = senders
-        .iter()
-        .map(|s| estimate::Pace {
-            rate_per_second: s.rate_per_second,
-            started_at: s.started_at,
-        })
-        .collect();
-    let window = estimate::observed_seconds(&paces, now);
-    let sent_recently = if window > 0.0 {
-        ledger::sent_in_last(pool, c.id, window).await?
-    } else {
-        0
-    };
-    let (due, next_retry) = ledger::due_now(pool, c.id).await?;
-    let cap = match senders.iter().filter_map(|s| s.daily_cap).min() {
-        Some(per_day) => {
-            let today = campaign::start_of_day(now);
-            Some(estimate::Cap {
-                per_day: per_day.into(),
-                used_today: ledger::used_since(pool, today).await?,
-                next_day: campaign::start_of_day(today + chrono::Duration::hours(25)),
-            })
-        }
-        None => None,
-    };
-    Ok(estimate::Inputs {
-        now,
-        remaining: n.remaining(),
-        due,
-        next_retry,
-        senders: paces,
-        sent_recently,
-        cap,
-    })
 }
 
 fn describe(e: &estimate::Estimate, i: &estimate::Inputs) -> String {
@@ -308,12 +254,7 @@ fn human(secs: f64) -> String {
 impl PauseArgs {
     pub fn run(self, config: &Config) -> anyhow::Result<ExitCode> {
         with_campaign(config, self.issue.0, async |store, c| {
-            if c.status != CampaignStatus::Sending {
-                return Err(
-                    UsageError(format!("{} is {}, not sending", c.issue_id, c.status)).into(),
-                );
-            }
-            ledger::set_status(store.pool(), c.id, CampaignStatus::Paused).await?;
+            control::pause(store, &c).await.map_err(failure)?;
             outln!(
                 "{}: paused; running senders finish the message in hand on each connection and give back the rest. `lscp-mail send issues/{}` resumes it.",
                 c.issue_id,
@@ -327,25 +268,16 @@ impl PauseArgs {
 impl CancelArgs {
     pub fn run(self, config: &Config) -> anyhow::Result<ExitCode> {
         with_campaign(config, self.issue.0, async |store, c| {
-            if matches!(
-                c.status,
-                CampaignStatus::Finished | CampaignStatus::Cancelled
-            ) {
-                return Err(UsageError(format!("{} is already {}", c.issue_id, c.status)).into());
-            }
-            // Running senders hear of it at once (the status trigger notifies them): each
-            // connection finishes the message in hand and gives back the rest.
-            ledger::set_status(store.pool(), c.id, CampaignStatus::Cancelled).await?;
-            let n = ledger::counts(store.pool(), c.id).await?;
-            let in_hand = in_hand(store, &c).await?;
+            let left = control::cancel(store, &c).await.map_err(failure)?;
             outln!(
                 "{}: cancelled; {} sent before, {} will not be sent{}.",
                 c.issue_id,
-                n.sent,
-                n.remaining(),
-                if in_hand > 0 {
+                left.sent,
+                left.not_sent,
+                if left.in_hand > 0 {
                     format!(
-                        " but for at most {in_hand} message(s) in hand (one per connection of the senders running now)"
+                        " but for at most {} message(s) in hand (one per connection of the senders running now)",
+                        left.in_hand
                     )
                 } else {
                     String::new()
@@ -356,26 +288,10 @@ impl CancelArgs {
     }
 }
 
-/// How many messages running senders of `c` may have in hand: one per connection.
-async fn in_hand(store: &Store, c: &Campaign) -> anyhow::Result<i64> {
-    Ok(ledger::live_senders(store.pool())
-        .await?
-        .iter()
-        .filter(|s| s.issue_id == c.issue_id)
-        .map(|s| i64::from(s.concurrency).min(s.claims))
-        .sum())
-}
-
 impl RetryFailedArgs {
     pub fn run(self, config: &Config) -> anyhow::Result<ExitCode> {
         with_campaign(config, self.issue.0, async |store, c| {
-            if c.status == CampaignStatus::Cancelled {
-                return Err(UsageError(format!("{} was cancelled", c.issue_id)).into());
-            }
-            let n = ledger::retry_failed(store.pool(), c.id).await?;
-            if n > 0 && c.status == CampaignStatus::Finished {
-                ledger::set_status(store.pool(), c.id, CampaignStatus::Sending).await?;
-            }
+            let n = control::retry_failed(store, &c).await.map_err(failure)?;
             outln!(
                 "{}: {n} failed deliveries queued again (bounced and departed readers stay out). `lscp-mail send issues/{}` sends them.",
                 c.issue_id,

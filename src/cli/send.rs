@@ -4,21 +4,19 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::db::with_store;
 use super::output::escape_controls;
 use super::{UsageError, code, exit};
-use crate::config::Config;
+use crate::config::{Config, Rate};
 use crate::content::{Issue, load_issue};
 use crate::render::Renderer;
-use crate::send::campaign::{self, Outcome, Progress, SendOptions};
-use crate::send::ledger::{self, CampaignStatus};
+use crate::send::campaign::{self, Outcome, Progress, SendError, SendOptions};
+use crate::send::job::{self, JobError, Start, TestSend, Version};
 use crate::send::personalise::Personaliser;
-use crate::send::smtp::{Connection, SmtpFailure, SmtpTarget};
-use crate::send::throttle::Rate;
-use crate::store::{LinkToken, Store, StoreError, SubscriberEmail};
+use crate::send::smtp::{SmtpFailure, SmtpTarget};
+use crate::store::{Store, SubscriberEmail};
 
 /// Mail an issue to every active subscriber, each receiving the sections of their topics
 ///
@@ -166,57 +164,47 @@ async fn send(
     target: &SmtpTarget,
     options: &SendOptions,
 ) -> anyhow::Result<ExitCode> {
-    // Before the audience is frozen or anyone claimed: a session as the workers will open it.
-    if let Err(failure) = campaign::preflight(
-        target,
-        personaliser.hello_name(),
-        personaliser.sender(),
-        options.smtp_timeout,
-    )
-    .await
-    {
-        if failure.is_permanent() {
+    let ready = match job::start(store, issue, &personaliser, target, options).await {
+        Ok(Start::Ready(ready)) => ready,
+        Ok(Start::Refused(failure)) => {
             explain_refusal(&failure, target);
             eprintln!("nothing was sent or recorded.");
             return Ok(code(exit::FAILURE));
         }
-        eprintln!(
-            "{}: the mail server {target} is unavailable now ({failure}); nothing was sent or recorded; run `lscp-mail send {}` again later",
-            issue.id,
-            issue.dir.display()
-        );
-        return Ok(code(exit::RESUMABLE));
-    }
-    let campaign = match campaign::prepare(store, issue, options).await {
-        Ok(c) => c,
-        Err(e @ (campaign::SendError::Cancelled(_) | campaign::SendError::Changed { .. })) => {
+        Ok(Start::Unavailable(failure)) => {
+            eprintln!(
+                "{}: the mail server {target} is unavailable now ({failure}); nothing was sent or recorded; run `lscp-mail send {}` again later",
+                issue.id,
+                issue.dir.display()
+            );
+            return Ok(code(exit::RESUMABLE));
+        }
+        Ok(Start::Finished(before)) => {
+            outln!(
+                "{}: already finished: {} sent, {} failed, {} skipped. `lscp-mail send {} --include-new` sends to subscribers who joined since.",
+                issue.id,
+                before.sent,
+                before.failed,
+                before.skipped,
+                issue.dir.display()
+            )?;
+            return Ok(code(exit::OK));
+        }
+        Err(JobError::Send(e @ (SendError::Cancelled(_) | SendError::Changed { .. }))) => {
             eprintln!("error: {}", escape_controls(&e.to_string()));
             return Ok(code(exit::INPUT));
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(failure(e)),
     };
-    let before = ledger::counts(store.pool(), campaign.id).await?;
-    if campaign.status == CampaignStatus::Finished && before.remaining() == 0 {
+    for h in &ready.stopped {
         outln!(
-            "{}: already finished: {} sent, {} failed, {} skipped. `lscp-mail send {} --include-new` sends to subscribers who joined since.",
+            "{}: taking over {} claim(s) of sender {}, which has stopped",
             issue.id,
-            before.sent,
-            before.failed,
-            before.skipped,
-            issue.dir.display()
+            h.claims,
+            h.name.as_deref().unwrap_or("(unnamed)")
         )?;
-        return Ok(code(exit::OK));
     }
-    for h in ledger::holders(store.pool(), campaign.id).await? {
-        if !h.alive {
-            outln!(
-                "{}: taking over {} claim(s) of sender {}, which has stopped",
-                issue.id,
-                h.claims,
-                h.name.as_deref().unwrap_or("(unnamed)")
-            )?;
-        }
-    }
+    let before = ready.counts;
     outln!(
         "{}: {} to send by {} ({} recipients in all), rate {}, {} connection(s)",
         issue.id,
@@ -256,7 +244,7 @@ async fn send(
     let report = campaign::run(
         store,
         issue,
-        campaign,
+        ready.campaign,
         options,
         target,
         personaliser,
@@ -365,59 +353,24 @@ async fn send(
     }
 }
 
-/// Writes every message the issue would send now, one file each (see [`message_file_name`]),
-/// and changes nothing.
+/// Writes every message the issue would send now, one file each, and changes nothing.
 async fn dry_run(
     store: &Store,
     issue: &Issue,
     personaliser: &Personaliser,
     out: &Path,
 ) -> anyhow::Result<ExitCode> {
-    let topics: Vec<String> = issue
-        .topics()
-        .iter()
-        .map(|t| t.as_str().to_string())
-        .collect();
-    let audience = ledger::audience(store.pool(), &topics).await?;
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let (mut written, mut skipped) = (0, 0);
-    for (n, (r, topics)) in audience.into_iter().enumerate() {
-        if topics.is_empty() {
-            skipped += 1;
-            continue;
-        }
-        let token = LinkToken::new(r.link_id.clone(), r.link_secret.clone());
-        let message = personaliser.message(&r.email, r.name.as_deref(), Some(&topics), &token)?;
-        let path = out.join(message_file_name(n + 1, &r.email));
-        std::fs::write(&path, &message.bytes)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        written += 1;
-    }
+    let written = job::dry_run(store, issue, personaliser, out)
+        .await
+        .map_err(failure)?;
     outln!(
-        "{}: wrote {written} message(s) to {} ({skipped} active subscriber(s) have no topic in this issue); nothing was sent or recorded",
+        "{}: wrote {} message(s) to {} ({} active subscriber(s) have no topic in this issue); nothing was sent or recorded",
         issue.id,
-        out.display()
+        written.written,
+        out.display(),
+        written.skipped
     )?;
     Ok(code(exit::OK))
-}
-
-/// `00012-a_b@example.org.eml`: unique by the counter, whatever two addresses look like once
-/// sanitised, and safe by construction (only ASCII letters, digits and `@._+-`, bounded length,
-/// never `.` or `..`), so no address can name a path outside the folder.
-fn message_file_name(n: usize, email: &str) -> String {
-    let readable: String = email
-        .to_lowercase()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "@._+-".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(100)
-        .collect();
-    format!("{n:05}-{readable}.eml")
 }
 
 /// Sends the personalised message to a few addresses, outside the ledger.
@@ -429,10 +382,9 @@ async fn test_send(
     addresses: &[String],
     options: &SendOptions,
 ) -> anyhow::Result<ExitCode> {
-    let issue_topics = issue.topics();
-    let mut conn =
-        match Connection::open(target, personaliser.hello_name(), options.smtp_timeout).await {
-            Ok(c) => c,
+    let mut session =
+        match TestSend::open(store, issue, personaliser, target, options.smtp_timeout).await {
+            Ok(s) => s,
             Err(f) => {
                 explain_refusal(&f, target);
                 return Ok(code(exit::FAILURE));
@@ -442,28 +394,12 @@ async fn test_send(
     for address in addresses {
         let email = SubscriberEmail::parse(address)
             .map_err(|e| UsageError(format!("--test {address}: {e}")))?;
-        // A subscriber gets their own version and links; anyone else the whole issue, with
-        // links that lead nowhere.
-        let (topics, token, who) = match store.subscriber(&email).await {
-            Ok(s) => {
-                let mine: Vec<String> = s
-                    .topics
-                    .iter()
-                    .filter(|t| issue_topics.iter().any(|i| i.as_str() == t.as_str()))
-                    .cloned()
-                    .collect();
-                let token = store.link_token(&s).await?;
-                (Some(mine).filter(|m| !m.is_empty()), token, "their topics")
-            }
-            Err(StoreError::NotFound(_)) => (
-                None,
-                LinkToken::new(vec![0; 16], vec![0; 32]),
-                "the whole issue (not a subscriber)",
-            ),
-            Err(e) => return Err(e.into()),
+        let (version, answer) = session.send(&email).await.map_err(failure)?;
+        let who = match version {
+            Version::TheirTopics => "their topics",
+            Version::WholeIssue => "the whole issue (not a subscriber)",
         };
-        let message = personaliser.message(email.as_str(), None, topics.as_deref(), &token)?;
-        match conn.send(&message.envelope, &message.bytes).await {
+        match answer {
             Ok(reply) => outln!("sent to {address} ({who}): {reply}")?,
             Err(f) => {
                 failed += 1;
@@ -471,8 +407,17 @@ async fn test_send(
             }
         }
     }
-    conn.quit().await;
+    session.quit().await;
     Ok(code(if failed == 0 { exit::OK } else { exit::FAILURE }))
+}
+
+/// A job's failure as the error it wraps, so that [`with_store`] and `main` judge it (exit code
+/// 1 for a store error the user can fix, 3 for the rest) and print it as before.
+fn failure(e: JobError) -> anyhow::Error {
+    match e {
+        JobError::Store(e) => e.into(),
+        e => e.into(),
+    }
 }
 
 /// The progress bar: sent, failed and remaining, and the current rate. Hidden when stderr is
@@ -552,33 +497,5 @@ impl Progress for Bar {
 
     fn finish(&self) {
         self.bar.finish_and_clear();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::message_file_name;
-
-    #[test]
-    fn every_dry_run_message_gets_its_own_safe_file() {
-        let emails = [
-            "a/b@example.org",
-            "a_b@example.org",
-            "A_B@example.org",
-            "../x@example.org",
-        ];
-        let names: Vec<String> = emails
-            .iter()
-            .enumerate()
-            .map(|(i, e)| message_file_name(i + 1, e))
-            .collect();
-        let unique: std::collections::HashSet<_> = names.iter().collect();
-        assert_eq!(unique.len(), emails.len(), "{names:?}");
-        assert_eq!(names[0], "00001-a_b@example.org.eml");
-        assert!(
-            names
-                .iter()
-                .all(|n| !n.contains('/') && !n.starts_with('.'))
-        );
     }
 }

@@ -3,8 +3,10 @@
 //! message the project sends, the sign-up mails included.
 
 pub mod campaign;
+pub mod control;
 pub mod dkim;
 pub mod estimate;
+pub mod job;
 pub mod ledger;
 pub mod outgoing;
 pub mod pace;

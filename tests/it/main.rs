@@ -8,6 +8,7 @@ mod store_support;
 
 mod bounces;
 mod browser_email;
+mod campaign_control;
 mod campaign_pace;
 mod check_links;
 mod check_rules;
@@ -18,6 +19,7 @@ mod docs;
 mod fuzz;
 mod hardening;
 mod issue_variants;
+mod layers;
 mod local_images;
 mod preview;
 mod send_delivery;
