@@ -2,6 +2,7 @@
 //! given the name it is published under.
 
 use std::fs;
+use std::ops::Range;
 use std::path::Path;
 
 use image::ImageDecoder;
@@ -47,24 +48,12 @@ impl Cx<'_> {
         let span = img.span();
         let img = img.into_inner();
         let display_width = img.width.unwrap_or(CONTENT_WIDTH).min(CONTENT_WIDTH);
-        let src = self.image_src(file, &img.src, display_width);
+        let src = self.image_src(file, &img.src, display_width, "image");
         let link = match &img.link {
             Some(l) => Some(self.link(file, l, "image.link")?),
             None => None,
         };
-        let alt = img
-            .alt
-            .as_ref()
-            .map(|a| a.get_ref().trim().to_string())
-            .filter(|a| !a.is_empty());
-        if alt.is_none() {
-            let span = img.alt.as_ref().map_or(span.clone(), |a| a.span());
-            self.push(
-                file.error(Rule::MissingAltText, span, "the image has no alt text")
-                    .field("image.alt")
-                    .hint("describe what the image shows for readers who cannot see it, e.g. alt = \"Poster: the safest cot is a clear cot\""),
-            );
-        }
+        let alt = self.alt_text(file, img.alt.as_ref(), span.clone(), "image");
         if let Some(width) = img.width.filter(|&w| w > CONTENT_WIDTH) {
             self.push(
                 file.warning(
@@ -89,20 +78,46 @@ impl Cx<'_> {
         })
     }
 
-    /// An address, or (when `src` has no scheme) a file in the issue folder.
+    /// An image's alt text (of the image at `at`, such as `image`), required: an email with
+    /// images blocked, or read aloud, has only this.
+    pub(super) fn alt_text(
+        &mut self,
+        file: &File,
+        alt: Option<&Spanned<String>>,
+        image: Range<usize>,
+        at: &str,
+    ) -> Option<String> {
+        let text = alt
+            .map(|a| a.get_ref().trim().to_string())
+            .filter(|a| !a.is_empty());
+        if text.is_none() {
+            let span = alt.map_or(image, |a| a.span());
+            self.push(
+                file.error(Rule::MissingAltText, span, "the image has no alt text")
+                    .field(format!("{at}.alt"))
+                    .hint("describe what the image shows for readers who cannot see it, e.g. alt = \"Poster: the safest cot is a clear cot\""),
+            );
+        }
+        text
+    }
+
+    /// An address, or (when `src` has no scheme) a file in the issue folder; `at` names the
+    /// image in messages (`image`, `resources[2].photo`).
     pub(super) fn image_src(
         &mut self,
         file: &File,
         src: &Spanned<String>,
         display_width: u32,
+        at: &str,
     ) -> Option<ImageSrc> {
+        let field = format!("{at}.src");
         let written = src.get_ref().trim();
         if url::Url::parse(written) != Err(url::ParseError::RelativeUrlWithoutBase) {
-            return self.link(file, src, "image.src").map(ImageSrc::Remote);
+            return self.link(file, src, &field).map(ImageSrc::Remote);
         }
         let fail = |message: String, hint: &str| {
             file.error(Rule::ImageFile, src.span(), message)
-                .field("image.src")
+                .field(field.clone())
                 .hint(hint)
         };
         let relative = Path::new(written);
@@ -184,7 +199,7 @@ impl Cx<'_> {
                         bytes.len() as f64 / 1_000_000.0
                     ),
                 )
-                .field("image.src")
+                .field(field.as_str())
                 .hint(format!("compose resizes it to {} px wide; save a smaller original", 2 * display_width)),
             );
         }
@@ -197,7 +212,7 @@ impl Cx<'_> {
                         "`{written}` is {width} px wide, narrower than its display width of {display_width} px: it will look blurred"
                     ),
                 )
-                .field("image.src")
+                .field(field.as_str())
                 .hint(format!("use a wider original, or set `width = {width}` in [image]")),
             );
         }

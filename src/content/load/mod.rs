@@ -3,7 +3,7 @@
 //! issue is only returned when there is no error, so `compose` never renders a broken issue.
 //!
 //! This module reads the folder and the files and hands each section to the loader of its
-//! kind: [`article`], [`training`], [`links`], [`diary`]; [`header`] judges `issue.toml`,
+//! kind: [`article`], [`training`], [`links`], [`diary`], [`resources`]; [`header`] judges `issue.toml`,
 //! [`values`] the values every kind shares (dates, links, Markdown), [`image`] images, and
 //! [`file`] the reading and parsing of one TOML file.
 
@@ -13,6 +13,7 @@ mod file;
 mod header;
 mod image;
 mod links;
+mod resources;
 mod training;
 mod values;
 
@@ -147,6 +148,7 @@ impl Cx<'_> {
             "training" => self.training_section(file, &anchor, published)?,
             "links" => self.links_section(file)?,
             "diary" => self.diary_section(file, &anchor, published)?,
+            "resources" => self.resources_section(file, &anchor)?,
             other => {
                 self.push(
                     file.error(
