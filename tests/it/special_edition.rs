@@ -299,6 +299,10 @@ fn the_plain_text_gives_each_resource_its_subject_address_photo_and_description(
         text.contains("When agencies disagree\n----------------------\n\nWhen you disagree"),
         "a row with no page or photo: {text}"
     );
+    assert!(
+        text.contains("1. talk to the worker,\n2. then to their manager,\n3. then follow"),
+        "a numbered list keeps its numbers: {text}"
+    );
 }
 
 #[test]
