@@ -301,39 +301,83 @@ fn last_day(date: &Table) -> Option<NaiveDate> {
 /// passed is dropped, one that never had dates (booked any time) stays. `None` when no course
 /// is left.
 fn keep_sessions_ahead(doc: &mut DocumentMut, published: NaiveDate) -> Option<String> {
-    let courses: &mut ArrayOfTables = doc
+    let mut count = CourseCount::default();
+    if let Some(courses) = doc
         .get_mut("courses")
-        .and_then(Item::as_array_of_tables_mut)?;
-    let before = courses.len();
-    let mut dropped_sessions = 0;
-    let mut keep = Vec::with_capacity(before);
-    for course in courses.iter_mut() {
-        let mut still_on = true;
-        if let Some(sessions) = course.get_mut("sessions").and_then(Item::as_array_mut) {
-            let n = sessions.len();
-            // A session `check` cannot read stays, for `check` to report.
-            sessions.retain(|s| {
-                s.as_str()
-                    .and_then(|s| SessionText::parse(s).ok())
-                    .is_none_or(|s| s.date >= published)
-            });
-            dropped_sessions += n - sessions.len();
-            still_on = n == 0 || !sessions.is_empty();
-        }
-        keep.push(still_on);
+        .and_then(Item::as_array_of_tables_mut)
+    {
+        count.keep_ahead(courses, published);
     }
-    let mut i = 0;
-    courses.retain(|_| {
-        i += 1;
-        keep[i - 1]
-    });
-    let after = courses.len();
+    // A special edition's `[[groups]]`: each group keeps the courses still on, and a group left
+    // with none goes with its sub-heading.
+    if let Some(groups) = doc.get_mut("groups").and_then(Item::as_array_of_tables_mut) {
+        let keep: Vec<bool> = groups
+            .iter_mut()
+            .map(|group| {
+                group
+                    .get_mut("courses")
+                    .and_then(Item::as_array_of_tables_mut)
+                    .is_some_and(|courses| count.keep_ahead(courses, published) > 0)
+            })
+            .collect();
+        retain_flagged(groups, &keep);
+    }
+    let CourseCount {
+        before,
+        after,
+        dropped_sessions,
+    } = count;
     (after > 0).then(|| {
         format!(
             "{after} of {before} courses with a session still ahead ({dropped_sessions} past session{} dropped)",
             if dropped_sessions == 1 { "" } else { "s" }
         )
     })
+}
+
+/// The courses of a training section before and after `new` dropped what is over.
+#[derive(Default)]
+struct CourseCount {
+    before: usize,
+    after: usize,
+    dropped_sessions: usize,
+}
+
+impl CourseCount {
+    /// Drops the past sessions of `courses`, and the courses left with none (a course that
+    /// never had dates, such as a recording, stays); returns how many courses remain.
+    fn keep_ahead(&mut self, courses: &mut ArrayOfTables, published: NaiveDate) -> usize {
+        let keep: Vec<bool> = courses
+            .iter_mut()
+            .map(|course| {
+                let Some(sessions) = course.get_mut("sessions").and_then(Item::as_array_mut) else {
+                    return true;
+                };
+                let n = sessions.len();
+                // A session `check` cannot read stays, for `check` to report.
+                sessions.retain(|s| {
+                    s.as_str()
+                        .and_then(|s| SessionText::parse(s).ok())
+                        .is_none_or(|s| s.date >= published)
+                });
+                self.dropped_sessions += n - sessions.len();
+                n == 0 || !sessions.is_empty()
+            })
+            .collect();
+        self.before += courses.len();
+        retain_flagged(courses, &keep);
+        self.after += courses.len();
+        courses.len()
+    }
+}
+
+/// Keeps the tables of `tables` whose flag in `keep` is set.
+fn retain_flagged(tables: &mut ArrayOfTables, keep: &[bool]) {
+    let mut i = 0;
+    tables.retain(|_| {
+        i += 1;
+        keep[i - 1]
+    });
 }
 
 #[cfg(test)]
@@ -387,6 +431,49 @@ booking_url = "https://example.org/c"
             text.contains("# the spring dates"),
             "comments survive: {text}"
         );
+        assert_eq!(
+            note.as_deref(),
+            Some("2 of 3 courses with a session still ahead (2 past sessions dropped)")
+        );
+    }
+
+    #[test]
+    fn groups_keep_their_courses_still_on_and_a_group_with_none_left_goes() {
+        let mut doc: DocumentMut = r#"kind = "training"
+heading = "Safeguarding Week training"
+
+[[groups]]
+heading = "Live training sessions"
+
+[[groups.courses]]
+title = "Over"
+sessions = ["Tuesday 24 February 2026, 10am to 11.30am"]
+booking_url = "https://example.org/b"
+
+[[groups]]
+heading = "Recorded sessions on YouTube"
+
+[[groups.courses]]
+title = "Safer sleep for babies"
+url = "https://www.youtube.com/watch?v=safer-sleep-2026"
+
+[[groups.courses]]
+title = "Half over"
+sessions = [
+  "Tuesday 24 February 2026, 10am to 11.30am",
+  "Tuesday 14 April 2026, 9am to 3.15pm",
+]
+booking_url = "https://example.org/c"
+"#
+        .parse()
+        .expect("toml");
+        let note = keep_sessions_ahead(&mut doc, first_weekday(id("2026-03")));
+        let text = doc.to_string();
+        assert!(!text.contains("Live training sessions"), "{text}");
+        assert!(!text.contains("\"Over\""), "{text}");
+        assert!(text.contains("Recorded sessions on YouTube"), "{text}");
+        assert!(text.contains("Safer sleep for babies") && text.contains("Half over"));
+        assert!(!text.contains("24 February"), "{text}");
         assert_eq!(
             note.as_deref(),
             Some("2 of 3 courses with a session still ahead (2 past sessions dropped)")

@@ -348,6 +348,7 @@ pub enum SectionBody {
     Training(Training),
     Links(SavedLinks),
     Diary(Diary),
+    Resources(Resources),
 }
 
 impl SectionBody {
@@ -357,6 +358,7 @@ impl SectionBody {
             Self::Training(_) => "training",
             Self::Links(_) => "links",
             Self::Diary(_) => "diary",
+            Self::Resources(_) => "resources",
         }
     }
 }
@@ -430,15 +432,22 @@ impl LocalImageFormat {
 }
 
 impl Issue {
-    /// Every local image of the issue's articles, once each.
+    /// Every local image of the issue (articles' images, resources' photos), once each.
     pub fn local_images(&self) -> Vec<&LocalImage> {
         let mut seen = Vec::<&LocalImage>::new();
-        for s in &self.sections {
-            if let SectionBody::Article(a) = &s.body
-                && let Some(Image {
-                    src: ImageSrc::Local(img),
-                    ..
-                }) = &a.image
+        let sources = self.sections.iter().flat_map(|s| -> Vec<&ImageSrc> {
+            match &s.body {
+                SectionBody::Article(a) => a.image.iter().map(|i| &i.src).collect(),
+                SectionBody::Resources(r) => r
+                    .resources
+                    .iter()
+                    .filter_map(|r| r.photo.as_ref().map(|p| &p.src))
+                    .collect(),
+                _ => Vec::new(),
+            }
+        });
+        for src in sources {
+            if let ImageSrc::Local(img) = src
                 && !seen.iter().any(|i| i.published_name == img.published_name)
             {
                 seen.push(img);
@@ -543,6 +552,36 @@ pub struct Diary {
     pub intro: Option<Markdown>,
     pub dates: Vec<DiaryDate>,
 }
+
+/// A table of resources: a row per subject.
+#[derive(Debug, Clone)]
+pub struct Resources {
+    pub intro: Option<Markdown>,
+    pub resources: Vec<Resource>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Resource {
+    /// Stable within the issue: the section anchor and the row's position, `speakers-2`.
+    pub id: String,
+    pub subject: String,
+    pub description: Markdown,
+    /// The resource's page, which its subject links to.
+    pub url: Option<Link>,
+    pub photo: Option<Photo>,
+}
+
+/// A resource's photo, such as a speaker's portrait, always with alt text.
+#[derive(Debug, Clone)]
+pub struct Photo {
+    pub src: ImageSrc,
+    pub alt: String,
+    pub caption: Option<Markdown>,
+}
+
+/// A resource's photo shows at most this wide: its column, 35% of the 600 px email, less the
+/// column's padding.
+pub const PHOTO_WIDTH: u32 = 160;
 
 #[derive(Debug, Clone)]
 pub struct DiaryDate {

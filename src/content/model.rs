@@ -34,7 +34,7 @@ pub struct SectionHead {
     pub kind: Spanned<String>,
 }
 
-pub const SECTION_KINDS: &str = "article, training, links, diary";
+pub const SECTION_KINDS: &str = "article, training, links, diary, resources";
 
 /// `kind = "article"`: a news item.
 #[derive(Debug, Deserialize)]
@@ -194,4 +194,48 @@ pub struct DiaryDateToml {
     pub from: Option<Spanned<Datetime>>,
     #[serde(default)]
     pub to: Option<Spanned<Datetime>>,
+}
+
+/// `kind = "resources"`: a table of resources, one row per subject: the subject (linked to its
+/// page when it has one) and a photo with its caption on the left, the description on the right.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourcesToml {
+    pub kind: String,
+    pub heading: Spanned<String>,
+    #[serde(default)]
+    pub topic: Option<Spanned<String>>,
+    #[serde(default)]
+    pub intro: Option<Spanned<String>>,
+    #[serde(default)]
+    pub resources: Vec<Spanned<ResourceToml>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceToml {
+    /// "Professional curiosity", or a speaker's name.
+    pub subject: Spanned<String>,
+    /// Markdown: paragraphs, lists, links, bold.
+    #[serde(default)]
+    pub description: Option<Spanned<String>>,
+    /// The resource's page: the subject links there.
+    #[serde(default)]
+    pub url: Option<Spanned<String>>,
+    #[serde(default)]
+    pub photo: Option<Spanned<PhotoToml>>,
+}
+
+/// A row's photo, such as a speaker's portrait: a file in the issue folder or an https address,
+/// shown at most [`super::issue::PHOTO_WIDTH`] px wide.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhotoToml {
+    pub src: Spanned<String>,
+    /// Required, as for every image.
+    #[serde(default)]
+    pub alt: Option<Spanned<String>>,
+    /// Markdown shown under the photo.
+    #[serde(default)]
+    pub caption: Option<Spanned<String>>,
 }

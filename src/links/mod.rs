@@ -21,7 +21,7 @@ use probe::Outcome;
 /// Keys whose value is one address.
 const URL_KEYS: &[&str] = &["url", "booking_url", "src", "link"];
 /// Keys whose value is Markdown, with links and images in it.
-const MARKDOWN_KEYS: &[&str] = &["body", "intro", "description", "audience"];
+const MARKDOWN_KEYS: &[&str] = &["body", "intro", "description", "audience", "caption"];
 
 /// One address, and where the issue gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]

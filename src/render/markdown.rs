@@ -60,9 +60,14 @@ pub fn to_text(md: &Markdown, width: usize) -> String {
     let mut link: Option<String> = None;
     for event in parser(&md.0) {
         match event {
-            Event::Start(Tag::List(_)) => out.depth += 1,
+            Event::Start(Tag::List(start)) => {
+                out.depth += 1;
+                // The number before the first item: `Item` counts up from it.
+                out.numbers.push(start.map(|n| n.saturating_sub(1)));
+            }
             Event::End(TagEnd::List(_)) => {
                 out.depth = out.depth.saturating_sub(1);
+                out.numbers.pop();
                 if out.depth == 0 {
                     out.blank_line();
                 }
@@ -70,6 +75,9 @@ pub fn to_text(md: &Markdown, width: usize) -> String {
             Event::Start(Tag::Item) => {
                 out.flush();
                 out.in_item = true;
+                if let Some(Some(n)) = out.numbers.last_mut() {
+                    *n += 1;
+                }
             }
             Event::End(TagEnd::Item) => {
                 out.flush();
@@ -111,6 +119,8 @@ struct TextOut {
     text: String,
     line: String,
     depth: usize,
+    /// Per open list, the number of its current item when it is numbered.
+    numbers: Vec<Option<u64>>,
     in_item: bool,
 }
 
@@ -121,6 +131,7 @@ impl TextOut {
             text: String::new(),
             line: String::new(),
             depth: 0,
+            numbers: Vec::new(),
             in_item: false,
         }
     }
@@ -134,7 +145,12 @@ impl TextOut {
         }
         let indent = "  ".repeat(self.depth.saturating_sub(1));
         let (first, rest) = if self.in_item {
-            (format!("{indent}- "), format!("{indent}  "))
+            let marker = match self.numbers.last() {
+                Some(Some(n)) => format!("{n}. "),
+                _ => "- ".to_string(),
+            };
+            let under = " ".repeat(marker.len());
+            (format!("{indent}{marker}"), format!("{indent}{under}"))
         } else {
             (indent.clone(), indent)
         };
@@ -213,6 +229,22 @@ mod tests {
             72,
         );
         assert_eq!(text, "Email lscp.info@leeds.gov.uk.");
+    }
+
+    #[test]
+    fn a_numbered_list_keeps_its_numbers_and_wraps_under_its_text() {
+        let text = to_text(
+            &md(
+                "Steps:\n\n1. talk to the worker first, and say what worries you\n2. then to their manager\n\n- a bullet",
+            ),
+            32,
+        );
+        assert_eq!(
+            text,
+            "Steps:\n\n1. talk to the worker first, and\n   say what worries you\n2. then to their manager\n\n- a bullet"
+        );
+        let text = to_text(&md("3. from three\n4. on"), 72);
+        assert_eq!(text, "3. from three\n4. on");
     }
 
     #[test]

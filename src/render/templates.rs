@@ -51,6 +51,11 @@ const BUILTIN: &[(&str, &str, &str)] = &[
         include_str!("../../templates/partials/diary.mjml.hbs"),
     ),
     (
+        "resources",
+        "partials/resources.mjml.hbs",
+        include_str!("../../templates/partials/resources.mjml.hbs"),
+    ),
+    (
         "signup",
         "partials/signup.mjml.hbs",
         include_str!("../../templates/partials/signup.mjml.hbs"),

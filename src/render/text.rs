@@ -135,10 +135,7 @@ fn section(t: &mut Text, s: &Section, links: &ReaderLinks) {
         SectionBody::Article(a) => {
             t.markdown(&a.body);
             if let Some(img) = &a.image {
-                t.para(&format!("[Image: {}]", img.alt));
-                if let Some(caption) = &img.caption {
-                    t.markdown(caption);
-                }
+                t.image(&img.alt, img.caption.as_ref());
             }
             for b in &a.buttons {
                 t.link(&b.label, b.url.as_str());
@@ -228,6 +225,21 @@ fn section(t: &mut Text, s: &Section, links: &ReaderLinks) {
                 t.raw(&format!("{}\n{}", wrap(&p, WIDTH), link.url.as_str()));
             }
         }
+        SectionBody::Resources(r) => {
+            if let Some(intro) = &r.intro {
+                t.markdown(intro);
+            }
+            for r in &r.resources {
+                t.heading(&r.subject, '-');
+                if let Some(url) = &r.url {
+                    t.para(url.as_str());
+                }
+                if let Some(photo) = &r.photo {
+                    t.image(&photo.alt, photo.caption.as_ref());
+                }
+                t.markdown(&r.description);
+            }
+        }
         SectionBody::Diary(d) => {
             if let Some(intro) = &d.intro {
                 t.markdown(intro);
@@ -291,6 +303,14 @@ impl Text {
     fn markdown(&mut self, md: &Markdown) {
         if !md.is_blank() {
             self.raw(&to_text(md, WIDTH));
+        }
+    }
+
+    /// An image as its alt text, and its caption.
+    fn image(&mut self, alt: &str, caption: Option<&Markdown>) {
+        self.para(&format!("[Image: {alt}]"));
+        if let Some(caption) = caption {
+            self.markdown(caption);
         }
     }
 

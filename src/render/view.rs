@@ -9,8 +9,8 @@ use super::markdown;
 use crate::config::{Brand, Config};
 use crate::content::model::Placement;
 use crate::content::{
-    Booking, CONTENT_WIDTH, Course, DiaryDate, ImageSrc, Issue, Markdown, Section, SectionBody,
-    TopicCatalog, TopicInfo,
+    Booking, CONTENT_WIDTH, Course, DiaryDate, ImageSrc, Issue, Markdown, PHOTO_WIDTH, Section,
+    SectionBody, TopicCatalog, TopicInfo,
 };
 
 /// The links that differ per reader. A preview uses stand-ins; `send` uses each reader's token.
@@ -79,6 +79,7 @@ pub enum SectionView<'a> {
     Training(TrainingView<'a>),
     Links(LinksView<'a>),
     Diary(DiaryView<'a>),
+    Resources(ResourcesView<'a>),
 }
 
 #[derive(Serialize)]
@@ -175,6 +176,32 @@ pub struct DiaryView<'a> {
     pub dates: Vec<DiaryDateView<'a>>,
 }
 
+/// A table of resources: per row, two columns on a desktop that MJML stacks on a phone.
+#[derive(Serialize)]
+pub struct ResourcesView<'a> {
+    #[serde(flatten)]
+    pub head: Heading<'a>,
+    pub intro_html: Option<String>,
+    pub resources: Vec<ResourceView<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct ResourceView<'a> {
+    pub id: &'a str,
+    pub subject: &'a str,
+    pub url: Option<&'a str>,
+    pub description_html: Option<String>,
+    pub photo: Option<PhotoView<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct PhotoView<'a> {
+    pub src: String,
+    pub alt: &'a str,
+    pub width: String,
+    pub caption_html: Option<String>,
+}
+
 #[derive(Serialize)]
 pub struct DiaryDateView<'a> {
     pub id: &'a str,
@@ -265,12 +292,7 @@ fn section<'a>(
                 // Beside the text, the image has its column: at most 40% of 600 px less padding.
                 let max = if beside { 192 } else { CONTENT_WIDTH };
                 ImageView {
-                    src: match &i.src {
-                        ImageSrc::Remote(link) => link.as_str().to_string(),
-                        ImageSrc::Local(local) => {
-                            format!("{}{}", links.images, local.published_name)
-                        }
-                    },
+                    src: image_src(&i.src, links),
                     alt: &i.alt,
                     width: format!("{}px", i.display_width.min(max)),
                     link: i.link.as_ref().map(|l| l.as_str()),
@@ -322,6 +344,35 @@ fn section<'a>(
             intro_html: html(d.intro.as_ref(), colour),
             dates: d.dates.iter().map(|d| diary_date(d, links)).collect(),
         }),
+        SectionBody::Resources(r) => SectionView::Resources(ResourcesView {
+            head,
+            intro_html: html(r.intro.as_ref(), colour),
+            resources: r
+                .resources
+                .iter()
+                .map(|r| ResourceView {
+                    id: &r.id,
+                    subject: &r.subject,
+                    url: r.url.as_ref().map(|u| u.as_str()),
+                    description_html: html(Some(&r.description), colour),
+                    photo: r.photo.as_ref().map(|p| PhotoView {
+                        src: image_src(&p.src, links),
+                        alt: &p.alt,
+                        width: format!("{PHOTO_WIDTH}px"),
+                        caption_html: html(p.caption.as_ref(), colour),
+                    }),
+                })
+                .collect(),
+        }),
+    }
+}
+
+/// Where the email loads an image from: its address, or a local image's published name under
+/// the reader's image base.
+fn image_src(src: &ImageSrc, links: &ReaderLinks) -> String {
+    match src {
+        ImageSrc::Remote(link) => link.as_str().to_string(),
+        ImageSrc::Local(local) => format!("{}{}", links.images, local.published_name),
     }
 }
 

@@ -75,7 +75,7 @@ pub fn events(issue: &Issue, issue_url: &str) -> Vec<Event> {
                     });
                 }
             }
-            SectionBody::Article(_) | SectionBody::Links(_) => {}
+            SectionBody::Article(_) | SectionBody::Links(_) | SectionBody::Resources(_) => {}
         }
     }
     events

@@ -111,6 +111,30 @@ fn new_2026_03_from_2026_02_keeps_what_stays_true_and_passes_check_but_not_stric
 }
 
 #[test]
+fn new_from_a_special_edition_keeps_its_training_groups_listed_by_title() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let from = root().join("tests/fixtures/special-edition");
+    let (code, stdout, stderr) = run_in(
+        work.path(),
+        &["new", "2026-07", "--from", from.to_str().expect("utf-8")],
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let dir = work.path().join("issues/2026-07");
+    let training = read(&dir.join("01-training.toml"));
+    assert_eq!(
+        training,
+        read(&from.join("01-training.toml")),
+        "courses listed by title have no dates to pass: every group stays as written"
+    );
+    assert!(
+        stdout.contains("01-training.toml: 6 of 6 courses"),
+        "{stdout}"
+    );
+    let (code, stdout, _) = run_in(work.path(), &["check", "issues/2026-07"]);
+    assert_eq!(code, 0, "{stdout}");
+}
+
+#[test]
 fn new_starts_from_the_latest_earlier_issue_and_drops_what_is_over_by_then() {
     let work = tempfile::tempdir().expect("temp dir");
     copy_issue("2025-11", work.path());

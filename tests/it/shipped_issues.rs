@@ -80,6 +80,43 @@ fn the_email_is_british_english_600px_wide_with_a_preheader() {
     }
 }
 
+/// Screen reader users move between headings by level: a course under a section's heading is
+/// one level down, under its group's sub-heading two.
+#[test]
+fn no_heading_of_the_email_skips_a_level() {
+    let mut issues: Vec<(String, Issue)> = SHIPPED
+        .iter()
+        .map(|id| (id.to_string(), load(id)))
+        .collect();
+    issues.push((
+        "special-edition".into(),
+        load_issue(
+            &crate::special_edition::special_edition_dir(),
+            &TopicCatalog::builtin(),
+        )
+        .issue
+        .expect("the special edition loads"),
+    ));
+    for (id, issue) in issues {
+        let html = render(&issue, &Audience::Everyone).html;
+        let levels: Vec<u8> = html
+            .match_indices("<h")
+            .filter_map(|(i, _)| html[i + 2..].bytes().next())
+            .filter(|b| (b'1'..=b'6').contains(b))
+            .map(|b| b - b'0')
+            .collect();
+        assert!(!levels.is_empty(), "{id}");
+        for pair in levels.windows(2) {
+            assert!(
+                pair[1] <= pair[0] + 1,
+                "{id}: an h{} follows an h{}: {levels:?}",
+                pair[1],
+                pair[0]
+            );
+        }
+    }
+}
+
 #[test]
 fn every_image_has_alt_text() {
     for id in SHIPPED {

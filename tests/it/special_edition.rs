@@ -1,12 +1,13 @@
 //! A special edition (tests/fixtures/special-edition, modelled on a safeguarding week's):
 //! training listed by title under sub-headings declared once, each title a link, shown as a
-//! list rather than a block and a button per course; Markdown in every description a reader
-//! sees, in the HTML and in the plain text.
+//! list rather than a block and a button per course; a table of resources (subject, photo and
+//! description per row); Markdown in every description a reader sees, in the HTML and in the
+//! plain text.
 
 use std::path::{Path, PathBuf};
 
 use lscp_mail::config::Config;
-use lscp_mail::content::{Diagnostic, Issue, Loaded, Rule, TopicCatalog, load_issue};
+use lscp_mail::content::{Diagnostic, Issue, Loaded, Rule, Severity, TopicCatalog, load_issue};
 use lscp_mail::render::{Audience, ReaderLinks, Rendered, Renderer};
 
 pub fn special_edition_dir() -> PathBuf {
@@ -20,12 +21,16 @@ fn special_edition() -> Issue {
 }
 
 fn render(issue: &Issue) -> Rendered {
+    render_for(issue, &Audience::Everyone)
+}
+
+fn render_for(issue: &Issue, audience: &Audience) -> Rendered {
     let config = Config::default();
     let catalog = TopicCatalog::builtin();
     let links = ReaderLinks::preview(&config, issue);
     Renderer::new(None)
         .expect("templates")
-        .render(issue, &config, &catalog, &Audience::Everyone, &links)
+        .render(issue, &config, &catalog, audience, &links)
         .expect("renders")
 }
 
@@ -219,5 +224,166 @@ fn an_unknown_image_placement_is_an_error_that_lists_the_placements() {
         d.message.contains("below") && d.message.contains("right"),
         "{}",
         d
+    );
+}
+
+#[test]
+fn a_table_of_resources_is_a_row_per_subject_with_photo_and_description_side_by_side() {
+    let html = render(&special_edition()).html;
+    // Per row, two columns that MJML stacks on a phone: subject and photo (35%) first, then
+    // the description (65%).
+    assert!(html.contains("mj-column-per-35"), "{html}");
+    assert!(html.contains("mj-column-per-65"), "{html}");
+    let subject = html
+        .find("<h3 id=\"resources-1\"><a href=\"https://www.leedsscp.org.uk/practitioners/professional-curiosity\"")
+        .expect("the subject is a heading linked to its page");
+    let photo = html
+        .find("alt=\"Jo Bell in front of the Safeguarding Week banner\"")
+        .expect("the photo has its alt text");
+    let description = html
+        .find("<em>safeguarding lead for Leeds Community Healthcare</em>")
+        .expect("the description is Markdown");
+    assert!(
+        subject < photo && photo < description,
+        "subject, photo, then description"
+    );
+    assert!(
+        html.contains("Jo Bell, <strong>safeguarding lead</strong>"),
+        "the caption is Markdown: {html}"
+    );
+    assert!(
+        html.contains("<li>the slides from the session,</li>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<ol>"),
+        "a numbered list stays numbered: {html}"
+    );
+    // A local photo is published with the issue, resized for its 160 px column.
+    let local = special_edition();
+    let images = local.local_images();
+    assert_eq!(images.len(), 1, "{images:?}");
+    assert_eq!(images[0].target_width, 320, "twice its display width");
+    assert!(
+        html.contains(&format!("/issues/2026-06/{}\"", images[0].published_name)),
+        "the email loads the published photo: {html}"
+    );
+    assert!(
+        html.contains("src=\"https://www.leedsscp.org.uk/images/speakers/ruth-okafor.jpg\""),
+        "a remote photo is loaded from its address"
+    );
+    // A row with no page has a plain heading; a row with no photo has none.
+    assert!(
+        html.contains("<h3 id=\"resources-3\">When agencies disagree</h3>"),
+        "{html}"
+    );
+}
+
+#[test]
+fn the_plain_text_gives_each_resource_its_subject_address_photo_and_description() {
+    let text = render(&special_edition()).text;
+    assert!(
+        text.contains(
+            "Professional curiosity\n----------------------\n\n\
+             https://www.leedsscp.org.uk/practitioners/professional-curiosity\n\n\
+             [Image: Jo Bell in front of the Safeguarding Week banner]\n\n\
+             Jo Bell, safeguarding lead\n\n\
+             Jo Bell, safeguarding lead for Leeds Community Healthcare, on asking the\n\
+             second question:\n\n\
+             - the seven-minute briefing\n  \
+             (https://www.leedsscp.org.uk/briefings/professional-curiosity),"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("When agencies disagree\n----------------------\n\nWhen you disagree"),
+        "a row with no page or photo: {text}"
+    );
+    assert!(
+        text.contains("1. talk to the worker,\n2. then to their manager,\n3. then follow"),
+        "a numbered list keeps its numbers: {text}"
+    );
+}
+
+#[test]
+fn a_table_of_resources_reaches_only_the_readers_of_its_topic() {
+    let issue = special_edition();
+    let catalog = TopicCatalog::builtin();
+    let training = Audience::Topics(catalog.parse_list("training").expect("topic"));
+    let events = Audience::Topics(catalog.parse_list("events").expect("topic"));
+    for (audience, shown) in [(training, false), (events, true)] {
+        let rendered = render_for(&issue, &audience);
+        assert_eq!(
+            rendered.html.contains("Resources from the week"),
+            shown,
+            "{audience:?}: html"
+        );
+        assert_eq!(
+            rendered.text.contains("Resources from the week"),
+            shown,
+            "{audience:?}: text"
+        );
+    }
+}
+
+const PHOTO_ROW: &str = "kind = \"resources\"\nheading = \"Speakers\"\n\n[[resources]]\nsubject = \"Professional curiosity\"\n\n[resources.photo]\nsrc = \"https://example.org/jo.jpg\"\n";
+
+#[test]
+fn a_resource_photo_without_alt_text_is_an_error_at_its_line() {
+    let d = the_one_error(&load_section(PHOTO_ROW));
+    assert_eq!(d.rule, Rule::MissingAltText);
+    assert_eq!(d.field.as_deref(), Some("resources[0].photo.alt"));
+    assert_eq!(
+        d.position.map(|(line, _)| line),
+        Some(7),
+        "the photo's table: {d}"
+    );
+}
+
+#[test]
+fn a_resource_row_with_an_unknown_key_is_an_error_at_its_line_and_column() {
+    let d = the_one_error(&load_section(&format!(
+        "{PHOTO_ROW}alt = \"Jo\"\n\n[[resources]]\nsubject = \"Escalation\"\nlinks = \"https://example.org/e\"\n"
+    )));
+    assert_eq!(d.rule, Rule::UnknownField);
+    assert!(d.message.contains("links"), "{d}");
+    assert_eq!(d.position, Some((13, 1)), "{d}");
+}
+
+#[test]
+fn a_missing_local_photo_is_an_error_naming_the_photo() {
+    let d = the_one_error(&load_section(
+        &(PHOTO_ROW.replace("https://example.org/jo.jpg", "jo.jpg") + "alt = \"Jo\"\n"),
+    ));
+    assert_eq!(d.rule, Rule::ImageFile);
+    assert_eq!(d.field.as_deref(), Some("resources[0].photo.src"));
+    assert_eq!(d.position, Some((8, 7)), "{d}");
+}
+
+#[test]
+fn a_resource_subject_that_says_nothing_out_of_context_is_a_warning() {
+    let loaded = load_section(
+        "kind = \"resources\"\nheading = \"Speakers\"\n\n[[resources]]\nsubject = \"Click here\"\nurl = \"https://example.org/e\"\n",
+    );
+    assert!(loaded.issue.is_some(), "a warning, not an error");
+    let warnings: Vec<_> = loaded.warnings().collect();
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert_eq!(warnings[0].severity, Severity::Warning);
+    assert_eq!(warnings[0].rule, Rule::VagueLinkText);
+    assert_eq!(warnings[0].field.as_deref(), Some("resources[0].subject"));
+    assert_eq!(warnings[0].position, Some((5, 11)));
+}
+
+#[test]
+fn an_empty_table_of_resources_is_an_error() {
+    let d = the_one_error(&load_section(
+        "kind = \"resources\"\nheading = \"Speakers\"\n",
+    ));
+    assert_eq!(d.rule, Rule::EmptySection);
+    assert!(
+        d.hint
+            .as_deref()
+            .is_some_and(|h| h.contains("[[resources]]")),
+        "{d}"
     );
 }
