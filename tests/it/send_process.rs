@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::smtp_sink::SmtpSink;
 use crate::store_support::{add, database};
+use lscp_mail::send::ledger::UNRECORDED_PER_CONNECTION;
 use lscp_mail::store::Store;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -123,8 +124,8 @@ fn received(sink: &SmtpSink) -> HashMap<String, usize> {
 
 /// Kills (SIGKILL) a send of 40 over 2 connections mid-way, starts it again, and checks that
 /// the second run finished within `within`, that nobody was lost, and that only what was in
-/// flight at the kill went twice. With `default_lease`, both runs keep the ten-minute lease
-/// rather than the tests' three seconds.
+/// flight or not yet recorded at the kill went twice. With `default_lease`, both runs keep the
+/// ten-minute lease rather than the tests' three seconds.
 async fn kill_and_resume(
     pool: &PgPool,
     url: &str,
@@ -192,9 +193,12 @@ async fn kill_and_resume(
     let got = received(sink);
     assert_eq!(got.len(), 40, "every reader got the issue: {got:?}");
     let extra: usize = got.values().map(|n| n - 1).sum();
+    // Two connections, each with the message in flight and at most UNRECORDED_PER_CONNECTION
+    // accepted whose record was still on its way (README, Send: 2 × 2 = 4).
+    let bound = 2 * (UNRECORDED_PER_CONNECTION + 1);
     assert!(
-        extra <= 2,
-        "only what was in flight at the kill (at most one per connection) may go twice; {extra} did"
+        extra <= bound,
+        "only what was in flight or not yet recorded at the kill (at most {bound}) may go twice; {extra} did"
     );
     assert_eq!(sent(pool).await, 40);
 }
