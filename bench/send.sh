@@ -37,7 +37,9 @@ median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 div() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a / b }'; }
 
 cargo build --release --locked --quiet
-cargo bench --locked --quiet --no-run --bench smtp_nodelay 2>/dev/null
+# NAGLE=0 leaves out the Nagle comparison (its bench pulls in the dev-dependencies' build).
+nagle_bench="${NAGLE:-1}"
+[[ "$nagle_bench" == 1 ]] && cargo bench --locked --quiet --no-run --bench smtp_nodelay 2>/dev/null
 bin="${CARGO_TARGET_DIR:-$PWD/target}/release/lscp-mail"
 
 work="$(mktemp -d)"
@@ -160,7 +162,8 @@ for run in $(seq 1 "$runs"); do
     log "rate run $run: $count accepted in the first $rate_seconds s at 20/s, at most $peak in any second"
 done
 
-nagle="$(SMTP_BENCH_ADDR="127.0.0.1:$port" SMTP_BENCH_MESSAGE="$work/sample.eml" SMTP_BENCH_COUNT=300 \
+nagle=""
+[[ "$nagle_bench" == 1 ]] && nagle="$(SMTP_BENCH_ADDR="127.0.0.1:$port" SMTP_BENCH_MESSAGE="$work/sample.eml" SMTP_BENCH_COUNT=300 \
     cargo bench --locked --quiet --bench smtp_nodelay 2>/dev/null)"
 
 echo "date: $(date -u +%F)"
