@@ -3,6 +3,7 @@
 # same local smtp-sink, how accurately it keeps a rate, and that lettre's Nagle stall is gone.
 #
 # Usage: bench/send.sh        (RUNS=3 RECIPIENTS=10000 RATE_SECONDS=60 CONNECTIONS="1 4 8")
+#        RSS_ONLY=1 RECIPIENTS=100000 bench/send.sh   (one send over 8 connections: time, peak RSS)
 #
 # Needs PostgreSQL in DATABASE_URL and postfix's smtp-sink and smtp-source:
 #   eval "$(scripts/test --only-services)"; bench/send.sh
@@ -36,8 +37,10 @@ median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 div() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a / b }'; }
 
 cargo build --release --locked --quiet
-cargo bench --locked --quiet --no-run --bench smtp_nodelay 2>/dev/null
-bin="$PWD/target/release/lscp-mail"
+# NAGLE=0 leaves out the Nagle comparison (its bench pulls in the dev-dependencies' build).
+nagle_bench="${NAGLE:-1}"
+[[ "$nagle_bench" == 1 ]] && cargo bench --locked --quiet --no-run --bench smtp_nodelay 2>/dev/null
+bin="${CARGO_TARGET_DIR:-$PWD/target}/release/lscp-mail"
 
 work="$(mktemp -d)"
 base="${DATABASE_URL%%\?*}"
@@ -77,6 +80,19 @@ user_args=()
 sink_pid=$!
 for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
 export SMTP_URL="smtp://127.0.0.1:$port"
+
+# RSS_ONLY=1: only how much memory one unthrottled send over the last of CONNECTIONS takes for
+# RECIPIENTS (100,000 messages would not fit on disk as a dry run's files).
+if [[ "${RSS_ONLY:-0}" == 1 ]]; then
+    c="${connections##* }"
+    /usr/bin/time -f "%e %M" -o "$work/send.time" \
+        "$bin" send "$issue" --rate 0 --concurrency "$c" >"$work/send.log" 2>&1 || { cat "$work/send.log" >&2; exit 1; }
+    read -r wall rss <"$work/send.time"
+    n=$(sql "SELECT count(*) FROM deliveries WHERE status = 'sent'")
+    echo "date: $(date -u +%F); code: $(git rev-parse --short HEAD); load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "$recipients recipients, $c connections: $n sent in $wall s ($(div "$n" "$wall") msg/s), peak RSS $((rss / 1024)) MiB"
+    exit 0
+fi
 
 # Every message as it would go, to know their sizes; the one nearest the mean stands for them
 # in smtp-source and the Nagle bench. CRLF is taken out for smtp-source, which adds it back.
@@ -146,7 +162,8 @@ for run in $(seq 1 "$runs"); do
     log "rate run $run: $count accepted in the first $rate_seconds s at 20/s, at most $peak in any second"
 done
 
-nagle="$(SMTP_BENCH_ADDR="127.0.0.1:$port" SMTP_BENCH_MESSAGE="$work/sample.eml" SMTP_BENCH_COUNT=300 \
+nagle=""
+[[ "$nagle_bench" == 1 ]] && nagle="$(SMTP_BENCH_ADDR="127.0.0.1:$port" SMTP_BENCH_MESSAGE="$work/sample.eml" SMTP_BENCH_COUNT=300 \
     cargo bench --locked --quiet --bench smtp_nodelay 2>/dev/null)"
 
 echo "date: $(date -u +%F)"

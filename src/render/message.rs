@@ -2,7 +2,7 @@
 //! from plainest to richest) that a mail client opens.
 
 use lettre::Message;
-use lettre::message::{Mailbox, MessageBuilder, MultiPart};
+use lettre::message::{Mailbox, MessageBuilder, MultiPart, SinglePart};
 
 use super::Rendered;
 use crate::config::Mail;
@@ -85,6 +85,15 @@ pub fn build(
 /// and lettre then finds nothing to insert.
 pub fn body(text: String, html: String) -> MultiPart {
     MultiPart::alternative_plain_html(crlf_line_endings(&text), crlf_line_endings(&html))
+}
+
+/// [`body`] with the MIME boundary given rather than drawn: `send` encodes each variant once,
+/// under one boundary, for all its readers.
+pub fn body_with_boundary(text: &str, html: &str, boundary: &str) -> MultiPart {
+    MultiPart::alternative()
+        .boundary(boundary)
+        .singlepart(SinglePart::plain(crlf_line_endings(text)))
+        .singlepart(SinglePart::html(crlf_line_endings(html)))
 }
 
 /// `s` with every line ending CRLF: a bare LF gains its CR, an existing CRLF is kept as is.

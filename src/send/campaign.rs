@@ -23,7 +23,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use super::ledger::{
-    self, Campaign, CampaignStatus, CapClaim, Claimant, Claimed, Counts, FinalStatus, SenderInfo,
+    self, Campaign, CampaignStatus, CapClaim, Claimant, Claimed, Counts, DeliveryOutcome, Ending,
+    FinalStatus, RecordError, Recorder, SenderInfo, Unrecorded,
 };
 use super::pace::CampaignPace;
 use super::personalise::{MessageError, Personaliser};
@@ -98,6 +99,8 @@ pub enum SendError {
     Sql(#[from] sqlx::Error),
     #[error(transparent)]
     Message(#[from] MessageError),
+    #[error(transparent)]
+    Record(#[from] RecordError),
     #[error("a send worker failed unexpectedly ({0}); run send again to resume")]
     WorkerFailed(String),
     #[error(transparent)]
@@ -322,6 +325,8 @@ struct Shared {
     /// Since when no message was accepted while the server failed for now.
     outage: Mutex<Option<Instant>>,
     slowdown: Slowdown,
+    /// Where every worker's outcomes go, to be written in groups (set once the run starts).
+    recorder: std::sync::OnceLock<Recorder>,
 }
 
 /// Why the run ends on the server's account.
@@ -430,6 +435,25 @@ impl Shared {
             *h = Some(why);
         }
         self.server_halted.send_replace(true);
+    }
+
+    /// Queues what became of delivery `id`, claimed by `me`, for the next group.
+    fn record(&self, id: i64, me: &str, ending: Ending) -> ledger::Receipt {
+        let outcome = DeliveryOutcome {
+            id,
+            worker: me.to_string(),
+            result: ending,
+            at: Instant::now(),
+        };
+        match self.recorder.get() {
+            Some(r) => r.record(outcome),
+            None => ledger::Receipt::closed(),
+        }
+    }
+
+    /// Records what became of delivery `id` and waits until it is written.
+    async fn record_now(&self, id: i64, me: &str, ending: Ending) -> Result<(), RecordError> {
+        self.record(id, me, ending).recorded().await.map(|_| ())
     }
 
     fn report_progress(&self) {
@@ -586,7 +610,23 @@ pub async fn run(
         streak: Mutex::new(None),
         outage: Mutex::new(None),
         slowdown: Slowdown::new(SLOWDOWN_HOLD),
+        recorder: std::sync::OnceLock::new(),
     });
+    // The recorder holds the run's state weakly: once the run is over, it ends.
+    let weak = Arc::downgrade(&shared);
+    let (recorder, _recording) = Recorder::start(move |group| {
+        let weak = weak.clone();
+        async move {
+            let Some(shared) = weak.upgrade() else {
+                return Err(sqlx::Error::PoolClosed);
+            };
+            let pool = shared.store.pool();
+            shared
+                .db("recording outcomes", || ledger::record(pool, &group))
+                .await
+        }
+    });
+    let _ = shared.recorder.set(recorder);
     tracing::info!(issue = %issue.id, run = %shared.run_id, "sending");
     let mut workers = tokio::task::JoinSet::new();
     for n in 0..options.concurrency {
@@ -678,17 +718,23 @@ pub fn start_of_day(now: DateTime<Utc>) -> DateTime<Utc> {
 async fn worker(shared: Arc<Shared>, n: u32) -> Result<Outcome, SendError> {
     let me = format!("{}:{n}", shared.run_id);
     let mut conn: Option<Connection> = None;
-    let result = worker_loop(&shared, &me, &mut conn).await;
+    let mut unrecorded = Unrecorded::default();
+    let result = worker_loop(&shared, &me, &mut conn, &mut unrecorded).await;
     if let Some(c) = conn {
         c.quit().await;
     }
-    result
+    // Whatever ended the worker, what it sent is recorded before the run reports.
+    let drained = unrecorded.drain().await;
+    let outcome = result?;
+    drained?;
+    Ok(outcome)
 }
 
 async fn worker_loop(
     shared: &Shared,
     me: &str,
     conn: &mut Option<Connection>,
+    unrecorded: &mut Unrecorded,
 ) -> Result<Outcome, SendError> {
     let pool = shared.store.pool();
     let campaign = shared.campaign.id;
@@ -784,7 +830,7 @@ async fn worker_loop(
             let delivery = if stopped.is_some() || !shared.still_mine(mark) {
                 Delivery::GaveBack
             } else {
-                deliver(shared, me, conn, d).await?
+                deliver(shared, me, conn, unrecorded, d).await?
             };
             match delivery {
                 Delivery::Done => {}
@@ -811,6 +857,8 @@ async fn worker_loop(
                 }
             }
         }
+        // The batch's records are in before others are told it is through.
+        unrecorded.drain().await?;
         shared.batch_done.notify_waiters();
         if let Some(outcome) = stopped {
             return Ok(outcome);
@@ -897,20 +945,14 @@ async fn deliver(
     shared: &Shared,
     me: &str,
     conn: &mut Option<Connection>,
+    unrecorded: &mut Unrecorded,
     d: Claimed,
 ) -> Result<Delivery, SendError> {
     let pool = shared.store.pool();
     let Some(r) = &d.recipient else {
+        let reply = "the reader unsubscribed, bounced or was erased before their turn".into();
         shared
-            .db("recording a skip", || {
-                ledger::mark_final(
-                    pool,
-                    d.id,
-                    me,
-                    FinalStatus::Skipped,
-                    "the reader unsubscribed, bounced or was erased before their turn",
-                )
-            })
+            .record_now(d.id, me, final_status(FinalStatus::Skipped, reply))
             .await?;
         return Ok(Delivery::Done);
     };
@@ -922,11 +964,8 @@ async fn deliver(
         {
             Ok(out) => out,
             Err(e) => {
-                let why = e.to_string();
                 shared
-                    .db("recording a failure", || {
-                        ledger::mark_final(pool, d.id, me, FinalStatus::Failed, &why)
-                    })
+                    .record_now(d.id, me, final_status(FinalStatus::Failed, e.to_string()))
                     .await?;
                 shared.failed.fetch_add(1, Ordering::Relaxed);
                 shared.report_progress();
@@ -944,6 +983,8 @@ async fn deliver(
         _ = shared.until_stopped() => return Ok(Delivery::GaveBack),
     };
     paced?;
+    // At most so many of this connection's messages may be unrecorded while it sends another.
+    unrecorded.make_room().await?;
     let result = match conn {
         Some(c) if c.is_usable() => c.send(&out.envelope, &out.bytes).await,
         _ => match Connection::open(
@@ -963,11 +1004,14 @@ async fn deliver(
     };
     let failure = match result {
         Ok(reply) => {
-            shared
-                .db("recording a sent message", || {
-                    ledger::mark_sent(pool, d.id, me, &reply, &out.message_id)
-                })
-                .await?;
+            unrecorded.push(shared.record(
+                d.id,
+                me,
+                Ending::Sent {
+                    reply,
+                    message_id: out.message_id,
+                },
+            ));
             shared.sent.fetch_add(1, Ordering::Relaxed);
             if let Ok(mut o) = shared.outage.lock() {
                 *o = None;
@@ -1019,27 +1063,26 @@ async fn deliver(
             if d.attempts >= shared.options.max_attempts as i32 {
                 let why = format!("gave up after {} attempts: {reply}", d.attempts);
                 shared
-                    .db("recording a failure", || {
-                        ledger::mark_final(pool, d.id, me, FinalStatus::Failed, &why)
-                    })
+                    .record_now(d.id, me, final_status(FinalStatus::Failed, why))
                     .await?;
                 shared.failed.fetch_add(1, Ordering::Relaxed);
             } else {
                 let wait = backoff(shared.options.retry_after, d.attempts);
-                shared
-                    .db("scheduling a retry", || {
-                        ledger::mark_retry(pool, d.id, me, &reply, wait.as_secs_f64())
-                    })
-                    .await?;
+                let retry = Ending::Retry {
+                    reply,
+                    retry_in_seconds: wait.as_secs_f64(),
+                };
+                shared.record_now(d.id, me, retry).await?;
                 shared.retried.fetch_add(1, Ordering::Relaxed);
             }
         }
         (Scope::Recipient | Scope::Message, true) => {
-            let reply = failure.to_string();
             shared
-                .db("recording a failure", || {
-                    ledger::mark_final(pool, d.id, me, FinalStatus::Failed, &reply)
-                })
+                .record_now(
+                    d.id,
+                    me,
+                    final_status(FinalStatus::Failed, failure.to_string()),
+                )
                 .await?;
             shared.failed.fetch_add(1, Ordering::Relaxed);
             if failure.is_no_such_mailbox() {
@@ -1065,6 +1108,10 @@ async fn deliver(
     }
     shared.report_progress();
     Ok(Delivery::Done)
+}
+
+fn final_status(status: FinalStatus, reply: String) -> Ending {
+    Ending::Final { status, reply }
 }
 
 /// Counts a permanent refusal that is not about the reader's address; returns it when it is

@@ -22,6 +22,7 @@ pub mod erase;
 pub mod export;
 pub mod images;
 pub mod import;
+pub mod ledger;
 pub mod name;
 pub mod pace;
 pub mod signup;

@@ -24,6 +24,7 @@ mod local_images;
 mod preview;
 mod send_delivery;
 mod send_faults;
+mod send_messages;
 mod send_outage;
 mod send_process;
 mod shipped_issues;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::smtp_sink::SmtpSink;
 use crate::store_support::{add, database};
+use lscp_mail::send::ledger::UNRECORDED_PER_CONNECTION;
 use lscp_mail::store::Store;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -121,14 +122,32 @@ fn received(sink: &SmtpSink) -> HashMap<String, usize> {
     by
 }
 
-/// Kills (SIGKILL) a send of 40 over 2 connections mid-way, starts it again, and checks that
-/// the second run finished within `within`, that nobody was lost, and that only what was in
-/// flight at the kill went twice. With `default_lease`, both runs keep the ten-minute lease
-/// rather than the tests' three seconds.
+/// A send to kill: to how many readers, at what rate, over how many connections, and after how
+/// many were sent.
+struct Kill {
+    readers: usize,
+    rate: &'static str,
+    connections: usize,
+    after: i64,
+}
+
+/// 40 readers at 20/s over 2 connections, killed after 8.
+const SLOW_KILL: Kill = Kill {
+    readers: 40,
+    rate: "20/s",
+    connections: 2,
+    after: 8,
+};
+
+/// Kills (SIGKILL) a send mid-way, starts it again, and checks that the second run finished
+/// within `within`, that nobody was lost, and that only what was in flight or not yet recorded
+/// at the kill went twice. With `default_lease`, both runs keep the ten-minute lease rather
+/// than the tests' three seconds.
 async fn kill_and_resume(
     pool: &PgPool,
     url: &str,
     sink: &SmtpSink,
+    kill: Kill,
     default_lease: bool,
     within: Duration,
 ) {
@@ -138,19 +157,20 @@ async fn kill_and_resume(
         }
         cmd
     };
+    let connections = kill.connections.to_string();
     let args = [
         "send",
         ISSUE,
         "--rate",
-        "20/s",
+        kill.rate,
         "--concurrency",
-        "2",
+        &connections,
         "--batch",
         "5",
     ];
     let mut first = with_lease(sender(url, sink, &args)).spawn().expect("spawn");
     let dead = first.id();
-    wait_until_sent(pool, 8).await;
+    wait_until_sent(pool, kill.after).await;
     first.kill().expect("SIGKILL");
     let _ = first.wait();
     let left_behind: i64 =
@@ -159,7 +179,7 @@ async fn kill_and_resume(
             .await
             .expect("count");
     let before_restart = sent(pool).await;
-    assert!(before_restart < 40, "killed mid-send");
+    assert!(before_restart < kill.readers as i64, "killed mid-send");
     if default_lease {
         assert!(left_behind > 0, "the killed sender left claims behind");
     }
@@ -190,13 +210,20 @@ async fn kill_and_resume(
     }
 
     let got = received(sink);
-    assert_eq!(got.len(), 40, "every reader got the issue: {got:?}");
-    let extra: usize = got.values().map(|n| n - 1).sum();
-    assert!(
-        extra <= 2,
-        "only what was in flight at the kill (at most one per connection) may go twice; {extra} did"
+    assert_eq!(
+        got.len(),
+        kill.readers,
+        "every reader got the issue: {got:?}"
     );
-    assert_eq!(sent(pool).await, 40);
+    let extra: usize = got.values().map(|n| n - 1).sum();
+    // Each connection with the message in flight and at most UNRECORDED_PER_CONNECTION accepted
+    // whose record was still on its way (README, Send: two per connection).
+    let bound = kill.connections * (UNRECORDED_PER_CONNECTION + 1);
+    assert!(
+        extra <= bound,
+        "only what was in flight or not yet recorded at the kill (at most {bound}) may go twice; {extra} did"
+    );
+    assert_eq!(sent(pool).await, kill.readers as i64);
 }
 
 #[sqlx::test]
@@ -207,7 +234,34 @@ async fn a_sender_killed_mid_send_and_started_again_loses_nobody(
     let (pool, url) = database(pool_options, options).await;
     readers(&pool, 40).await;
     let sink = SmtpSink::start(&[]);
-    kill_and_resume(&pool, &url, &sink, false, Duration::from_secs(60)).await;
+    kill_and_resume(
+        &pool,
+        &url,
+        &sink,
+        SLOW_KILL,
+        false,
+        Duration::from_secs(60),
+    )
+    .await;
+}
+
+#[sqlx::test]
+async fn a_sender_killed_at_full_speed_doubles_at_most_two_messages_per_connection(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let (pool, url) = database(pool_options, options).await;
+    readers(&pool, 300).await;
+    let sink = SmtpSink::start(&[]);
+    // Unthrottled over 4 connections the recorder writes groups of several workers' messages:
+    // the kill lands with records on their way.
+    let kill = Kill {
+        readers: 300,
+        rate: "0",
+        connections: 4,
+        after: 60,
+    };
+    kill_and_resume(&pool, &url, &sink, kill, false, Duration::from_secs(60)).await;
 }
 
 #[sqlx::test]
@@ -498,7 +552,7 @@ async fn a_sender_killed_mid_send_is_resumed_at_once_with_the_default_lease(
     readers(&pool, 40).await;
     let sink = SmtpSink::start(&[]);
     // The dead sender's claims carry a ten-minute lease; PostgreSQL knows at once it is gone.
-    kill_and_resume(&pool, &url, &sink, true, Duration::from_secs(20)).await;
+    kill_and_resume(&pool, &url, &sink, SLOW_KILL, true, Duration::from_secs(20)).await;
 }
 
 #[sqlx::test]
