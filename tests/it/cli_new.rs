@@ -1,7 +1,6 @@
 //! `lscp-mail new`: next month's issue from the last, as an editor runs it, then `check`.
 
 use std::path::Path;
-use std::process::Command;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -10,14 +9,10 @@ fn root() -> &'static Path {
 /// Runs lscp-mail in `dir` (no configuration file there: the built-in defaults, issues in
 /// ./issues).
 fn run_in(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lscp-mail"));
-    cmd.args(args).current_dir(dir);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("LSCP_MAIL_") {
-            cmd.env_remove(k);
-        }
-    }
-    let out = cmd.output().expect("lscp-mail runs");
+    let out = crate::common::lscp_mail(args)
+        .current_dir(dir)
+        .output()
+        .expect("lscp-mail runs");
     (
         out.status.code().expect("exit code"),
         String::from_utf8_lossy(&out.stdout).into_owned(),

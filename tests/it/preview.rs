@@ -315,10 +315,9 @@ async fn the_binary_takes_the_next_port_when_its_own_is_taken_and_says_so() {
     use tokio::io::AsyncBufReadExt;
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = taken.local_addr().expect("addr").port();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_lscp-mail"))
-        .args(["preview", "issues/2026-02", "--listen"])
+    let mut child = tokio::process::Command::from(crate::common::lscp_mail(&["preview"]))
+        .args(["issues/2026-02", "--listen"])
         .arg(format!("127.0.0.1:{port}"))
-        .current_dir(root())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()

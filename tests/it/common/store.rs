@@ -1,9 +1,7 @@
-//! Shared by the subscriber-store tests: each `#[sqlx::test]` gets a fresh, migrated database
-//! on the server in DATABASE_URL (`eval "$(scripts/test --only-services)"` sets it).
-#![allow(dead_code)]
+//! The test's own subscribers: each `#[sqlx::test]` gets a fresh, migrated database on the
+//! server in DATABASE_URL (`eval "$(scripts/test --only-services)"` sets it).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use lscp_mail::content::{TopicCatalog, TopicSet};
 use lscp_mail::store::import::{ImportFile, ImportReport, Silent};
@@ -112,30 +110,4 @@ pub fn url_of(options: &PgConnectOptions) -> String {
             .expect("the test database has a name"),
     );
     url.to_string()
-}
-
-/// The outcome of running `lscp-mail`.
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-/// Runs `lscp-mail ARGS` against `database_url` (none: no database configured), in an empty
-/// folder so no developer's lscp-mail.toml is read.
-pub fn lscp_mail(database_url: Option<&str>, args: &[&str]) -> Run {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lscp-mail"));
-    cmd.args(args)
-        .current_dir(dir.path())
-        .env_remove("DATABASE_URL");
-    if let Some(url) = database_url {
-        cmd.env("DATABASE_URL", url);
-    }
-    let out = cmd.output().expect("lscp-mail runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
 }
