@@ -24,13 +24,9 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// The shipped issue `name` copied into the working folder's issues/.
 fn copy_issue(name: &str, into: &Path) {
-    let dir = into.join("issues").join(name);
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    for entry in std::fs::read_dir(root().join("issues").join(name)).expect("issue") {
-        let entry = entry.expect("entry");
-        std::fs::copy(entry.path(), dir.join(entry.file_name())).expect("copy");
-    }
+    crate::common::issues::copy_issue_into(name, &into.join("issues"));
 }
 
 #[test]

@@ -4,24 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::common::issues::copy_issue;
 use lscp_mail::preview::{self, Sources};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A copy of a shipped issue the test may edit.
-pub fn copy_issue(name: &str) -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let dir = tmp.path().join(name);
-    std::fs::create_dir(&dir).expect("issue dir");
-    for entry in std::fs::read_dir(root().join("issues").join(name)).expect("issue") {
-        let entry = entry.expect("entry");
-        std::fs::copy(entry.path(), dir.join(entry.file_name())).expect("copy");
-    }
-    (tmp, dir)
 }
 
 pub struct Running {

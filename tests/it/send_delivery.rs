@@ -4,7 +4,7 @@
 
 use crate::common::store;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::common::dkim::{self, TestKey};
@@ -413,12 +413,7 @@ async fn an_issue_changed_since_sending_began_is_not_sent_on_silently(pool: PgPo
     let store = Store::from_pool(pool.clone());
     add(&store, "reader@example.org", "training").await;
     let sink = SmtpSink::start(&[]);
-    let copy = tempfile::tempdir().expect("temp dir");
-    let dir = copy.path().join("2026-02");
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("issues/2026-02"),
-        &dir,
-    );
+    let (_copy, dir) = crate::common::issues::copy_issue("2026-02");
     let load = |d: &Path| {
         load_issue(d, &TopicCatalog::builtin())
             .issue
@@ -443,14 +438,6 @@ async fn an_issue_changed_since_sending_began_is_not_sent_on_silently(pool: PgPo
     campaign::prepare(&store, &load(&dir), &allowed)
         .await
         .expect("allowed when asked");
-}
-
-fn copy_dir(from: &Path, to: &PathBuf) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read dir") {
-        let e = e.expect("entry");
-        std::fs::copy(e.path(), to.join(e.file_name())).expect("copy");
-    }
 }
 
 #[sqlx::test]

@@ -5,9 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use lscp_mail::config::Config;
 use lscp_mail::content::{Diagnostic, Issue, Loaded, Rule, TopicCatalog, load_issue};
-use lscp_mail::render::{Audience, ReaderLinks, Rendered, Renderer};
+use lscp_mail::render::{Audience, Rendered};
 
 pub fn special_edition_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/special-edition")
@@ -20,13 +19,7 @@ fn special_edition() -> Issue {
 }
 
 fn render(issue: &Issue) -> Rendered {
-    let config = Config::default();
-    let catalog = TopicCatalog::builtin();
-    let links = ReaderLinks::preview(&config, issue);
-    Renderer::new(None)
-        .expect("templates")
-        .render(issue, &config, &catalog, &Audience::Everyone, &links)
-        .expect("renders")
+    crate::common::issues::render(issue, &Audience::Everyone)
 }
 
 /// Loads a one-section issue whose section file is `section`.

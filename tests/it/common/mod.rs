@@ -5,6 +5,7 @@ mod binary;
 pub mod browser;
 pub mod dkim;
 pub mod dovecot;
+pub mod issues;
 pub mod postfix;
 pub mod scripted_smtp;
 pub mod sending;
