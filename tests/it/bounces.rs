@@ -12,7 +12,7 @@ use crate::common::dovecot::{self, Dovecot};
 use crate::common::postfix::Postfix;
 use crate::common::sending::{fast_options, send_with_config, shipped_issue};
 use crate::common::smtp_sink::SmtpSink;
-use crate::common::store::{add, database, email};
+use crate::common::store::{add, database, email, where_found};
 use crate::common::{Run, lscp_mail};
 use lscp_mail::bounces::source::Item;
 use lscp_mail::bounces::{self, Outcome};
@@ -498,7 +498,7 @@ async fn a_forgotten_readers_bounce_reports_keep_no_address(pool: PgPool) {
         .expect("forgotten");
 
     assert_eq!(
-        crate::hardening::where_found(&pool, "ann@example.org").await,
+        where_found(&pool, "ann@example.org").await,
         Vec::<String>::new()
     );
     // A report read after the erasure writes no address back either.
@@ -510,7 +510,7 @@ async fn a_forgotten_readers_bounce_reports_keep_no_address(pool: PgPool) {
         );
     process(&pool, late.into_bytes()).await;
     assert_eq!(
-        crate::hardening::where_found(&pool, "ann@example.org").await,
+        where_found(&pool, "ann@example.org").await,
         Vec::<String>::new()
     );
 }

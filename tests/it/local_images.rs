@@ -373,7 +373,7 @@ async fn preview_shows_the_image_at_the_address_the_email_gives_it() {
     let name = local_image(&load(tmp.path()).issue.expect("loads"))
         .published_name
         .clone();
-    let running = crate::preview::Running::start(tmp.path(), None).await;
+    let running = crate::common::preview::Running::start(tmp.path(), None).await;
 
     let (status, html) = running.get("/email").await;
     assert_eq!(status, 200);

@@ -7,6 +7,7 @@ pub mod dkim;
 pub mod dovecot;
 pub mod issues;
 pub mod postfix;
+pub mod preview;
 pub mod scripted_smtp;
 pub mod sending;
 pub mod smtp_sink;

@@ -111,3 +111,37 @@ pub fn url_of(options: &PgConnectOptions) -> String {
     );
     url.to_string()
 }
+
+/// Every place in the schema where `needle` appears (any case), as `table.column`: each column
+/// of each table, whatever its type, read as text. Found from information_schema, so that a
+/// table added later is searched too.
+pub async fn where_found(pool: &PgPool, needle: &str) -> Vec<String> {
+    let columns: Vec<(String, String)> = sqlx::query_as(
+        "SELECT table_name::text, column_name::text FROM information_schema.columns
+         JOIN information_schema.tables USING (table_schema, table_name)
+         WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'
+         ORDER BY 1, 2",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("the schema's columns");
+    assert!(columns.len() > 20, "the schema was read: {columns:?}");
+    let mut found = Vec::new();
+    for (table, column) in columns {
+        // Names come from the catalogue, quoted as identifiers; the needle is a parameter.
+        let sql = format!(
+            "SELECT count(*) FROM \"{}\" WHERE \"{}\"::text ILIKE '%' || $1 || '%'",
+            table.replace('"', "\"\""),
+            column.replace('"', "\"\"")
+        );
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(needle)
+            .fetch_one(pool)
+            .await
+            .expect("searched");
+        if n > 0 {
+            found.push(format!("{table}.{column}"));
+        }
+    }
+    found
+}
