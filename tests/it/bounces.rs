@@ -6,13 +6,14 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use crate::common::dovecot::{self, Dovecot};
 use crate::common::postfix::Postfix;
 use crate::common::sending::{fast_options, send_with_config, shipped_issue};
 use crate::common::smtp_sink::SmtpSink;
-use crate::store_support::{add, database, email};
+use crate::common::store::{add, database, email, where_found};
+use crate::common::{Run, lscp_mail};
 use lscp_mail::bounces::source::Item;
 use lscp_mail::bounces::{self, Outcome};
 use lscp_mail::config::{Config, TaggedAddress};
@@ -165,17 +166,10 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
 /// Runs `lscp-mail bounces ARGS` with the test's addresses, `stdin` on standard input.
 pub fn run_bounces(database_url: &str, args: &[&str], stdin: Option<&[u8]>) -> Run {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lscp-mail"))
-        .arg("bounces")
+    let mut child = lscp_mail(&["bounces"])
         .args(args)
         .current_dir(dir.path())
         .env("DATABASE_URL", database_url)
@@ -189,12 +183,7 @@ pub fn run_bounces(database_url: &str, args: &[&str], stdin: Option<&[u8]>) -> R
     let mut input = child.stdin.take().expect("stdin");
     input.write_all(stdin.unwrap_or_default()).expect("write");
     drop(input);
-    let out = child.wait_with_output().expect("finishes");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    child.wait_with_output().expect("finishes").into()
 }
 
 /// Each reader has the status given.
@@ -509,7 +498,7 @@ async fn a_forgotten_readers_bounce_reports_keep_no_address(pool: PgPool) {
         .expect("forgotten");
 
     assert_eq!(
-        crate::hardening::where_found(&pool, "ann@example.org").await,
+        where_found(&pool, "ann@example.org").await,
         Vec::<String>::new()
     );
     // A report read after the erasure writes no address back either.
@@ -521,7 +510,7 @@ async fn a_forgotten_readers_bounce_reports_keep_no_address(pool: PgPool) {
         );
     process(&pool, late.into_bytes()).await;
     assert_eq!(
-        crate::hardening::where_found(&pool, "ann@example.org").await,
+        where_found(&pool, "ann@example.org").await,
         Vec::<String>::new()
     );
 }
@@ -631,7 +620,7 @@ async fn a_bounced_reader_can_be_reactivated_and_status_counts_the_reports(
     process(&pool, fixture("arf-abuse.eml", &sent["fay"], 0)).await;
     process(&pool, fixture("delayed-dsn.eml", &sent["eve"], 0)).await;
 
-    let status_run = crate::store_support::lscp_mail(Some(&url), &["status", "2026-02"]);
+    let status_run = crate::common::run_lscp_mail(Some(&url), &["status", "2026-02"]);
     assert_eq!(status_run.code, 0, "{}", status_run.stderr);
     assert!(
         status_run
@@ -640,10 +629,8 @@ async fn a_bounced_reader_can_be_reactivated_and_status_counts_the_reports(
         "{}",
         status_run.stdout
     );
-    let listed = crate::store_support::lscp_mail(
-        Some(&url),
-        &["subscribers", "list", "--status", "bounced"],
-    );
+    let listed =
+        crate::common::run_lscp_mail(Some(&url), &["subscribers", "list", "--status", "bounced"]);
     assert!(
         listed.stdout.contains("ann@example.org"),
         "{}",
@@ -655,7 +642,7 @@ async fn a_bounced_reader_can_be_reactivated_and_status_counts_the_reports(
         listed.stdout
     );
 
-    let back = crate::store_support::lscp_mail(
+    let back = crate::common::run_lscp_mail(
         Some(&url),
         &["subscribers", "reactivate", "ann@example.org"],
     );
@@ -666,7 +653,7 @@ async fn a_bounced_reader_can_be_reactivated_and_status_counts_the_reports(
     );
     let (action, source, _) = last_log(&pool, "ann@example.org").await;
     assert_eq!((action.as_str(), source.as_str()), ("reactivated", "cli"));
-    let refused = crate::store_support::lscp_mail(
+    let refused = crate::common::run_lscp_mail(
         Some(&url),
         &["subscribers", "reactivate", "fay@example.org"],
     );
@@ -943,8 +930,7 @@ async fn a_run_killed_half_way_then_repeated_counts_every_report_once(
     let path = dir.path().to_str().expect("path").to_string();
 
     // Killed (SIGKILL, as a crash) once it has taken a few reports.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lscp-mail"))
-        .args(["bounces", &path])
+    let mut child = lscp_mail(&["bounces", &path])
         .env("DATABASE_URL", &url)
         .env("LSCP_MAIL_MAIL__BOUNCE_ADDRESS", BOUNCES)
         .stdout(Stdio::piped())

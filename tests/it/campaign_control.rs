@@ -8,7 +8,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::common::sending::{fast_options, send_with, shipped_issue};
 use crate::common::smtp_sink::SmtpSink;
-use crate::store_support::{Run, add, database, lscp_mail};
+use crate::common::store::{add, database};
+use crate::common::{Run, run_lscp_mail as lscp_mail};
 
 /// Two readers, sent the shipped 2026-02 issue to the end.
 async fn finished_campaign(pool: &PgPool) {

@@ -9,7 +9,7 @@ use lscp_mail::store::pace::{self, Draw, Slot};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 
-use crate::store_support::database;
+use crate::common::store::database;
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0)

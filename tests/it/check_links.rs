@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -79,10 +78,8 @@ fn write_issue(dir: &Path, base: &str) {
 }
 
 fn check_links(issue: &Path, cache_home: &Path) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_lscp-mail"))
-        .args(["check", "--links", "--link-timeout", "1"])
+    let out = crate::common::lscp_mail(&["check", "--links", "--link-timeout", "1"])
         .arg(issue)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("XDG_CACHE_HOME", cache_home)
         .output()
         .expect("lscp-mail runs");
@@ -204,10 +201,8 @@ fn check_requests_nothing_without_links() {
     let issue = tempfile::tempdir().expect("issue");
     // An address nothing listens on: without --links it is never asked.
     write_issue(issue.path(), "http://127.0.0.1:9");
-    let out = Command::new(env!("CARGO_BIN_EXE_lscp-mail"))
-        .arg("check")
+    let out = crate::common::lscp_mail(&["check"])
         .arg(issue.path())
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("runs");
     let stdout = String::from_utf8_lossy(&out.stdout);

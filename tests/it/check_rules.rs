@@ -371,8 +371,7 @@ fn check_reports_a_low_contrast_brand_colour_at_its_line_and_strict_fails() {
     assert_at(&d, "lscp-mail.toml", 3, Some("brand.accent_colour"));
     assert!(d.message.contains("2.07:1"), "{d}");
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lscp-mail"))
-        .arg("--config")
+    let out = crate::common::lscp_mail(&["--config"])
         .arg(&config_file)
         .args(["check", "--strict"])
         .arg(fixture("valid"))

@@ -4,21 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::common::lscp_mail;
 use mail_parser::MimeHeaders;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn lscp_mail(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lscp-mail"));
-    cmd.args(args).current_dir(root());
-    for (k, _) in std::env::vars() {
-        if k.starts_with("LSCP_MAIL_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd
 }
 
 fn run(cmd: &mut Command) -> (i32, String, String) {

@@ -1,7 +1,6 @@
 //! `lscp-mail new`: next month's issue from the last, as an editor runs it, then `check`.
 
 use std::path::Path;
-use std::process::Command;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -10,14 +9,10 @@ fn root() -> &'static Path {
 /// Runs lscp-mail in `dir` (no configuration file there: the built-in defaults, issues in
 /// ./issues).
 fn run_in(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lscp-mail"));
-    cmd.args(args).current_dir(dir);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("LSCP_MAIL_") {
-            cmd.env_remove(k);
-        }
-    }
-    let out = cmd.output().expect("lscp-mail runs");
+    let out = crate::common::lscp_mail(args)
+        .current_dir(dir)
+        .output()
+        .expect("lscp-mail runs");
     (
         out.status.code().expect("exit code"),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -29,13 +24,9 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// The shipped issue `name` copied into the working folder's issues/.
 fn copy_issue(name: &str, into: &Path) {
-    let dir = into.join("issues").join(name);
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    for entry in std::fs::read_dir(root().join("issues").join(name)).expect("issue") {
-        let entry = entry.expect("entry");
-        std::fs::copy(entry.path(), dir.join(entry.file_name())).expect("copy");
-    }
+    crate::common::issues::copy_issue_into(name, &into.join("issues"));
 }
 
 #[test]

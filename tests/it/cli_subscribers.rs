@@ -1,6 +1,7 @@
 //! The subscriber commands as a user runs them: output and exit codes, against a real database.
 
-use crate::store_support::*;
+use crate::common::run_lscp_mail;
+use crate::common::store::*;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 /// The test's database as a pool (for counting) and as a URL (for the binary).
@@ -15,8 +16,8 @@ async fn db_migrate_creates_the_schema_and_then_has_nothing_to_do(
 ) {
     let (pool, url) = database(pool_options, options).await;
 
-    let first = lscp_mail(Some(&url), &["db", "migrate"]);
-    let second = lscp_mail(Some(&url), &["db", "migrate"]);
+    let first = run_lscp_mail(Some(&url), &["db", "migrate"]);
+    let second = run_lscp_mail(Some(&url), &["db", "migrate"]);
 
     assert_eq!(first.code, 0, "{}", first.stderr);
     assert!(
@@ -35,7 +36,7 @@ async fn a_command_that_needs_the_schema_migrates_first(
     options: PgConnectOptions,
 ) {
     let (pool, url) = database(pool_options, options).await;
-    let run = lscp_mail(Some(&url), &["subscribers", "import", &example()]);
+    let run = run_lscp_mail(Some(&url), &["subscribers", "import", &example()]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(counts(&pool).await.subscribers, 36);
 }
@@ -43,7 +44,7 @@ async fn a_command_that_needs_the_schema_migrates_first(
 #[test]
 fn a_connection_failure_names_the_configured_host_and_database_without_the_password() {
     // Nothing listens on port 1.
-    let run = lscp_mail(
+    let run = run_lscp_mail(
         Some("postgres://app:s3cret@127.0.0.1:1/news"),
         &["subscribers", "list"],
     );
@@ -66,7 +67,7 @@ fn a_connection_failure_names_the_configured_host_and_database_without_the_passw
 
 #[test]
 fn without_a_database_configured_the_error_says_how_to_configure_one() {
-    let run = lscp_mail(None, &["subscribers", "list"]);
+    let run = run_lscp_mail(None, &["subscribers", "list"]);
     assert_eq!(run.code, 3);
     assert!(
         run.stderr.contains("no database is configured"),
@@ -81,7 +82,7 @@ fn a_database_that_does_not_exist_says_to_run_db_migrate() {
     let base = std::env::var("DATABASE_URL").expect("DATABASE_URL is set for the tests");
     let mut url = url::Url::parse(&base).expect("a URL");
     url.set_path("lscp_mail_no_such_database");
-    let run = lscp_mail(Some(url.as_str()), &["subscribers", "list"]);
+    let run = run_lscp_mail(Some(url.as_str()), &["subscribers", "list"]);
     assert_eq!(run.code, 3);
     assert!(run.stderr.contains("does not exist"), "{}", run.stderr);
     assert!(run.stderr.contains("lscp-mail db migrate"));
@@ -93,7 +94,7 @@ async fn the_walkthrough_imports_lists_changes_and_exports(
     options: PgConnectOptions,
 ) {
     let (pool, url) = database(pool_options, options).await;
-    let run = |args: &[&str]| lscp_mail(Some(&url), args);
+    let run = |args: &[&str]| run_lscp_mail(Some(&url), args);
 
     let imported = run(&["subscribers", "import", &example()]);
     assert_eq!(imported.code, 0, "{}", imported.stderr);
@@ -195,7 +196,7 @@ async fn an_import_with_bad_rows_reports_their_lines_imports_the_rest_and_exits_
         "bad.csv",
         "email,name,organisation,topics\nann@example.org,Ann,,training\nnot-an-address,X,,\nbob@example.org,Bob,,cooking\nANN@example.org,Ann,,\n",
     );
-    let run = lscp_mail(
+    let run = run_lscp_mail(
         Some(&url),
         &["subscribers", "import", &path.display().to_string()],
     );
@@ -249,7 +250,7 @@ async fn a_file_that_cannot_be_imported_exits_1_and_writes_nothing(
     ];
     for (name, content, expected) in cases {
         let path = csv(&dir, name, content);
-        let run = lscp_mail(
+        let run = run_lscp_mail(
             Some(&url),
             &["subscribers", "import", &path.display().to_string()],
         );
@@ -270,7 +271,7 @@ async fn a_missing_file_is_a_failure_not_an_input_problem(
     options: PgConnectOptions,
 ) {
     let (_, url) = database(pool_options, options).await;
-    let run = lscp_mail(Some(&url), &["subscribers", "import", "/no/such/file.csv"]);
+    let run = run_lscp_mail(Some(&url), &["subscribers", "import", "/no/such/file.csv"]);
     assert_eq!(run.code, 3);
     assert!(
         run.stderr.contains("cannot read /no/such/file.csv"),
@@ -285,7 +286,7 @@ async fn add_then_forget_leaves_only_a_tombstone_that_import_respects(
     options: PgConnectOptions,
 ) {
     let (pool, url) = database(pool_options, options).await;
-    let run = |args: &[&str]| lscp_mail(Some(&url), args);
+    let run = |args: &[&str]| run_lscp_mail(Some(&url), args);
 
     let added = run(&[
         "subscribers",
@@ -346,7 +347,7 @@ async fn an_unknown_address_or_topic_exits_1_and_a_malformed_address_exits_2(
     options: PgConnectOptions,
 ) {
     let (pool, url) = database(pool_options, options).await;
-    let run = |args: &[&str]| lscp_mail(Some(&url), args);
+    let run = |args: &[&str]| run_lscp_mail(Some(&url), args);
 
     for args in [
         &["subscribers", "show", "nobody@example.org"][..],
@@ -389,7 +390,7 @@ async fn an_unknown_address_or_topic_exits_1_and_a_malformed_address_exits_2(
 #[sqlx::test]
 async fn topics_can_be_listed_and_added(pool_options: PgPoolOptions, options: PgConnectOptions) {
     let (_, url) = database(pool_options, options).await;
-    let run = |args: &[&str]| lscp_mail(Some(&url), args);
+    let run = |args: &[&str]| run_lscp_mail(Some(&url), args);
 
     let listed = run(&["topics", "list"]);
     assert_eq!(listed.code, 0, "{}", listed.stderr);
@@ -427,7 +428,7 @@ async fn an_unknown_topic_is_the_user_s_mistake_and_exits_1(
     options: PgConnectOptions,
 ) {
     let (_pool, url) = database(pool_options, options).await;
-    let import = lscp_mail(Some(&url), &["subscribers", "import", &example()]);
+    let import = run_lscp_mail(Some(&url), &["subscribers", "import", &example()]);
     assert_eq!(import.code, 0, "{}", import.stderr);
     let email = std::fs::read_to_string(example_csv())
         .expect("example CSV")
@@ -436,11 +437,11 @@ async fn an_unknown_topic_is_the_user_s_mistake_and_exits_1(
         .and_then(|l| l.split(',').next().map(str::to_string))
         .expect("a first row");
 
-    let set = lscp_mail(
+    let set = run_lscp_mail(
         Some(&url),
         &["subscribers", "set-topics", &email, "cooking"],
     );
-    let list = lscp_mail(Some(&url), &["subscribers", "list", "--topic", "cooking"]);
+    let list = run_lscp_mail(Some(&url), &["subscribers", "list", "--topic", "cooking"]);
 
     assert_eq!(set.code, 1, "{}", set.stderr);
     assert!(set.stderr.contains("cooking"), "{}", set.stderr);
@@ -491,10 +492,10 @@ async fn adding_an_address_parked_by_an_unconfirmed_sign_up_makes_it_active_and_
     options: PgConnectOptions,
 ) {
     let (pool, url) = database(pool_options, options).await;
-    assert_eq!(lscp_mail(Some(&url), &["db", "migrate"]).code, 0);
+    assert_eq!(run_lscp_mail(Some(&url), &["db", "migrate"]).code, 0);
     unconfirmed_sign_up(&pool, "colleague@example.org").await;
 
-    let run = lscp_mail(
+    let run = run_lscp_mail(
         Some(&url),
         &[
             "subscribers",
@@ -532,7 +533,7 @@ async fn importing_an_address_parked_by_an_unconfirmed_sign_up_makes_it_active_a
     options: PgConnectOptions,
 ) {
     let (pool, url) = database(pool_options, options).await;
-    assert_eq!(lscp_mail(Some(&url), &["db", "migrate"]).code, 0);
+    assert_eq!(run_lscp_mail(Some(&url), &["db", "migrate"]).code, 0);
     unconfirmed_sign_up(&pool, "colleague@example.org").await;
     let dir = tempfile::tempdir().expect("temp dir");
     let path = csv(
@@ -541,7 +542,7 @@ async fn importing_an_address_parked_by_an_unconfirmed_sign_up_makes_it_active_a
         "email,name,topics\nnew@example.org,Nia New,training\nColleague@example.org,Cara Lee,reviews\n",
     );
 
-    let run = lscp_mail(
+    let run = run_lscp_mail(
         Some(&url),
         &["subscribers", "import", &path.display().to_string()],
     );
@@ -568,7 +569,7 @@ async fn importing_an_address_parked_by_an_unconfirmed_sign_up_makes_it_active_a
         ("active", Some("Cara Lee"), "reviews")
     );
     assert!(last.starts_with("subscribed import:"), "{last}");
-    let again = lscp_mail(
+    let again = run_lscp_mail(
         Some(&url),
         &["subscribers", "import", &path.display().to_string()],
     );
@@ -587,13 +588,13 @@ async fn a_name_that_is_not_one_printable_line_is_refused_by_add_and_import(
     options: PgConnectOptions,
 ) {
     let (pool, url) = database(pool_options, options).await;
-    assert_eq!(lscp_mail(Some(&url), &["db", "migrate"]).code, 0);
+    assert_eq!(run_lscp_mail(Some(&url), &["db", "migrate"]).code, 0);
     for (option, value) in [
         ("--name", "Ann\nClick https://evil.example"),
         ("--name", "Ann\u{1b}[2J"),
         ("--organisation", "\u{202e}lcc"),
     ] {
-        let run = lscp_mail(
+        let run = run_lscp_mail(
             Some(&url),
             &["subscribers", "add", "ann@example.org", option, value],
         );
@@ -605,7 +606,7 @@ async fn a_name_that_is_not_one_printable_line_is_refused_by_add_and_import(
         assert!(run.stderr.contains(option), "{}", run.stderr);
     }
     let long = "x".repeat(201);
-    let run = lscp_mail(
+    let run = run_lscp_mail(
         Some(&url),
         &["subscribers", "add", "ann@example.org", "--name", &long],
     );
@@ -618,7 +619,7 @@ async fn a_name_that_is_not_one_printable_line_is_refused_by_add_and_import(
         "names.csv",
         "email,name,organisation\nann@example.org,Ann,\"Leeds\nCity Council\"\nbob@example.org,Bob\u{1b}[31m,\ncat@example.org,Cat,LCC\n",
     );
-    let run = lscp_mail(
+    let run = run_lscp_mail(
         Some(&url),
         &["subscribers", "import", &path.display().to_string()],
     );

@@ -3,52 +3,19 @@
 //! export that imports back unchanged.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use crate::common::free_port;
 use crate::common::sending::{fast_options, send_with, shipped_issue};
 use crate::common::smtp_sink::SmtpSink;
-use crate::store_support::*;
+use crate::common::store::*;
+use crate::common::{lscp_mail, run_lscp_mail};
 use lscp_mail::store::import::{ImportFile, Silent};
 use lscp_mail::store::{
     ConsentSource, DisplayName, NewSubscriber, Store, SubscriberFilter, SubscriberStatus, export,
 };
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-
-/// Every place in the schema where `needle` appears (any case), as `table.column`: each column
-/// of each table, whatever its type, read as text. Found from information_schema, so that a
-/// table added later is searched too.
-pub async fn where_found(pool: &PgPool, needle: &str) -> Vec<String> {
-    let columns: Vec<(String, String)> = sqlx::query_as(
-        "SELECT table_name::text, column_name::text FROM information_schema.columns
-         JOIN information_schema.tables USING (table_schema, table_name)
-         WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'
-         ORDER BY 1, 2",
-    )
-    .fetch_all(pool)
-    .await
-    .expect("the schema's columns");
-    assert!(columns.len() > 20, "the schema was read: {columns:?}");
-    let mut found = Vec::new();
-    for (table, column) in columns {
-        // Names come from the catalogue, quoted as identifiers; the needle is a parameter.
-        let sql = format!(
-            "SELECT count(*) FROM \"{}\" WHERE \"{}\"::text ILIKE '%' || $1 || '%'",
-            table.replace('"', "\"\""),
-            column.replace('"', "\"\"")
-        );
-        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .bind(needle)
-            .fetch_one(pool)
-            .await
-            .expect("searched");
-        if n > 0 {
-            found.push(format!("{table}.{column}"));
-        }
-    }
-    found
-}
 
 /// Sends issue 2026-02 to a server that refuses every recipient with `reply`.
 async fn send_refused_with(store: &Store, reply: &str) {
@@ -116,7 +83,7 @@ fn a_password_given_as_a_url_parameter_is_never_printed() {
         "postgres://app@127.0.0.1:{}/news?password=SEKRIT-ONE&sslpassword=SEKRIT-TWO",
         free_port()
     );
-    let run = lscp_mail(Some(&url), &["subscribers", "list"]);
+    let run = run_lscp_mail(Some(&url), &["subscribers", "list"]);
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert!(run.stderr.contains("password=***"), "{}", run.stderr);
     assert!(!run.stderr.contains("SEKRIT"), "{}", run.stderr);
@@ -139,8 +106,7 @@ async fn a_closed_stdout_ends_a_long_listing_quietly(
     import(&Store::from_pool(pool), &csv(&dir, "many.csv", text)).await;
 
     // `lscp-mail subscribers list | head -1`: far more than a pipe holds, then the reader goes.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lscp-mail"))
-        .args(["subscribers", "list"])
+    let mut child = lscp_mail(&["subscribers", "list"])
         .current_dir(dir.path())
         .env("DATABASE_URL", &url)
         .stdout(Stdio::piped())
@@ -190,7 +156,7 @@ async fn a_name_with_an_escape_sequence_is_shown_escaped_by_every_printer(
         &["subscribers", "show", "esc@example.org"][..],
         &["subscribers", "list"][..],
     ] {
-        let run = lscp_mail(Some(&url), args);
+        let run = run_lscp_mail(Some(&url), args);
         assert_eq!(run.code, 0, "{args:?}: {}", run.stderr);
         assert!(!run.stdout.contains('\u{1b}'), "{args:?} printed it raw");
         assert!(
@@ -213,7 +179,7 @@ async fn the_import_report_refuses_and_escapes_control_characters(
         "hostile.csv",
         "email,name\r\nann@example.org,Ann\r\nbad\u{1b}[2J@example.org,Bad\r\nbob@example.org,\"Bob\u{1b}[2J\"\r\n",
     );
-    let run = lscp_mail(
+    let run = run_lscp_mail(
         Some(&url),
         &["subscribers", "import", &file.display().to_string()],
     );
@@ -304,7 +270,7 @@ async fn an_address_outside_ascii_is_refused_and_an_international_domain_kept_in
 ) {
     let (pool, url) = database(pool_options, options).await;
 
-    let refused = lscp_mail(Some(&url), &["subscribers", "add", "élise@exemple.fr"]);
+    let refused = run_lscp_mail(Some(&url), &["subscribers", "add", "élise@exemple.fr"]);
     assert_eq!(refused.code, 2, "{}", refused.stderr);
     assert!(
         refused.stderr.contains("outside ASCII"),
@@ -312,7 +278,7 @@ async fn an_address_outside_ascii_is_refused_and_an_international_domain_kept_in
         refused.stderr
     );
 
-    let added = lscp_mail(Some(&url), &["subscribers", "add", "elise@exemple-été.fr"]);
+    let added = run_lscp_mail(Some(&url), &["subscribers", "add", "elise@exemple-été.fr"]);
     assert_eq!(added.code, 0, "{}", added.stderr);
     let stored: Vec<String> = sqlx::query_scalar("SELECT email FROM subscribers")
         .fetch_all(&pool)
@@ -333,7 +299,7 @@ async fn a_dry_run_writes_one_file_per_message_even_when_addresses_look_alike(
     }
     let out = tempfile::tempdir().expect("temp dir");
     let issue = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("issues/2026-02");
-    let run = lscp_mail(
+    let run = run_lscp_mail(
         Some(&url),
         &[
             "send",

@@ -5,7 +5,6 @@
 
 use std::io::Cursor;
 use std::path::Path;
-use std::process::Command;
 
 use image::codecs::jpeg::{JpegDecoder, JpegEncoder};
 use image::{ImageDecoder, ImageEncoder, RgbImage};
@@ -20,8 +19,8 @@ use sqlx::PgPool;
 
 use crate::common::sending::{fast_options, send_with};
 use crate::common::smtp_sink::SmtpSink;
+use crate::common::store::add;
 use crate::common::web::Site;
-use crate::store_support::add;
 
 /// A place name hidden in the test photo's EXIF: it must never reach a reader.
 const SECRET: &[u8] = b"Secret refuge, Leeds";
@@ -244,10 +243,9 @@ fn compose_writes_the_image_at_twice_its_display_width_without_exif_beside_the_e
     );
     let tmp = issue_with("cot.jpg", &photo);
     let out = tempfile::tempdir().expect("temp dir");
-    let output = Command::new(env!("CARGO_BIN_EXE_lscp-mail"))
-        .args(["compose", tmp.path().to_str().expect("utf-8"), "--out"])
+    let output = crate::common::lscp_mail(&["compose"])
+        .args([tmp.path().to_str().expect("utf-8"), "--out"])
         .arg(out.path())
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("runs");
     assert!(
@@ -357,12 +355,10 @@ fn sending_local_images_without_an_https_site_is_refused_before_anything() {
     ));
 
     // As a user runs it: no database and no mail server are even needed to be told.
-    let output = Command::new(env!("CARGO_BIN_EXE_lscp-mail"))
-        .args(["send", tmp.path().to_str().expect("utf-8")])
+    let output = crate::common::lscp_mail(&["send", tmp.path().to_str().expect("utf-8")])
         .env("LSCP_MAIL_SITE__BASE_URL", "http://news.example.org")
         .env("DATABASE_URL", "postgres://nobody@127.0.0.1:9/none")
         .env("SMTP_URL", "smtp://127.0.0.1:9")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("runs");
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -377,7 +373,7 @@ async fn preview_shows_the_image_at_the_address_the_email_gives_it() {
     let name = local_image(&load(tmp.path()).issue.expect("loads"))
         .published_name
         .clone();
-    let running = crate::preview::Running::start(tmp.path(), None).await;
+    let running = crate::common::preview::Running::start(tmp.path(), None).await;
 
     let (status, html) = running.get("/email").await;
     assert_eq!(status, 200);

@@ -1,10 +1,9 @@
 //! The integration tests: one binary, a module per area, so the crate is linked once.
 //!
-//! `common` and `store_support` are the shared helpers (servers, browsers, databases); each
-//! other module pins down the behaviour of one job from the outside.
+//! `common` holds the shared helpers (the binary, databases, servers, browsers); each other
+//! module pins down the behaviour of one job from the outside.
 
 mod common;
-mod store_support;
 
 mod bounces;
 mod browser_email;

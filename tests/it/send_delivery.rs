@@ -2,15 +2,15 @@
 //! (postfix's smtp-sink on 127.0.0.1): who gets what, the headers, temporary and permanent
 //! failures, and that running again resumes without sending anyone anything twice.
 
-use crate::store_support;
+use crate::common::store;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::common::dkim::{self, TestKey};
 use crate::common::sending::{fast_options, send_with, send_with_config, shipped_issue};
 use crate::common::smtp_sink::SmtpSink;
-use crate::store_support::add;
+use crate::common::store::add;
 use lscp_mail::config::{Config, Dkim, DkimAlgorithm};
 use lscp_mail::content::{Issue, TopicCatalog, load_issue};
 use lscp_mail::send::campaign::{self, Outcome, RunReport, SendOptions};
@@ -99,7 +99,7 @@ async fn every_message_carries_one_click_unsubscribe_and_the_readers_own_links(p
     let raw = sink.messages().pop().expect("one message");
     let m = MessageParser::default().parse(&raw).expect("parses");
     let subscriber = store
-        .subscriber(&store_support::email("ben.hartley@example.org"))
+        .subscriber(&store::email("ben.hartley@example.org"))
         .await
         .expect("subscriber");
     let token = store.link_token(&subscriber).await.expect("token").expose();
@@ -192,7 +192,7 @@ async fn reports_come_back_to_an_address_naming_the_delivery_not_the_reader(pool
             "{sender}"
         );
         let subscriber = store
-            .subscriber(&store_support::email(to))
+            .subscriber(&store::email(to))
             .await
             .expect("subscriber");
         let token = store.link_token(&subscriber).await.expect("token").expose();
@@ -341,7 +341,7 @@ async fn a_permanent_failure_is_final_and_no_such_user_marks_the_reader_bounced(
     assert_eq!((status.as_str(), attempts), ("failed", 1), "not retried");
     assert!(reply.contains("5.1.1"), "the reply is kept: {reply}");
     let reader = store
-        .subscriber(&store_support::email("gone@example.org"))
+        .subscriber(&store::email("gone@example.org"))
         .await
         .expect("subscriber");
     assert_eq!(reader.status, SubscriberStatus::Bounced);
@@ -366,7 +366,7 @@ async fn a_5xx_that_is_not_about_the_address_fails_without_bouncing(pool: PgPool
     let report = send(&pool, &issue("2026-02"), &sink, &fast_options()).await;
     assert_eq!(report.counts.failed, 1);
     let reader = store
-        .subscriber(&store_support::email("policy@example.org"))
+        .subscriber(&store::email("policy@example.org"))
         .await
         .expect("subscriber");
     assert_eq!(reader.status, SubscriberStatus::Active);
@@ -413,12 +413,7 @@ async fn an_issue_changed_since_sending_began_is_not_sent_on_silently(pool: PgPo
     let store = Store::from_pool(pool.clone());
     add(&store, "reader@example.org", "training").await;
     let sink = SmtpSink::start(&[]);
-    let copy = tempfile::tempdir().expect("temp dir");
-    let dir = copy.path().join("2026-02");
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("issues/2026-02"),
-        &dir,
-    );
+    let (_copy, dir) = crate::common::issues::copy_issue("2026-02");
     let load = |d: &Path| {
         load_issue(d, &TopicCatalog::builtin())
             .issue
@@ -445,14 +440,6 @@ async fn an_issue_changed_since_sending_began_is_not_sent_on_silently(pool: PgPo
         .expect("allowed when asked");
 }
 
-fn copy_dir(from: &Path, to: &PathBuf) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read dir") {
-        let e = e.expect("entry");
-        std::fs::copy(e.path(), to.join(e.file_name())).expect("copy");
-    }
-}
-
 #[sqlx::test]
 async fn a_reader_who_leaves_after_the_audience_is_frozen_is_skipped(pool: PgPool) {
     let store = Store::from_pool(pool.clone());
@@ -464,7 +451,7 @@ async fn a_reader_who_leaves_after_the_audience_is_frozen_is_skipped(pool: PgPoo
         .expect("the audience is frozen");
     store
         .unsubscribe(
-            &store_support::email("leaves@example.org"),
+            &store::email("leaves@example.org"),
             &lscp_mail::store::ConsentSource::Cli,
         )
         .await

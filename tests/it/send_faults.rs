@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::common::scripted_smtp::{Answer, Relay, ScriptedSmtp, TestCa};
 use crate::common::sending::{fast_options, send_to, shipped_issue};
-use crate::store_support::{add, database};
+use crate::common::store::{add, database};
 use lscp_mail::config::Config;
 use lscp_mail::send::campaign::{Outcome, RunReport, SendOptions};
 use lscp_mail::send::smtp::{SmtpTarget, Stage};
@@ -94,14 +94,11 @@ async fn send_in_process(pool: &PgPool, target: &SmtpTarget, options: &SendOptio
 /// `lscp-mail send issues/2026-02` against the test's database and `smtp_url`: exit code and
 /// everything printed. The process is waited for off the runtime, which serves the SMTP side.
 async fn send_process(db: &str, smtp_url: &str, env: &[(&str, &str)]) -> (i32, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lscp-mail"));
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["send", ISSUE, "--rate", "0", "--concurrency", "1"])
-        .env("DATABASE_URL", db)
+    let mut cmd = crate::common::lscp_mail(&["send", ISSUE, "--rate", "0", "--concurrency", "1"]);
+    cmd.env("DATABASE_URL", db)
         .env("SMTP_URL", smtp_url)
         .env("LSCP_MAIL_SEND__SMTP_TIMEOUT_SECONDS", "5")
-        .env("LSCP_MAIL_SEND__RETRY_AFTER_SECONDS", "1")
-        .env_remove("LSCP_MAIL_SMTP__CA_FILE");
+        .env("LSCP_MAIL_SEND__RETRY_AFTER_SECONDS", "1");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -645,9 +642,8 @@ async fn an_outage_past_give_up_after_stops_with_everyone_still_queued(
 
 /// `lscp-mail --config FILE doctor` against the test's database and `smtp_url`.
 async fn doctor(db: &str, smtp_url: &str, config: &std::path::Path) -> (i32, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lscp-mail"));
-    cmd.arg("--config")
-        .arg(config)
+    let mut cmd = crate::common::lscp_mail(&["--config"]);
+    cmd.arg(config)
         .arg("doctor")
         .current_dir(config.parent().expect("a folder"))
         .env("DATABASE_URL", db)

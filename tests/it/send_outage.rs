@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::common::sending::{send_with, shipped_issue};
 use crate::common::smtp_sink::SmtpSink;
-use crate::store_support::add;
+use crate::common::store::add;
 use lscp_mail::send::campaign::{Outcome, SendOptions};
 use lscp_mail::send::throttle::Rate;
 use lscp_mail::store::Store;

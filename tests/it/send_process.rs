@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::smtp_sink::SmtpSink;
-use crate::store_support::{add, database};
+use crate::common::store::{add, database};
 use lscp_mail::send::ledger::UNRECORDED_PER_CONNECTION;
 use lscp_mail::store::Store;
 use sqlx::PgPool;
@@ -30,10 +30,8 @@ async fn readers(pool: &PgPool, n: usize) {
 /// `lscp-mail send …` against the test's database and `sink`, with a short lease so that a
 /// killed sender's claims come back within seconds.
 fn sender(db: &str, sink: &SmtpSink, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lscp-mail"));
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(args)
-        .env("DATABASE_URL", db)
+    let mut cmd = crate::common::lscp_mail(args);
+    cmd.env("DATABASE_URL", db)
         .env("SMTP_URL", sink.url())
         .env("LSCP_MAIL_SEND__LEASE_SECONDS", "3")
         .env("LSCP_MAIL_SEND__SMTP_TIMEOUT_SECONDS", "1")

@@ -3,10 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::common::issues::render;
 use lscp_mail::cli::report::Report;
 use lscp_mail::config::Config;
 use lscp_mail::content::{Issue, TopicCatalog, load_issue};
-use lscp_mail::render::{Audience, GMAIL_CLIP_BYTES, ReaderLinks, Rendered, Renderer, variants};
+use lscp_mail::render::{Audience, GMAIL_CLIP_BYTES, ReaderLinks, Renderer, variants};
 
 const SHIPPED: [&str; 4] = ["2024-04", "2025-03", "2025-11", "2026-02"];
 
@@ -20,16 +21,6 @@ fn load(id: &str) -> Issue {
     let loaded = load_issue(&issue_dir(id), &TopicCatalog::builtin());
     assert!(loaded.diagnostics.is_empty(), "{:#?}", loaded.diagnostics);
     loaded.issue.expect("shipped issue loads")
-}
-
-fn render(issue: &Issue, audience: &Audience) -> Rendered {
-    let config = Config::default();
-    let catalog = TopicCatalog::builtin();
-    let links = ReaderLinks::preview(&config, issue);
-    Renderer::new(None)
-        .expect("built-in templates")
-        .render(issue, &config, &catalog, audience, &links)
-        .expect("renders")
 }
 
 #[test]

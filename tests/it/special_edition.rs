@@ -6,9 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
-use lscp_mail::config::Config;
 use lscp_mail::content::{Diagnostic, Issue, Loaded, Rule, Severity, TopicCatalog, load_issue};
-use lscp_mail::render::{Audience, ReaderLinks, Rendered, Renderer};
+use lscp_mail::render::{Audience, Rendered};
 
 pub fn special_edition_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/special-edition")
@@ -25,13 +24,7 @@ fn render(issue: &Issue) -> Rendered {
 }
 
 fn render_for(issue: &Issue, audience: &Audience) -> Rendered {
-    let config = Config::default();
-    let catalog = TopicCatalog::builtin();
-    let links = ReaderLinks::preview(&config, issue);
-    Renderer::new(None)
-        .expect("templates")
-        .render(issue, &config, &catalog, audience, &links)
-        .expect("renders")
+    crate::common::issues::render(issue, audience)
 }
 
 /// Loads a one-section issue whose section file is `section`.

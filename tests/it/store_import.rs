@@ -1,6 +1,6 @@
 //! `subscribers import`: every bad-input case, idempotence, and nothing partial written.
 
-use crate::store_support::*;
+use crate::common::store::*;
 use lscp_mail::store::import::{ImportError, ImportFile, KeptReason, RowProblem, Silent};
 use lscp_mail::store::{ConsentAction, ConsentSource, Store, SubscriberFilter, SubscriberStatus};
 use sqlx::PgPool;

@@ -1,6 +1,6 @@
 //! Subscribers one at a time: adding, changing, unsubscribing, forgetting, links and topics.
 
-use crate::store_support::*;
+use crate::common::store::*;
 use base64::Engine;
 use lscp_mail::content::TopicInfo;
 use lscp_mail::store::{

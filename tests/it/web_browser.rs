@@ -3,7 +3,7 @@
 //! server, and Quick leave. Every page passes axe-core's WCAG A and AA rules, fits the width,
 //! and is saved as a screenshot in target/screenshots/.
 
-use crate::store_support;
+use crate::common::store;
 
 use std::time::Duration;
 
@@ -43,8 +43,7 @@ async fn click(browser: &Browser, css: &str) {
 fn links_in_their_message(site: &Site, database_url: &str, address: &str) -> (String, String) {
     let out = tempfile::tempdir().expect("temp dir");
     let issue = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("issues/2026-02");
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_lscp-mail"))
-        .arg("send")
+    let run = crate::common::lscp_mail(&["send"])
         .arg(&issue)
         .args(["--dry-run", "--out"])
         .arg(out.path())
@@ -93,11 +92,8 @@ async fn a_reader_changes_topics_unsubscribes_and_comes_back_from_their_message(
     let (ann, token) = site
         .reader("ann.smith@example.org", "training,events")
         .await;
-    let (preferences, unsubscribe) = links_in_their_message(
-        &site,
-        &store_support::url_of(&options),
-        "ann.smith@example.org",
-    );
+    let (preferences, unsubscribe) =
+        links_in_their_message(&site, &store::url_of(&options), "ann.smith@example.org");
     assert_eq!(preferences, site.url(&format!("/p/{token}")));
     let browser = Browser::start().await;
     browser.viewport(PHONE, 800).await;

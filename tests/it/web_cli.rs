@@ -7,8 +7,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::smtp_sink::SmtpSink;
+use crate::common::store::url_of;
 use crate::common::web::Visitor;
-use crate::store_support::url_of;
 use sqlx::Connection;
 use sqlx::PgConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -53,11 +53,9 @@ async fn serve_migrates_answers_and_stops_cleanly_on_ctrl_c(
 #[test]
 fn serve_without_a_mail_server_says_what_to_set() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let out = Command::new(env!("CARGO_BIN_EXE_lscp-mail"))
-        .arg("serve")
+    let out = common::lscp_mail(&["serve"])
         .current_dir(dir.path())
         .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none")
-        .env_remove("SMTP_URL")
         .output()
         .expect("lscp-mail runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -152,8 +150,7 @@ fn start_serve(
 ) -> (std::process::Child, String) {
     let port = common::free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let server = Command::new(env!("CARGO_BIN_EXE_lscp-mail"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+    let server = common::lscp_mail(&["serve", "--listen", &format!("127.0.0.1:{port}")])
         .current_dir(dir.path())
         .env("DATABASE_URL", url_of(options))
         .env("SMTP_URL", smtp_url)

@@ -1,7 +1,6 @@
 //! A real headless Chromium driven over WebDriver (Debian's `chromium` and `chromium-driver`,
 //! which scripts/test installs). Each test gets its own chromedriver on a free port.
 //! `axe` runs axe-core (AXE_CORE_JS, which scripts/test installs) inside the page.
-#![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -1,6 +1,5 @@
 //! DKIM for tests: keys made with `openssl`, and signatures checked with dkimpy (Debian's
 //! `python3-dkim`, which scripts/test installs), the key's DNS record given directly.
-#![allow(dead_code)]
 
 use std::path::PathBuf;
 

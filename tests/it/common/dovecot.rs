@@ -2,7 +2,6 @@
 //! with its own configuration, state and log in a temporary folder, plain IMAP on a free port of
 //! 127.0.0.1, and one user (`bounces`, password `secret`) whose mail is a Maildir the test fills
 //! before starting it. Stopped when dropped.
-#![allow(dead_code)]
 
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;

@@ -1,14 +1,20 @@
-//! Shared by the integration tests; each test file uses some of it.
-#![allow(dead_code)]
+//! Shared by the integration tests: running the binary, the test's own database, and the
+//! servers and browsers a test talks to. Each test module uses some of it.
 
+mod binary;
 pub mod browser;
 pub mod dkim;
 pub mod dovecot;
+pub mod issues;
 pub mod postfix;
+pub mod preview;
 pub mod scripted_smtp;
 pub mod sending;
 pub mod smtp_sink;
+pub mod store;
 pub mod web;
+
+pub use binary::{Run, lscp_mail, run_lscp_mail};
 
 /// A local port nothing listens on now (another process may take it before we do).
 pub fn free_port() -> u16 {

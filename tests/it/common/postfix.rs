@@ -5,7 +5,6 @@
 //! bounces it with the DSN it generates; mail to any other domain is accepted and discarded
 //! (delivered); mail to `news.leedsscp.org.uk` (the bounce address, with any `+tag`) is
 //! delivered to the Maildir [`Postfix::maildir`]. Nothing leaves the machine.
-#![allow(dead_code)]
 
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;

@@ -1,5 +1,4 @@
 //! Running a campaign in-process against a test database and an SMTP port.
-#![allow(dead_code)]
 
 use std::path::Path;
 use std::sync::Arc;

@@ -3,7 +3,6 @@
 //! file of its own in a temporary folder. Extra arguments make it refuse, see smtp-sink(1):
 //! `-r RCPT -b "451 4.7.1 Try later"` (temporary), `-f RCPT -B "550 5.1.1 No such user"`
 //! (permanent). Killed when dropped.
-#![allow(dead_code)]
 
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
@@ -22,7 +21,6 @@ pub struct SmtpSink {
 /// One message as smtp-sink dumped it: its `X-` lines (the envelope: `X-Mail-Args`,
 /// `X-Rcpt-Args`…), then the message itself.
 pub struct Dumped {
-    pub path: PathBuf,
     pub raw: Vec<u8>,
 }
 
@@ -143,7 +141,7 @@ impl SmtpSink {
             .into_iter()
             .filter_map(|path| {
                 let raw = std::fs::read(&path).ok()?;
-                Some(Dumped { path, raw })
+                Some(Dumped { raw })
             })
             .collect()
     }

@@ -1,6 +1,5 @@
 //! The public site in-process for tests: `lscp_mail::web::serve` on `127.0.0.1:0` over the
 //! test's own database, and a small HTTP client that keeps the form cookie like a browser.
-#![allow(dead_code)]
 
 use std::path::Path;
 

@@ -1,9 +1,7 @@
-//! Shared by the subscriber-store tests: each `#[sqlx::test]` gets a fresh, migrated database
-//! on the server in DATABASE_URL (`eval "$(scripts/test --only-services)"` sets it).
-#![allow(dead_code)]
+//! The test's own subscribers: each `#[sqlx::test]` gets a fresh, migrated database on the
+//! server in DATABASE_URL (`eval "$(scripts/test --only-services)"` sets it).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use lscp_mail::content::{TopicCatalog, TopicSet};
 use lscp_mail::store::import::{ImportFile, ImportReport, Silent};
@@ -114,28 +112,36 @@ pub fn url_of(options: &PgConnectOptions) -> String {
     url.to_string()
 }
 
-/// The outcome of running `lscp-mail`.
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-/// Runs `lscp-mail ARGS` against `database_url` (none: no database configured), in an empty
-/// folder so no developer's lscp-mail.toml is read.
-pub fn lscp_mail(database_url: Option<&str>, args: &[&str]) -> Run {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lscp-mail"));
-    cmd.args(args)
-        .current_dir(dir.path())
-        .env_remove("DATABASE_URL");
-    if let Some(url) = database_url {
-        cmd.env("DATABASE_URL", url);
+/// Every place in the schema where `needle` appears (any case), as `table.column`: each column
+/// of each table, whatever its type, read as text. Found from information_schema, so that a
+/// table added later is searched too.
+pub async fn where_found(pool: &PgPool, needle: &str) -> Vec<String> {
+    let columns: Vec<(String, String)> = sqlx::query_as(
+        "SELECT table_name::text, column_name::text FROM information_schema.columns
+         JOIN information_schema.tables USING (table_schema, table_name)
+         WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'
+         ORDER BY 1, 2",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("the schema's columns");
+    assert!(columns.len() > 20, "the schema was read: {columns:?}");
+    let mut found = Vec::new();
+    for (table, column) in columns {
+        // Names come from the catalogue, quoted as identifiers; the needle is a parameter.
+        let sql = format!(
+            "SELECT count(*) FROM \"{}\" WHERE \"{}\"::text ILIKE '%' || $1 || '%'",
+            table.replace('"', "\"\""),
+            column.replace('"', "\"\"")
+        );
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(needle)
+            .fetch_one(pool)
+            .await
+            .expect("searched");
+        if n > 0 {
+            found.push(format!("{table}.{column}"));
+        }
     }
-    let out = cmd.output().expect("lscp-mail runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    found
 }
