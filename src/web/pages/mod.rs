@@ -81,7 +81,7 @@ impl Pages {
         let mut pages = Self {
             hb,
             brand: brand.clone(),
-            quick_leave_url: config.site.quick_leave_url.clone(),
+            quick_leave_url: config.site.quick_leave_url.to_string(),
             stylesheet,
             not_found: String::new(),
             csrf: String::new(),
@@ -219,7 +219,7 @@ impl Forms {
     pub fn of(state: &AppState, headers: &HeaderMap) -> Result<Self, WebError> {
         Ok(Self {
             cookie: FormCookie::of(headers)?,
-            secure: state.config.site.base_url.starts_with("https://"),
+            secure: state.config.site.base_url.is_https(),
         })
     }
 
