@@ -3,10 +3,12 @@
 //! `DATABASE_URL`, `SMTP_URL`, and `LSCP_MAIL_<SECTION>__<KEY>` for any other setting.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
+use lettre::message::Mailbox;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
@@ -65,7 +67,7 @@ impl Default for Config {
 pub struct Brand {
     pub organisation: String,
     pub short_name: String,
-    pub website: String,
+    pub website: HttpUrl,
     /// An absolute URL of the logo image; without one the header shows the organisation name.
     pub logo_url: Option<String>,
     pub logo_alt: String,
@@ -86,7 +88,7 @@ impl Default for Brand {
         Self {
             organisation: "Leeds Safeguarding Children Partnership".into(),
             short_name: "LSCP".into(),
-            website: "https://www.leedsscp.org.uk".into(),
+            website: HttpUrl::builtin("https://www.leedsscp.org.uk"),
             logo_url: None,
             logo_alt: "Leeds Safeguarding Children Partnership".into(),
             primary_colour: Colour("#4b2e83".into()),
@@ -198,23 +200,203 @@ impl<'de> Deserialize<'de> for Colour {
 #[serde(deny_unknown_fields, default)]
 pub struct Site {
     /// Links in messages start with this: `LSCP_MAIL_SITE__BASE_URL` overrides it.
-    pub base_url: String,
+    pub base_url: HttpUrl,
     /// Where every page's "Quick leave" button goes: a neutral site that reveals nothing.
-    pub quick_leave_url: String,
+    pub quick_leave_url: HttpUrl,
 }
 
 impl Default for Site {
     fn default() -> Self {
         Self {
-            base_url: "https://news.leedsscp.org.uk".into(),
-            quick_leave_url: "https://www.bbc.co.uk/weather".into(),
+            base_url: HttpUrl::builtin("https://news.leedsscp.org.uk"),
+            quick_leave_url: HttpUrl::builtin("https://www.bbc.co.uk/weather"),
         }
     }
 }
 
 impl Site {
     pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base_url.trim_end_matches('/'))
+        format!("{}{path}", self.base_url.as_str().trim_end_matches('/'))
+    }
+}
+
+/// What is wrong with a setting's text that does not parse into its type, and why.
+#[derive(Debug)]
+pub struct ValueProblem {
+    problem: &'static str,
+    source: Option<BoxError>,
+}
+
+/// A setting parsed into its type once, as the configuration loads, and written back as text.
+trait Setting: Sized + fmt::Display {
+    fn parse_setting(text: &str) -> Result<Self, ValueProblem>;
+}
+
+/// The settings held as a [`Setting`] type: what a value of one that does not parse says is
+/// wrong with it, for [`ConfigError::Value`].
+fn setting_problem(key: &str, text: &str) -> Option<(&'static str, ValueProblem)> {
+    let (key, parsed) = match key {
+        "site.base_url" => ("site.base_url", HttpUrl::parse_setting(text).map(drop)),
+        "site.quick_leave_url" => (
+            "site.quick_leave_url",
+            HttpUrl::parse_setting(text).map(drop),
+        ),
+        "brand.website" => ("brand.website", HttpUrl::parse_setting(text).map(drop)),
+        "serve.listen" => ("serve.listen", SocketAddr::parse_setting(text).map(drop)),
+        "mail.from" => ("mail.from", Mailbox::parse_setting(text).map(drop)),
+        "mail.reply_to" => ("mail.reply_to", Mailbox::parse_setting(text).map(drop)),
+        _ => return None,
+    };
+    parsed.err().map(|problem| (key, problem))
+}
+
+/// `#[serde(with)]` for a [`Setting`] of a crate's type: read from its text, written as it.
+mod as_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<T: super::Setting, S: Serializer>(
+        v: &T,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_str(v)
+    }
+
+    pub(super) fn deserialize<'de, T: super::Setting, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<T, D::Error> {
+        let text = String::deserialize(d)?;
+        T::parse_setting(&text).map_err(|p| serde::de::Error::custom(p.problem))
+    }
+
+    /// The same for an optional setting.
+    pub(super) mod option {
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub(in super::super) fn serialize<T: super::super::Setting, S: Serializer>(
+            v: &Option<T>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match v {
+                Some(v) => s.collect_str(v),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub(in super::super) fn deserialize<'de, T: super::super::Setting, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<T>, D::Error> {
+            Option::<String>::deserialize(d)?
+                .map(|text| {
+                    T::parse_setting(&text).map_err(|p| serde::de::Error::custom(p.problem))
+                })
+                .transpose()
+        }
+    }
+}
+
+/// An http(s) URL, kept with the text it was written as: shown and put into links as written
+/// (`url::Url` would add a `/` to `https://example.org`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpUrl {
+    text: String,
+    url: url::Url,
+}
+
+impl HttpUrl {
+    /// The URL as it was written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    pub fn url(&self) -> &url::Url {
+        &self.url
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.url.scheme() == "https"
+    }
+
+    /// One of the defaults above, which are http(s) URLs.
+    fn builtin(text: &str) -> Self {
+        Self::parse_setting(text).unwrap_or_else(|_| unreachable!("a built-in URL parses"))
+    }
+}
+
+impl Setting for HttpUrl {
+    fn parse_setting(text: &str) -> Result<Self, ValueProblem> {
+        let problem = "is not an http(s) URL";
+        match url::Url::parse(text) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") => Ok(Self {
+                text: text.to_owned(),
+                url,
+            }),
+            Ok(_) => Err(ValueProblem {
+                problem,
+                source: None,
+            }),
+            Err(e) => Err(ValueProblem {
+                problem,
+                source: Some(e.into()),
+            }),
+        }
+    }
+}
+
+impl std::str::FromStr for HttpUrl {
+    type Err = ValueProblem;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse_setting(s)
+    }
+}
+
+impl fmt::Display for HttpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl fmt::Display for ValueProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.problem)
+    }
+}
+
+impl std::error::Error for ValueProblem {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as _)
+    }
+}
+
+impl Serialize for HttpUrl {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        as_text::serialize(self, s)
+    }
+}
+
+impl<'de> Deserialize<'de> for HttpUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        as_text::deserialize(d)
+    }
+}
+
+impl Setting for SocketAddr {
+    fn parse_setting(text: &str) -> Result<Self, ValueProblem> {
+        text.parse()
+            .map_err(|e: std::net::AddrParseError| ValueProblem {
+                problem: "is not an address and port like \"127.0.0.1:8080\"",
+                source: Some(e.into()),
+            })
+    }
+}
+
+impl Setting for Mailbox {
+    fn parse_setting(text: &str) -> Result<Self, ValueProblem> {
+        text.parse()
+            .map_err(|e: lettre::address::AddressError| ValueProblem {
+                problem: "is not an address like \"Name <name@example.org>\"",
+                source: Some(e.into()),
+            })
     }
 }
 
@@ -222,8 +404,10 @@ impl Site {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Mail {
-    pub from: String,
-    pub reply_to: Option<String>,
+    #[serde(with = "as_text")]
+    pub from: Mailbox,
+    #[serde(with = "as_text::option")]
+    pub reply_to: Option<Mailbox>,
     /// `Message-ID`s are made on this domain.
     pub message_id_domain: String,
     /// The `List-Id` header: `<name.domain>` without the angle brackets.
@@ -341,7 +525,11 @@ impl Default for Bounce {
 impl Default for Mail {
     fn default() -> Self {
         Self {
-            from: "Leeds Safeguarding Children Partnership <lscp.info@leeds.gov.uk>".into(),
+            from: Mailbox::new(
+                Some("Leeds Safeguarding Children Partnership".into()),
+                lettre::Address::new("lscp.info", "leeds.gov.uk")
+                    .unwrap_or_else(|_| unreachable!("the built-in address parses")),
+            ),
             reply_to: None,
             message_id_domain: "news.leedsscp.org.uk".into(),
             list_id: "practitioners.news.leedsscp.org.uk".into(),
@@ -385,7 +573,8 @@ pub struct Smtp {
 #[serde(deny_unknown_fields, default)]
 pub struct Serve {
     /// The address and port to listen on; `--listen` overrides it.
-    pub listen: String,
+    #[serde(with = "as_text")]
+    pub listen: SocketAddr,
     /// The folder of issues the archive pages are made from.
     pub issues_dir: PathBuf,
     /// Sign-up form posts one client may make an hour.
@@ -401,7 +590,7 @@ pub struct Serve {
 impl Default for Serve {
     fn default() -> Self {
         Self {
-            listen: "127.0.0.1:8080".into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             issues_dir: "issues".into(),
             signup_per_hour: 10,
             link_requests_per_minute: 30,
@@ -647,7 +836,7 @@ impl Config {
             .merge(Env::raw().only(&["SMTP_URL"]).map(|_| "smtp.url".into()));
         let config: Config = figment
             .extract()
-            .map_err(|source| settings_error(source, file))?;
+            .map_err(|source| settings_error(source, &figment, file))?;
         config.validate(&|key| {
             let path: Vec<String> = key.split('.').map(str::to_owned).collect();
             Origin::of(figment.find_metadata(key), &path, file)
@@ -668,25 +857,6 @@ impl Config {
                     source,
                 }
             };
-        for (key, value) in [
-            ("site.base_url", &self.site.base_url),
-            ("site.quick_leave_url", &self.site.quick_leave_url),
-            ("brand.website", &self.brand.website),
-        ] {
-            match url::Url::parse(value) {
-                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-                Ok(_) => return Err(bad(key, value, "is not an http(s) URL", None)),
-                Err(e) => return Err(bad(key, value, "is not an http(s) URL", Some(e.into()))),
-            }
-        }
-        if let Err(e) = self.serve.listen.parse::<std::net::SocketAddr>() {
-            return Err(bad(
-                "serve.listen",
-                &self.serve.listen,
-                "is not an address and port like \"127.0.0.1:8080\"",
-                Some(e.into()),
-            ));
-        }
         let s = &self.send;
         for (key, value) in [
             ("send.burst", u64::from(s.burst)),
@@ -712,14 +882,6 @@ impl Config {
                 s.smtp_timeout_seconds,
                 origin("send.smtp_timeout_seconds"),
             )));
-        }
-        if let Err(e) = self.mail.from.parse::<lettre::message::Mailbox>() {
-            return Err(bad(
-                "mail.from",
-                &self.mail.from,
-                "is not an address like \"Name <name@example.org>\"",
-                Some(e.into()),
-            ));
         }
         Ok(())
     }
@@ -813,8 +975,23 @@ fn check_syntax(path: &Path) -> Result<(), ConfigError> {
 }
 
 /// Figment's error, naming each setting at fault and where its value came from: the file as
-/// given, or the environment variable as the user spelt it.
-fn settings_error(source: figment::Error, file: Option<&Path>) -> ConfigError {
+/// given, or the environment variable as the user spelt it. A setting read as text that does
+/// not parse into its type (a URL, an address) is said with its value and the parser's reason.
+fn settings_error(source: figment::Error, figment: &Figment, file: Option<&Path>) -> ConfigError {
+    if source.count() == 1 && matches!(source.kind, figment::error::Kind::Message(_)) {
+        let key = source.path.join(".");
+        if let Some(text) = figment.find_value(&key).ok().and_then(|v| v.into_string())
+            && let Some((key, problem)) = setting_problem(&key, &text)
+        {
+            return ConfigError::Value {
+                key,
+                value: text,
+                origin: Origin::of(figment.find_metadata(key), &source.path, file),
+                problem: problem.problem,
+                source: problem.source,
+            };
+        }
+    }
     let settings = source
         .clone()
         .into_iter()
@@ -958,7 +1135,7 @@ mod tests {
                 config.database_url.as_ref().map(|u| u.expose_secret()),
                 Some("postgres://app:s3cret@db:5432/news")
             );
-            assert_eq!(config.site.base_url, "https://news.example.org");
+            assert_eq!(config.site.base_url.as_str(), "https://news.example.org");
             let debug = format!("{config:?}");
             assert!(
                 !debug.contains("s3cret") && !debug.contains("hunter2"),
@@ -1039,6 +1216,59 @@ mod tests {
             assert!(
                 std::error::Error::source(&err).is_some(),
                 "lettre's reason is kept: {err:?}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_url_an_address_or_a_mailbox_that_does_not_parse_is_said_with_its_value_and_reason() {
+        for (variable, value, expected) in [
+            (
+                "LSCP_MAIL_SITE__BASE_URL",
+                "news.example.org",
+                "invalid configuration: `site.base_url` = \"news.example.org\" (LSCP_MAIL_SITE__BASE_URL) is not an http(s) URL",
+            ),
+            (
+                "LSCP_MAIL_BRAND__WEBSITE",
+                "ftp://example.org",
+                "invalid configuration: `brand.website` = \"ftp://example.org\" (LSCP_MAIL_BRAND__WEBSITE) is not an http(s) URL",
+            ),
+            (
+                "LSCP_MAIL_SERVE__LISTEN",
+                "localhost",
+                "invalid configuration: `serve.listen` = \"localhost\" (LSCP_MAIL_SERVE__LISTEN) is not an address and port like \"127.0.0.1:8080\"",
+            ),
+            (
+                "LSCP_MAIL_MAIL__REPLY_TO",
+                "nobody",
+                "invalid configuration: `mail.reply_to` = \"nobody\" (LSCP_MAIL_MAIL__REPLY_TO) is not an address like \"Name <name@example.org>\"",
+            ),
+        ] {
+            figment::Jail::expect_with(|jail| {
+                jail.set_env(variable, value);
+                let err = Config::load(None).expect_err(value);
+                assert_eq!(err.to_string(), expected);
+                Ok(())
+            });
+        }
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("lscp-mail.toml", "[site]\nbase_url = \"https://news.example.org\"\n[serve]\nlisten = \"[::1]:9000\"\n")?;
+            let config =
+                Config::load(Some(Path::new("lscp-mail.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(
+                config.site.base_url.to_string(),
+                "https://news.example.org",
+                "as written"
+            );
+            assert_eq!(config.site.url("/p/x"), "https://news.example.org/p/x");
+            assert_eq!(
+                config.serve.listen,
+                SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], 9000))
+            );
+            assert_eq!(
+                config.mail.from.to_string(),
+                Mail::default().from.to_string()
             );
             Ok(())
         });

@@ -133,18 +133,11 @@ async fn smtp(config: &Config) -> Check {
             );
         }
     };
-    let sender = match config
-        .mail
-        .from
-        .parse::<lettre::message::Mailbox>()
-        .map_err(|e| e.to_string())
-        .and_then(|m| {
-            crate::send::personalise::envelope_sender(config, &m.email).map_err(|e| e.to_string())
-        }) {
+    let sender = match crate::send::personalise::envelope_sender(config, &config.mail.from.email) {
         Ok(sender) => sender,
         Err(e) => {
             return Check::fail(
-                format!("mail.from = {:?}: {e}", config.mail.from),
+                format!("mail.from = {:?}: {e}", config.mail.from.to_string()),
                 "set mail.from to a name and address: \"Name <address@domain>\"",
             );
         }
@@ -187,7 +180,7 @@ fn dkim_key(config: &Config) -> Option<Check> {
 
 fn base_url(config: &Config) -> Check {
     let url = &config.site.base_url;
-    if url.starts_with("https://") {
+    if url.is_https() {
         Check::pass(format!("site.base_url {url} is https"))
     } else {
         Check::fail(
@@ -204,11 +197,7 @@ fn aligned(a: &str, b: &str) -> bool {
 }
 
 fn alignment(config: &Config) -> Vec<Check> {
-    let Ok(from) = config.mail.from.parse::<lettre::message::Mailbox>() else {
-        // The SMTP check reports a bad mail.from.
-        return Vec::new();
-    };
-    let domain = from.email.domain().to_string();
+    let domain = config.mail.from.email.domain().to_string();
     let mut checks = Vec::new();
     if let Some(d) = &config.dkim {
         checks.push(if aligned(&domain, &d.domain) {

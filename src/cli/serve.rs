@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use super::{UsageError, code, exit};
+use super::{code, exit};
 use crate::config::Config;
 use crate::send::smtp::SmtpTarget;
 use crate::store::Store;
@@ -39,13 +39,7 @@ impl Args {
         if let Some(dir) = self.issues {
             config.serve.issues_dir = dir;
         }
-        let listen =
-            match self.listen {
-                Some(addr) => addr,
-                None => config.serve.listen.parse().map_err(|_| {
-                    UsageError(format!("`serve.listen` = {:?}", config.serve.listen))
-                })?,
-            };
+        let listen = self.listen.unwrap_or(config.serve.listen);
         let smtp = SmtpTarget::from_config(&config.smtp)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()

@@ -19,7 +19,7 @@ pub enum MessageError {
     Build(#[from] lettre::error::Error),
 }
 
-pub fn mailbox(field: &'static str, value: &str) -> Result<Mailbox, MessageError> {
+fn mailbox(field: &'static str, value: &str) -> Result<Mailbox, MessageError> {
     value
         .parse()
         .map_err(|e: lettre::address::AddressError| MessageError::Mailbox {
@@ -68,13 +68,13 @@ pub fn build(
     id: String,
 ) -> Result<MessageBuilder, MessageError> {
     let mut builder = Message::builder()
-        .from(mailbox("mail.from", &mail.from)?)
+        .from(mail.from.clone())
         .to(to)
         .subject(subject)
         .message_id(Some(id))
         .date_now();
     if let Some(reply_to) = &mail.reply_to {
-        builder = builder.reply_to(mailbox("mail.reply_to", reply_to)?);
+        builder = builder.reply_to(reply_to.clone());
     }
     Ok(builder)
 }

@@ -8,68 +8,26 @@ use handlebars::Handlebars;
 use super::RenderError;
 use crate::content::{Diagnostic, Rule};
 
-/// (registered name, path under `templates/`, built-in text)
-const BUILTIN: &[(&str, &str, &str)] = &[
-    (
-        "email",
-        "email.mjml.hbs",
-        include_str!("../../templates/email.mjml.hbs"),
-    ),
-    (
-        "header",
-        "partials/header.mjml.hbs",
-        include_str!("../../templates/partials/header.mjml.hbs"),
-    ),
-    (
-        "contents",
-        "partials/contents.mjml.hbs",
-        include_str!("../../templates/partials/contents.mjml.hbs"),
-    ),
-    (
-        "heading",
-        "partials/heading.mjml.hbs",
-        include_str!("../../templates/partials/heading.mjml.hbs"),
-    ),
-    (
-        "article",
-        "partials/article.mjml.hbs",
-        include_str!("../../templates/partials/article.mjml.hbs"),
-    ),
-    (
-        "training",
-        "partials/training.mjml.hbs",
-        include_str!("../../templates/partials/training.mjml.hbs"),
-    ),
-    (
-        "links",
-        "partials/links.mjml.hbs",
-        include_str!("../../templates/partials/links.mjml.hbs"),
-    ),
-    (
-        "diary",
-        "partials/diary.mjml.hbs",
-        include_str!("../../templates/partials/diary.mjml.hbs"),
-    ),
-    (
-        "resources",
-        "partials/resources.mjml.hbs",
-        include_str!("../../templates/partials/resources.mjml.hbs"),
-    ),
-    (
-        "signup",
-        "partials/signup.mjml.hbs",
-        include_str!("../../templates/partials/signup.mjml.hbs"),
-    ),
-    (
-        "footer",
-        "partials/footer.mjml.hbs",
-        include_str!("../../templates/partials/footer.mjml.hbs"),
-    ),
-];
+/// The built-in templates, `templates/` embedded in the binary (in debug builds too, so a
+/// binary moved away from its sources still renders).
+#[derive(rust_embed::RustEmbed)]
+#[folder = "templates/"]
+#[include = "*.mjml.hbs"]
+struct Builtin;
 
-/// The name of every template file, for `--help` and error hints.
-pub fn template_files() -> impl Iterator<Item = &'static str> {
-    BUILTIN.iter().map(|(_, path, _)| *path)
+const EXTENSION: &str = ".mjml.hbs";
+
+/// The name of every template file, its path under `templates/`, for error hints: the files
+/// embedded, so a template added to the folder is known without a list to keep in step.
+pub fn template_files() -> impl Iterator<Item = std::borrow::Cow<'static, str>> {
+    Builtin::iter()
+}
+
+/// The name a template file is registered under, which partials are called by: its file name
+/// without the folder and extension (`partials/footer.mjml.hbs` is `footer`).
+fn registered_name(path: &str) -> &str {
+    let file = path.rsplit('/').next().unwrap_or(path);
+    file.strip_suffix(EXTENSION).unwrap_or(file)
 }
 
 /// A warning for each file in `dir` that replaces no built-in template: a misspelt
@@ -92,8 +50,8 @@ pub fn unused_override_warnings(dir: &Path) -> Vec<Diagnostic> {
             let base = |p: &str| p.rsplit('/').next().unwrap_or(p).to_string();
             let closest = template_files()
                 .map(|t| {
-                    let d = strsim::levenshtein(&name, t)
-                        .min(strsim::levenshtein(&base(&name), &base(t)));
+                    let d = strsim::levenshtein(&name, &t)
+                        .min(strsim::levenshtein(&base(&name), &base(&t)));
                     (d, t)
                 })
                 .min()
@@ -160,8 +118,8 @@ pub fn registry(overrides: Option<&Path>) -> Result<Handlebars<'static>, RenderE
     {
         return Err(RenderError::TemplateDir(dir.to_path_buf()));
     }
-    for (name, path, builtin) in BUILTIN {
-        let (text, origin) = match overrides.map(|d| d.join(path)).filter(|p| p.is_file()) {
+    for path in template_files() {
+        let (text, origin) = match overrides.map(|d| d.join(&*path)).filter(|p| p.is_file()) {
             Some(p) => {
                 let text =
                     std::fs::read_to_string(&p).map_err(|source| RenderError::ReadTemplate {
@@ -170,9 +128,13 @@ pub fn registry(overrides: Option<&Path>) -> Result<Handlebars<'static>, RenderE
                     })?;
                 (text, p.display().to_string())
             }
-            None => (builtin.to_string(), format!("built-in templates/{path}")),
+            None => {
+                let builtin = Builtin::get(&path).map(|f| f.data).unwrap_or_default();
+                let text = String::from_utf8_lossy(&builtin).into_owned();
+                (text, format!("built-in templates/{path}"))
+            }
         };
-        hb.register_template_string(name, text)
+        hb.register_template_string(registered_name(&path), text)
             .map_err(|e| RenderError::Template {
                 origin,
                 source: Box::new(e),

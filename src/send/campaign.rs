@@ -215,11 +215,11 @@ pub fn content_hash(dir: &Path) -> Result<String, SendError> {
 /// An issue with local images is sent only when readers can fetch them: from an https
 /// `site.base_url` (mail clients and their image proxies refuse or warn on http).
 pub fn check_image_site(issue: &Issue, config: &Config) -> Result<(), SendError> {
-    let https = url::Url::parse(&config.site.base_url).is_ok_and(|u| u.scheme() == "https");
+    let https = config.site.base_url.is_https();
     if issue.local_images().is_empty() || https {
         Ok(())
     } else {
-        Err(SendError::ImagesNeedHttps(config.site.base_url.clone()))
+        Err(SendError::ImagesNeedHttps(config.site.base_url.to_string()))
     }
 }
 

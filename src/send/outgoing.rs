@@ -14,7 +14,7 @@ use lettre::message::header::{
 
 use super::dkim::{DkimKeyError, PrivateKey};
 use crate::config::{Config, Dkim, Mail};
-use crate::render::message::{self, MessageError, build, mailbox, message_id};
+use crate::render::message::{self, MessageError, build, message_id};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
@@ -56,7 +56,7 @@ impl Outbox {
     pub fn new(config: &Config) -> Result<Self, OutboxError> {
         Ok(Self {
             mail: config.mail.clone(),
-            from: mailbox("mail.from", &config.mail.from)?,
+            from: config.mail.from.clone(),
             dkim: config.dkim.as_ref().map(dkim_config).transpose()?,
         })
     }

@@ -348,7 +348,7 @@ fn sending_local_images_without_an_https_site_is_refused_before_anything() {
     let tmp = issue_with("cot.jpg", &jpeg_with_gps(1200, 800));
     let issue = load(tmp.path()).issue.expect("loads");
     let mut config = lscp_mail::config::Config::default();
-    config.site.base_url = "http://news.example.org".into();
+    config.site.base_url = "http://news.example.org".parse().expect("an http URL");
     assert!(matches!(
         campaign::check_image_site(&issue, &config),
         Err(campaign::SendError::ImagesNeedHttps(_))

@@ -71,10 +71,9 @@ pub async fn event(
         .into_iter()
         .find(|e| e.id == event_id)
         .ok_or(WebError::NotFound)?;
-    let domain = url::Url::parse(&state.config.site.base_url)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_string))
-        .unwrap_or_else(|| "localhost".into());
+    let domain = (state.config.site.base_url.url().host_str())
+        .unwrap_or("localhost")
+        .to_string();
     let ics = calendar::ics(&event, &issue, &state.config.brand.organisation, &domain);
     let mut response = ics.into_response();
     let h = response.headers_mut();

@@ -22,51 +22,14 @@ use crate::config::{Brand, Config};
 use crate::content::TopicCatalog;
 use crate::store::{LinkToken, Subscriber};
 
-/// (registered name, built-in text)
-const TEMPLATES: &[(&str, &str)] = &[
-    ("layout", include_str!("../templates/layout.html.hbs")),
-    ("message", include_str!("../templates/message.html.hbs")),
-    ("topics", include_str!("../templates/topics.html.hbs")),
-    (
-        "preferences",
-        include_str!("../templates/preferences.html.hbs"),
-    ),
-    (
-        "preferences-saved",
-        include_str!("../templates/preferences-saved.html.hbs"),
-    ),
-    (
-        "unsubscribe",
-        include_str!("../templates/unsubscribe.html.hbs"),
-    ),
-    (
-        "unsubscribed",
-        include_str!("../templates/unsubscribed.html.hbs"),
-    ),
-    (
-        "resubscribed",
-        include_str!("../templates/resubscribed.html.hbs"),
-    ),
-    ("subscribe", include_str!("../templates/subscribe.html.hbs")),
-    (
-        "check-inbox",
-        include_str!("../templates/check-inbox.html.hbs"),
-    ),
-    ("confirm", include_str!("../templates/confirm.html.hbs")),
-    ("confirmed", include_str!("../templates/confirmed.html.hbs")),
-    ("issues", include_str!("../templates/issues.html.hbs")),
-    ("issue", include_str!("../templates/issue.html.hbs")),
-    (
-        "web-article",
-        include_str!("../templates/web-article.html.hbs"),
-    ),
-    (
-        "web-training",
-        include_str!("../templates/web-training.html.hbs"),
-    ),
-    ("web-links", include_str!("../templates/web-links.html.hbs")),
-    ("web-diary", include_str!("../templates/web-diary.html.hbs")),
-];
+/// The page templates, `src/web/templates/` embedded in the binary, each registered under its
+/// file name without `.html.hbs`.
+#[derive(rust_embed::RustEmbed)]
+#[folder = "src/web/templates/"]
+#[include = "*.html.hbs"]
+struct PageTemplates;
+
+const PAGE_EXTENSION: &str = ".html.hbs";
 
 const STYLESHEET: &str = include_str!("../assets/site.css.hbs");
 const QUICK_LEAVE_JS: &str = include_str!("../assets/quick-leave.js");
@@ -109,10 +72,8 @@ impl Pages {
     pub fn new(config: &Config) -> Result<Self, String> {
         let mut hb = Handlebars::new();
         hb.set_strict_mode(true);
-        for (name, text) in TEMPLATES {
-            hb.register_template_string(name, *text)
-                .map_err(|e| format!("{name}: {e}"))?;
-        }
+        hb.register_embed_templates_with_extension::<PageTemplates>(PAGE_EXTENSION)
+            .map_err(|e| e.to_string())?;
         let brand = &config.brand;
         let stylesheet = Handlebars::new()
             .render_template(STYLESHEET, &serde_json::json!({ "brand": brand }))
@@ -120,7 +81,7 @@ impl Pages {
         let mut pages = Self {
             hb,
             brand: brand.clone(),
-            quick_leave_url: config.site.quick_leave_url.clone(),
+            quick_leave_url: config.site.quick_leave_url.to_string(),
             stylesheet,
             not_found: String::new(),
             csrf: String::new(),
@@ -258,7 +219,7 @@ impl Forms {
     pub fn of(state: &AppState, headers: &HeaderMap) -> Result<Self, WebError> {
         Ok(Self {
             cookie: FormCookie::of(headers)?,
-            secure: state.config.site.base_url.starts_with("https://"),
+            secure: state.config.site.base_url.is_https(),
         })
     }
 

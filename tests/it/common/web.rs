@@ -43,8 +43,8 @@ impl Site {
             .expect("a local port");
         let base = format!("http://{}", listener.local_addr().expect("bound"));
         let mut config = Config::default();
-        config.site.base_url = base.clone();
-        config.site.quick_leave_url = format!("{base}/healthz");
+        config.site.base_url = base.parse().expect("an http URL");
+        config.site.quick_leave_url = format!("{base}/healthz").parse().expect("an http URL");
         config.serve.issues_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("issues");
         config.serve.signup_per_hour = 0;
         config.serve.link_requests_per_minute = 0;
