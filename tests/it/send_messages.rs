@@ -146,7 +146,11 @@ fn compare(config: &Config) {
 
 fn with_lists() -> Config {
     let mut config = Config::default();
-    config.mail.reply_to = Some("Editors <editors@leedsscp.org.uk>".into());
+    config.mail.reply_to = Some(
+        "Editors <editors@leedsscp.org.uk>"
+            .parse()
+            .expect("a mailbox"),
+    );
     config.mail.unsubscribe_mailto =
         Some(TaggedAddress::parse("unsubscribe@leedsscp.org.uk").expect("address"));
     config.mail.bounce_address =
