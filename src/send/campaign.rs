@@ -29,10 +29,10 @@ use super::ledger::{
 use super::pace::CampaignPace;
 use super::personalise::{MessageError, Personaliser};
 use super::presence::{Halt, Presence, Standing};
-use super::smtp::{Connection, Scope, SmtpFailure, SmtpTarget, redact};
 use super::throttle::{Rate, Slowdown};
 use crate::config::Config;
 use crate::content::Issue;
+use crate::mail::smtp::{Connection, Scope, SmtpFailure, SmtpTarget, redact};
 use crate::store::{LinkToken, Store, StoreError, images};
 
 #[derive(Debug, Clone)]

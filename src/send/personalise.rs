@@ -15,12 +15,12 @@ use lettre::address::Envelope;
 
 use crate::config::{Config, TaggedAddress};
 use crate::content::{Issue, TopicCatalog, TopicSet};
+use crate::mail::outgoing::{Body, Encoded, Outbox, OutboxError, Stamp, header};
 use crate::render::message::{message_id, message_id_tag};
 use crate::render::{ReaderLinks, RenderError, Rendered, Renderer};
-use crate::send::outgoing::{Body, Encoded, Outbox, OutboxError, Stamp, header};
 use crate::store::LinkToken;
 
-pub use crate::send::outgoing::Outgoing;
+pub use crate::mail::outgoing::Outgoing;
 
 /// Stands in for a reader's token in the rendered variants. URL-safe and never escaped.
 const TOKEN: &str = "LSCPREADERTOKENLSCP";
