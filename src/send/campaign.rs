@@ -27,7 +27,7 @@ use super::ledger::{
     FinalStatus, RecordError, Recorder, SenderInfo, Unrecorded,
 };
 use super::pace::CampaignPace;
-use super::personalise::{MessageError, Personaliser};
+use super::personalise::{PersonaliseError as MessageError, Personaliser};
 use super::presence::{Halt, Presence, Standing};
 use super::throttle::{Rate, Slowdown};
 use crate::config::Config;
