@@ -1,4 +1,4 @@
-//! The Nagle stall in lettre 0.11.23, and that `send::smtp::Connection` does not have it.
+//! The Nagle stall in lettre 0.11.23, and that `mail::smtp::Connection` does not have it.
 //!
 //! Sends the same message `SMTP_BENCH_COUNT` times (default 300) over one SMTP connection to the
 //! server at `SMTP_BENCH_ADDR` (host:port, such as a local smtp-sink), three ways:
@@ -8,7 +8,7 @@
 //! - `lettre-connection-nagle`: lettre's `AsyncSmtpConnection` over a TCP stream we open, with
 //!   Nagle's algorithm left on: the same code as ours but for `TCP_NODELAY`, so the difference
 //!   is that flag alone;
-//! - `lscp-mail-connection`: `lscp_mail::send::smtp::Connection`, what `send` uses.
+//! - `lscp-mail-connection`: `lscp_mail::mail::smtp::Connection`, what `send` uses.
 //!
 //! Each is run `SMTP_BENCH_REPEATS` times (default 3), interleaved; one line per run and a
 //! median per way, in messages per second. `bench/send.sh` starts the smtp-sink, picks the
@@ -21,7 +21,7 @@ use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::client::AsyncSmtpConnection;
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
-use lscp_mail::send::smtp::{Connection, SmtpTarget};
+use lscp_mail::mail::smtp::{Connection, SmtpTarget};
 use secrecy::SecretString;
 
 #[derive(Clone, Copy)]

@@ -5,6 +5,7 @@
 //! - [`content`]: an issue folder of TOML sections, loaded and checked;
 //! - [`render`]: handlebars templates to MJML, MJML to HTML with `mrml`, plus the plain-text part;
 //! - [`store`]: subscribers, their topics and the consent log in PostgreSQL;
+//! - [`mail`]: every message the project sends, made, signed and handed to the SMTP server;
 //! - [`bounces`]: `lscp-mail bounces`, what comes back after sending;
 //! - [`links`]: `check --links`, every address of an issue requested;
 //! - [`next_issue`]: `lscp-mail new`, next month's issue started from the last;
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod content;
 pub mod links;
+pub mod mail;
 pub mod next_issue;
 pub mod preview;
 pub mod render;

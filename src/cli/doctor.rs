@@ -5,9 +5,9 @@ use std::time::Duration;
 use super::output::OutputError;
 use super::{code, exit};
 use crate::config::Config;
+use crate::mail::dkim;
+use crate::mail::smtp::SmtpTarget;
 use crate::send::campaign;
-use crate::send::dkim;
-use crate::send::smtp::SmtpTarget;
 use crate::store::Store;
 
 /// Check everything a send needs, and say how to fix what is wrong

@@ -11,11 +11,11 @@ use super::output::escape_controls;
 use super::{UsageError, code, exit};
 use crate::config::{Config, Rate};
 use crate::content::{Issue, load_issue};
+use crate::mail::smtp::{SmtpFailure, SmtpTarget};
 use crate::render::Renderer;
 use crate::send::campaign::{self, Outcome, Progress, SendError, SendOptions};
 use crate::send::job::{self, JobError, Start, TestSend, Version};
 use crate::send::personalise::Personaliser;
-use crate::send::smtp::{SmtpFailure, SmtpTarget};
 use crate::store::{Store, SubscriberEmail};
 
 /// Mail an issue to every active subscriber, each receiving the sections of their topics

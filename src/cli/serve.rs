@@ -6,7 +6,7 @@ use anyhow::Context;
 
 use super::{code, exit};
 use crate::config::Config;
-use crate::send::smtp::SmtpTarget;
+use crate::mail::smtp::SmtpTarget;
 use crate::store::Store;
 use crate::web::{self, AppState};
 

@@ -7,8 +7,10 @@ use lettre::message::{Mailbox, MessageBuilder, MultiPart, SinglePart};
 use super::Rendered;
 use crate::config::Mail;
 
+/// Why a MIME message could not be built: a configured mailbox that does not parse, or lettre
+/// refusing the headers and parts.
 #[derive(Debug, thiserror::Error)]
-pub enum MessageError {
+pub enum MessageBuildError {
     #[error("`{field}` = \"{value}\" is not a mailbox: {message}")]
     Mailbox {
         field: &'static str,
@@ -19,14 +21,14 @@ pub enum MessageError {
     Build(#[from] lettre::error::Error),
 }
 
-fn mailbox(field: &'static str, value: &str) -> Result<Mailbox, MessageError> {
-    value
-        .parse()
-        .map_err(|e: lettre::address::AddressError| MessageError::Mailbox {
+fn mailbox(field: &'static str, value: &str) -> Result<Mailbox, MessageBuildError> {
+    value.parse().map_err(
+        |e: lettre::address::AddressError| MessageBuildError::Mailbox {
             field,
             value: value.to_string(),
             message: e.to_string(),
-        })
+        },
+    )
 }
 
 /// A `Message-ID` on our own domain: Gmail rejects mail without one, and lettre adds none.
@@ -66,7 +68,7 @@ pub fn build(
     subject: &str,
     to: Mailbox,
     id: String,
-) -> Result<MessageBuilder, MessageError> {
+) -> Result<MessageBuilder, MessageBuildError> {
     let mut builder = Message::builder()
         .from(mail.from.clone())
         .to(to)
@@ -111,7 +113,11 @@ fn crlf_line_endings(s: &str) -> String {
 }
 
 /// The whole preview message, ready to write as `message.eml`.
-pub fn preview(mail: &Mail, subject: &str, rendered: &Rendered) -> Result<Vec<u8>, MessageError> {
+pub fn preview(
+    mail: &Mail,
+    subject: &str,
+    rendered: &Rendered,
+) -> Result<Vec<u8>, MessageBuildError> {
     let to = mailbox("preview", "Preview reader <preview@example.org>")?;
     let message = build(mail, subject, to, message_id(mail))?
         .multipart(body(rendered.text.clone(), rendered.html.clone()))?;

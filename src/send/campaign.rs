@@ -27,12 +27,12 @@ use super::ledger::{
     FinalStatus, RecordError, Recorder, SenderInfo, Unrecorded,
 };
 use super::pace::CampaignPace;
-use super::personalise::{MessageError, Personaliser};
+use super::personalise::{PersonaliseError as MessageError, Personaliser};
 use super::presence::{Halt, Presence, Standing};
-use super::smtp::{Connection, Scope, SmtpFailure, SmtpTarget, redact};
 use super::throttle::{Rate, Slowdown};
 use crate::config::Config;
 use crate::content::Issue;
+use crate::mail::smtp::{Connection, Scope, SmtpFailure, SmtpTarget, redact};
 use crate::store::{LinkToken, Store, StoreError, images};
 
 #[derive(Debug, Clone)]

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use super::campaign::{self, SendError, SendOptions};
 use super::ledger::{self, Campaign, CampaignStatus, Counts, Holder};
-use super::personalise::{MessageError, Personaliser};
-use super::smtp::{Connection, SmtpFailure, SmtpTarget};
+use super::personalise::{PersonaliseError as MessageError, Personaliser};
 use crate::content::{Issue, TopicSet};
+use crate::mail::smtp::{Connection, SmtpFailure, SmtpTarget};
 use crate::store::{LinkToken, Store, StoreError, SubscriberEmail};
 
 #[derive(Debug, thiserror::Error)]

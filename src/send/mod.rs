@@ -1,16 +1,13 @@
-//! Delivering an issue: SMTP connections, the delivery ledger, throttling, personalised messages,
-//! and the campaign runner that ties them together; [`outgoing`] makes (and signs) every
-//! message the project sends, the sign-up mails included.
+//! Delivering an issue: the delivery ledger, throttling, personalised messages, and the
+//! campaign runner that ties them together. The messages are made and handed to the server by
+//! [`crate::mail`], which `serve`'s sign-up mails share.
 
 pub mod campaign;
 pub mod control;
-pub mod dkim;
 pub mod estimate;
 pub mod job;
 pub mod ledger;
-pub mod outgoing;
 pub mod pace;
 pub mod personalise;
 pub mod presence;
-pub mod smtp;
 pub mod throttle;

@@ -15,18 +15,20 @@ use lettre::address::Envelope;
 
 use crate::config::{Config, TaggedAddress};
 use crate::content::{Issue, TopicCatalog, TopicSet};
+use crate::mail::outgoing::{Body, Encoded, Outbox, OutboxError, Stamp, header};
 use crate::render::message::{message_id, message_id_tag};
 use crate::render::{ReaderLinks, RenderError, Rendered, Renderer};
-use crate::send::outgoing::{Body, Encoded, Outbox, OutboxError, Stamp, header};
 use crate::store::LinkToken;
 
-pub use crate::send::outgoing::Outgoing;
+pub use crate::mail::outgoing::Outgoing;
 
 /// Stands in for a reader's token in the rendered variants. URL-safe and never escaped.
 const TOKEN: &str = "LSCPREADERTOKENLSCP";
 
+/// Why one reader's message could not be written: their variant did not render, the outbox
+/// could not make or sign the message, or the issue has no variant for their topics.
 #[derive(Debug, thiserror::Error)]
-pub enum MessageError {
+pub enum PersonaliseError {
     #[error(transparent)]
     Render(#[from] RenderError),
     #[error(transparent)]
@@ -57,7 +59,7 @@ impl Personaliser {
         config: &Config,
         catalog: &TopicCatalog,
         renderer: &Renderer,
-    ) -> Result<Self, MessageError> {
+    ) -> Result<Self, PersonaliseError> {
         let links = ReaderLinks {
             view_online: config.site.url(&format!("/issues/{}", issue.id)),
             preferences: config.site.url(&format!("/p/{TOKEN}")),
@@ -116,7 +118,7 @@ impl Personaliser {
         to_name: Option<&str>,
         topics: Option<&[String]>,
         token: &LinkToken,
-    ) -> Result<Outgoing, MessageError> {
+    ) -> Result<Outgoing, PersonaliseError> {
         self.message_stamped(to_address, to_name, topics, token, None)
     }
 
@@ -129,7 +131,7 @@ impl Personaliser {
         topics: Option<&[String]>,
         token: &LinkToken,
         stamp: Option<Stamp>,
-    ) -> Result<Outgoing, MessageError> {
+    ) -> Result<Outgoing, PersonaliseError> {
         let variant = self.variant(topics)?;
         let token = token.expose();
         let Some(body) = variant.encoded(&self.boundary, &token) else {
@@ -154,7 +156,7 @@ impl Personaliser {
         to_name: Option<&str>,
         topics: Option<&[String]>,
         token: &str,
-    ) -> Result<Outgoing, MessageError> {
+    ) -> Result<Outgoing, PersonaliseError> {
         let rendered = &self.variant(topics)?.rendered;
         let body = Body::Alternative {
             text: rendered.text.replace(TOKEN, token),
@@ -189,7 +191,7 @@ impl Personaliser {
             .count()
     }
 
-    fn variant(&self, topics: Option<&[String]>) -> Result<&Variant, MessageError> {
+    fn variant(&self, topics: Option<&[String]>) -> Result<&Variant, PersonaliseError> {
         match topics {
             None => Ok(&self.full),
             Some(t) => {
@@ -197,7 +199,7 @@ impl Personaliser {
                 k.sort();
                 self.variants
                     .get(&k)
-                    .ok_or_else(|| MessageError::NoVariant(k.clone()))
+                    .ok_or_else(|| PersonaliseError::NoVariant(k.clone()))
             }
         }
     }
@@ -219,7 +221,7 @@ impl Personaliser {
 
     /// Reports come back to an address naming the delivery (its Message-ID's random part),
     /// never the reader.
-    fn with_verp(&self, mut out: Outgoing, to_address: &str) -> Result<Outgoing, MessageError> {
+    fn with_verp(&self, mut out: Outgoing, to_address: &str) -> Result<Outgoing, PersonaliseError> {
         if let Some(bounces) = &self.bounce_address
             && let Some(tag) = message_id_tag(&out.message_id)
         {

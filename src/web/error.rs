@@ -11,7 +11,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use crate::send::smtp::redact;
+use crate::mail::smtp::redact;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]

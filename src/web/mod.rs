@@ -30,8 +30,8 @@ use axum::routing::{get, post};
 
 use crate::config::Config;
 use crate::content::TopicCatalog;
-use crate::send::outgoing::{Outbox, OutboxError};
-use crate::send::smtp::SmtpTarget;
+use crate::mail::outgoing::{Outbox, OutboxError};
+use crate::mail::smtp::SmtpTarget;
 use crate::store::{Store, StoreError};
 pub use error::WebError;
 use pages::Pages;

@@ -20,8 +20,8 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 use crate::content::TopicSet;
-use crate::send::outgoing::{Body, Outbox, OutboxError, Outgoing};
-use crate::send::smtp::{Connection, SmtpFailure, SmtpTarget};
+use crate::mail::outgoing::{Body, Outbox, OutboxError, Outgoing};
+use crate::mail::smtp::{Connection, SmtpFailure, SmtpTarget};
 use crate::store::signup::{Claimed, StoredLink};
 use crate::store::subscriber::slugs;
 use crate::store::token::random;

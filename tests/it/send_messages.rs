@@ -8,8 +8,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use lscp_mail::config::{Config, Dkim, DkimAlgorithm, TaggedAddress};
 use lscp_mail::content::TopicCatalog;
+use lscp_mail::mail::outgoing::Stamp;
 use lscp_mail::render::Renderer;
-use lscp_mail::send::outgoing::Stamp;
 use lscp_mail::send::personalise::{Outgoing, Personaliser};
 use lscp_mail::store::LinkToken;
 

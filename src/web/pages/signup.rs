@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use super::{Forms, LinkView, Message, TopicChoice, mask, topic_choices};
 use crate::config::Brand;
 use crate::content::TopicCatalog;
-use crate::send::smtp::redact;
+use crate::mail::smtp::redact;
 use crate::store::{DisplayName, EmailError, NameError, SubscriberEmail, name};
 use crate::web::ratelimit::Client;
 use crate::web::signup::{self, Confirmed, Details, LinkState, Mail, Signup, SignupRequest};

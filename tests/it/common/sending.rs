@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use lscp_mail::config::Config;
 use lscp_mail::content::{Issue, TopicCatalog, load_issue};
+use lscp_mail::mail::smtp::SmtpTarget;
 use lscp_mail::render::Renderer;
 use lscp_mail::send::campaign::{self, Quiet, RunReport, SendOptions};
 use lscp_mail::send::personalise::Personaliser;
-use lscp_mail::send::smtp::SmtpTarget;
 use lscp_mail::send::throttle::Rate;
 use lscp_mail::store::Store;
 use secrecy::SecretString;

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use lscp_mail::config::Config;
 use lscp_mail::content::TopicCatalog;
+use lscp_mail::mail::smtp::SmtpTarget;
 use lscp_mail::send::campaign::{self, SendOptions};
-use lscp_mail::send::smtp::SmtpTarget;
 use lscp_mail::store::{
     ConsentSource, DisplayName, NewSubscriber, Store, Subscriber, SubscriberEmail, SubscriberStatus,
 };

@@ -14,12 +14,12 @@ use lettre::message::header::{
 
 use super::dkim::{DkimKeyError, PrivateKey};
 use crate::config::{Config, Dkim, Mail};
-use crate::render::message::{self, MessageError, build, message_id};
+use crate::render::message::{self, MessageBuildError, build, message_id};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
     #[error(transparent)]
-    Message(#[from] MessageError),
+    Message(#[from] MessageBuildError),
     #[error(transparent)]
     DkimKey(#[from] DkimKeyError),
     #[error("`{0}` is not an email address a message can go to")]
@@ -86,7 +86,7 @@ impl Outbox {
             Body::Text(text) => builder.header(ContentType::TEXT_PLAIN).body(text),
             Body::Alternative { text, html } => builder.multipart(message::body(text, html)),
         }
-        .map_err(MessageError::from)?;
+        .map_err(MessageBuildError::from)?;
         if let Some(dkim) = &self.dkim {
             email.sign(dkim);
         }
@@ -119,7 +119,7 @@ impl Outbox {
                 body.bytes,
                 ContentTransferEncoding::Binary,
             ))
-            .map_err(MessageError::from)?;
+            .map_err(MessageBuildError::from)?;
         email.headers_mut().remove::<ContentTransferEncoding>();
         if let Some(dkim) = &self.dkim {
             email.sign(dkim);

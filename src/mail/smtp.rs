@@ -301,14 +301,11 @@ impl SmtpFailure {
 
     fn from_lettre(stage: Stage, e: &lettre::transport::smtp::Error) -> Self {
         if let Some(code) = e.status() {
+            // lettre keeps the code typed but the reply's text only as the error's source.
             let text = std::error::Error::source(e)
                 .map(|s| s.to_string())
                 .unwrap_or_default();
-            let code = code
-                .to_string()
-                .parse()
-                .unwrap_or(if e.is_permanent() { 550 } else { 451 });
-            return Self::replied(stage, Reply::new(code, &text));
+            return Self::replied(stage, Reply::new(u16::from(code), &text));
         }
         // A certificate we do not trust, or a client-side impossibility (no common AUTH
         // mechanism): the settings must change, waiting will not help. (rustls's verdict on
