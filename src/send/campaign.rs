@@ -320,6 +320,9 @@ struct Shared {
     /// gives back its claims.
     server_halt: Mutex<Option<ServerHalt>>,
     server_halted: watch::Sender<bool>,
+    /// Set once a worker failed: the others stop as on a stop request, so that the run ends
+    /// with the failure instead of waiting for the failed worker's claims, which nobody works.
+    worker_failed: watch::Sender<bool>,
     /// The last permanent refusal of a reader's message and how many readers in a row got it.
     streak: Mutex<Option<(SmtpFailure, u32)>>,
     /// Since when no message was accepted while the server failed for now.
@@ -377,7 +380,8 @@ impl Shared {
         if *self.server_halted.borrow() {
             return Some(self.server_outcome());
         }
-        self.stop.borrow().then_some(Outcome::Interrupted)
+        let failed = *self.worker_failed.borrow();
+        (failed || *self.stop.borrow()).then_some(Outcome::Interrupted)
     }
 
     /// Ready when the run must stop (SIGINT/SIGTERM, `pause`, `cancel`).
@@ -396,10 +400,12 @@ impl Shared {
             }
         };
         let mut server = self.server_halted.subscribe();
+        let mut failed = self.worker_failed.subscribe();
         tokio::select! {
             _ = stopped => {}
             _ = halted => {}
             _ = server.wait_for(|h| *h) => {}
+            _ = failed.wait_for(|f| *f) => {}
         }
     }
 
@@ -478,8 +484,10 @@ impl Shared {
         }
     }
 
-    /// Runs a database step, waiting out an outage: nothing is recorded that did not happen,
-    /// and what did happen is recorded once the database is back.
+    /// Runs a database step (one statement), waiting out an outage: nothing is recorded that
+    /// did not happen, and what did happen is recorded once the database is back. A statement
+    /// PostgreSQL rolled back to break a deadlock or a serialization conflict is run again
+    /// at once, a few times: it changed nothing.
     async fn db<T, E, F, Fut>(&self, what: &str, mut step: F) -> Result<T, E>
     where
         E: Outage,
@@ -487,11 +495,21 @@ impl Shared {
         Fut: std::future::Future<Output = Result<T, E>>,
     {
         let mut wait = Duration::from_millis(250);
+        let mut conflicts = 0;
         loop {
             let e = match step().await {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
             };
+            if let Some(cause) = e.sql().filter(|e| is_conflict(e))
+                && conflicts < CONFLICT_RETRIES
+            {
+                conflicts += 1;
+                tracing::warn!(
+                    "the database rolled back a statement while {what} ({cause}); running it again"
+                );
+                continue;
+            }
             let Some(cause) = e.outage() else {
                 return Err(e);
             };
@@ -509,22 +527,36 @@ impl Shared {
 
 /// An error that may be the database going away, which [`Shared::db`] waits out.
 trait Outage {
-    fn outage(&self) -> Option<&sqlx::Error>;
+    /// The database's error underneath, when there is one.
+    fn sql(&self) -> Option<&sqlx::Error>;
+
+    fn outage(&self) -> Option<&sqlx::Error> {
+        self.sql().filter(|e| is_outage(e))
+    }
 }
 
 impl Outage for sqlx::Error {
-    fn outage(&self) -> Option<&sqlx::Error> {
-        is_outage(self).then_some(self)
+    fn sql(&self) -> Option<&sqlx::Error> {
+        Some(self)
     }
 }
 
 impl Outage for StoreError {
-    fn outage(&self) -> Option<&sqlx::Error> {
+    fn sql(&self) -> Option<&sqlx::Error> {
         match self {
-            StoreError::Sql(e) => e.outage(),
+            StoreError::Sql(e) => Some(e),
             _ => None,
         }
     }
+}
+
+/// How many times in a row [`Shared::db`] runs a statement again that PostgreSQL rolled back.
+const CONFLICT_RETRIES: u32 = 5;
+
+/// A deadlock or a serialization failure (class 40): the statement was rolled back whole, and
+/// running it again is safe.
+fn is_conflict(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("40")))
 }
 
 /// A lost connection or a server going down, as opposed to a bad statement.
@@ -607,6 +639,7 @@ pub async fn run(
         outages: AtomicU64::new(0),
         server_halt: Mutex::new(None),
         server_halted: watch::Sender::new(false),
+        worker_failed: watch::Sender::new(false),
         streak: Mutex::new(None),
         outage: Mutex::new(None),
         slowdown: Slowdown::new(SLOWDOWN_HOLD),
@@ -636,13 +669,19 @@ pub async fn run(
     let mut outcome = Outcome::Finished;
     let mut error = None;
     while let Some(done) = workers.join_next().await {
-        match done {
-            Ok(Ok(o)) => outcome = worst(outcome, o),
-            Ok(Err(e)) => error = Some(e),
-            Err(join) => {
-                error = Some(SendError::WorkerFailed(join.to_string()));
+        let failure = match done {
+            Ok(Ok(o)) => {
+                outcome = worst(outcome, o);
+                continue;
             }
-        }
+            Ok(Err(e)) => e,
+            Err(join) => SendError::WorkerFailed(join.to_string()),
+        };
+        // The others finish the message in hand and give back the rest; the failed worker's
+        // claims stay as they are, for the next run to take once this one's lock is gone.
+        tracing::error!("a send worker failed, stopping the run: {failure}");
+        shared.worker_failed.send_replace(true);
+        error.get_or_insert(failure);
     }
     progress.finish();
     if let Some(e) = error {

@@ -756,6 +756,12 @@ pub async fn end_stale_session(
 /// Extends the leases of every claim sender `id` holds in a campaign: a sender that is alive and
 /// connected keeps its claims however long its batches take; one that hangs or is cut off stops
 /// renewing, and its claims come free when the lease runs out.
+///
+/// A claim whose row another statement holds (its outcome being recorded, its claim given
+/// back) is passed over, not waited for: the renewal takes every claim's lock at once, in no
+/// order a worker's statement could agree on, so waiting would let the two deadlock, and
+/// PostgreSQL would end one of them. A claim passed over is being ended, or is renewed at the
+/// next renewal, well within its lease.
 pub async fn renew_leases(
     db: impl PgExecutor<'_>,
     campaign_id: i64,
@@ -763,9 +769,12 @@ pub async fn renew_leases(
     lease_seconds: f64,
 ) -> Result<u64, sqlx::Error> {
     let done = sqlx::query!(
-        r#"UPDATE deliveries
+        r#"UPDATE deliveries d
            SET lease_until = now() + make_interval(secs => $3)
-           WHERE campaign_id = $1 AND sender_id = $2 AND status = 'sending'"#,
+           FROM (SELECT id FROM deliveries
+                 WHERE campaign_id = $1 AND sender_id = $2 AND status = 'sending'
+                 FOR UPDATE SKIP LOCKED) mine
+           WHERE d.id = mine.id"#,
         campaign_id,
         id,
         lease_seconds

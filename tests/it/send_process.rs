@@ -171,6 +171,7 @@ async fn kill_and_resume(
     wait_until_sent(pool, kill.after).await;
     first.kill().expect("SIGKILL");
     let _ = first.wait();
+    sessions_gone(pool).await;
     let left_behind: i64 =
         sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE status = 'sending'")
             .fetch_one(pool)
@@ -222,6 +223,30 @@ async fn kill_and_resume(
         "only what was in flight or not yet recorded at the kill (at most {bound}) may go twice; {extra} did"
     );
     assert_eq!(sent(pool).await, kill.readers as i64);
+}
+
+/// Waits until the database has closed every session of a killed sender: a statement it had
+/// in flight (a claim, a group of outcomes) still runs to its commit on the server, and what is
+/// left behind is counted after that.
+async fn sessions_gone(pool: &PgPool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+              WHERE datname = current_database() AND application_name = 'lscp-mail'",
+        )
+        .fetch_one(pool)
+        .await
+        .expect("sessions");
+        if n == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the killed sender's sessions linger"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[sqlx::test]

@@ -8,7 +8,7 @@ use lscp_mail::config::Config;
 use lscp_mail::content::{Issue, TopicCatalog, load_issue};
 use lscp_mail::mail::smtp::SmtpTarget;
 use lscp_mail::render::Renderer;
-use lscp_mail::send::campaign::{self, Quiet, RunReport, SendOptions};
+use lscp_mail::send::campaign::{self, Quiet, RunReport, SendError, SendOptions};
 use lscp_mail::send::personalise::Personaliser;
 use lscp_mail::send::throttle::Rate;
 use lscp_mail::store::Store;
@@ -67,6 +67,19 @@ pub async fn send_to(
     options: &SendOptions,
     config: &Config,
 ) -> RunReport {
+    try_send_to(store, issue, target, options, config)
+        .await
+        .expect("sends")
+}
+
+/// As [`send_to`], for a run expected to fail: how it ended.
+pub async fn try_send_to(
+    store: &Store,
+    issue: &Issue,
+    target: &SmtpTarget,
+    options: &SendOptions,
+    config: &Config,
+) -> Result<RunReport, SendError> {
     let catalog = TopicCatalog::builtin();
     let renderer = Renderer::new(None).expect("templates");
     let personaliser = Personaliser::new(issue, config, &catalog, &renderer).expect("renders");
@@ -85,5 +98,4 @@ pub async fn send_to(
         Arc::new(Quiet),
     )
     .await
-    .expect("sends")
 }
