@@ -60,7 +60,11 @@ fn main() {
             "rsa-2048",
             signed(
                 DkimAlgorithm::RsaSha256,
-                key(keys.path(), "rsa.pem", "genrsa 2048"),
+                key(
+                    keys.path(),
+                    "rsa.pem",
+                    "genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048",
+                ),
             ),
         ),
         (
