@@ -23,8 +23,9 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use super::ledger::{
-    self, Campaign, CampaignStatus, CapClaim, Claimant, Claimed, Counts, DeliveryOutcome, Ending,
-    FinalStatus, RecordError, Recorder, SenderInfo, Unrecorded,
+    self, Campaign, CampaignImage, CampaignStatus, CapClaim, Claimant, Claimed, Counts, DeliveryId,
+    DeliveryOutcome, Ending, FinalStatus, NewCampaign, Prepared, RecordError, Recorder, SenderInfo,
+    Unrecorded,
 };
 use super::pace::CampaignPace;
 use super::personalise::{MessageError, Personaliser};
@@ -33,7 +34,7 @@ use super::smtp::{Connection, Scope, SmtpFailure, SmtpTarget, redact};
 use super::throttle::{Rate, Slowdown};
 use crate::config::Config;
 use crate::content::Issue;
-use crate::store::{LinkToken, Store, StoreError, images};
+use crate::store::{LinkToken, Store, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct SendOptions {
@@ -238,54 +239,31 @@ pub async fn prepare(
         .iter()
         .map(|t| t.as_str().to_string())
         .collect();
-    let pool = store.pool();
-    let mut tx = pool.begin().await?;
-    if let Some(id) =
-        ledger::create_campaign(&mut *tx, issue.id, &issue.subject, &hash, &topics).await?
-    {
-        let n = ledger::enqueue(&mut *tx, id).await?;
-        tracing::info!(campaign = id, recipients = n, "audience frozen");
-    } else {
-        let existing = ledger::campaign(&mut *tx, issue.id)
-            .await?
-            .ok_or_else(|| sqlx::Error::RowNotFound)?;
-        if existing.status == CampaignStatus::Cancelled {
-            return Err(SendError::Cancelled(issue.id.to_string()));
-        }
-        if existing.content_hash != hash && !options.allow_changed {
-            return Err(SendError::Changed {
-                began: existing.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
-                was: existing.content_hash,
-                now: hash,
-            });
-        }
-        let added = if options.include_new {
-            ledger::enqueue(&mut *tx, existing.id).await?
-        } else {
-            0
-        };
-        let has_work = added > 0 || ledger::counts(&mut *tx, existing.id).await?.remaining() > 0;
-        if existing.status != CampaignStatus::Sending && has_work {
-            ledger::set_status(&mut *tx, existing.id, CampaignStatus::Sending).await?;
-        }
+    let images: Vec<CampaignImage> = images
+        .iter()
+        .map(|img| CampaignImage {
+            name: &img.name,
+            content_type: img.content_type,
+            bytes: &img.bytes,
+        })
+        .collect();
+    let new = NewCampaign {
+        issue: issue.id,
+        subject: &issue.subject,
+        content_hash: &hash,
+        topics: &topics,
+        allow_changed: options.allow_changed,
+        include_new: options.include_new,
+    };
+    match store.prepare_campaign(new, &images).await? {
+        Prepared::Ready(campaign) => Ok(campaign),
+        Prepared::Cancelled => Err(SendError::Cancelled(issue.id.to_string())),
+        Prepared::Changed(existing) => Err(SendError::Changed {
+            began: existing.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            was: existing.content_hash,
+            now: hash,
+        }),
     }
-    let campaign = ledger::campaign(&mut *tx, issue.id)
-        .await?
-        .ok_or_else(|| sqlx::Error::RowNotFound)?;
-    // With the campaign, before any message links to them; on a resumed run, again (a changed
-    // issue's new images have new names).
-    for img in &images {
-        images::save_campaign_image(
-            &mut tx,
-            campaign.id,
-            &img.name,
-            img.content_type,
-            &img.bytes,
-        )
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(campaign)
 }
 
 /// Everything the workers share.
@@ -438,7 +416,7 @@ impl Shared {
     }
 
     /// Queues what became of delivery `id`, claimed by `me`, for the next group.
-    fn record(&self, id: i64, me: &str, ending: Ending) -> ledger::Receipt {
+    fn record(&self, id: DeliveryId, me: &str, ending: Ending) -> ledger::Receipt {
         let outcome = DeliveryOutcome {
             id,
             worker: me.to_string(),
@@ -452,7 +430,12 @@ impl Shared {
     }
 
     /// Records what became of delivery `id` and waits until it is written.
-    async fn record_now(&self, id: i64, me: &str, ending: Ending) -> Result<(), RecordError> {
+    async fn record_now(
+        &self,
+        id: DeliveryId,
+        me: &str,
+        ending: Ending,
+    ) -> Result<(), RecordError> {
         self.record(id, me, ending).recorded().await.map(|_| ())
     }
 
@@ -514,7 +497,7 @@ trait Outage {
 
 impl Outage for sqlx::Error {
     fn outage(&self) -> Option<&sqlx::Error> {
-        is_outage(self).then_some(self)
+        crate::store::is_outage(self).then_some(self)
     }
 }
 
@@ -524,19 +507,6 @@ impl Outage for StoreError {
             StoreError::Sql(e) => e.outage(),
             _ => None,
         }
-    }
-}
-
-/// A lost connection or a server going down, as opposed to a bad statement.
-fn is_outage(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
-        sqlx::Error::Tls(_) => true,
-        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
-            // Class 08: connection exception; 57P0x: the server is shutting down or starting.
-            c.starts_with("08") || c.starts_with("57P")
-        }),
-        _ => false,
     }
 }
 
@@ -569,11 +539,11 @@ pub async fn run(
     progress: Arc<dyn Progress>,
 ) -> Result<RunReport, SendError> {
     let started = Instant::now();
-    let counts = ledger::counts(store.pool(), campaign.id).await?;
+    let counts = store.delivery_counts(campaign.id).await?;
     progress.start(counts.remaining().max(0) as u64);
     let variants = personaliser.variant_count();
     let presence = Presence::start(
-        store.pool(),
+        store,
         SenderInfo {
             campaign_id: campaign.id,
             host: host_name(),
@@ -586,7 +556,7 @@ pub async fn run(
         options.lease,
     )
     .await?;
-    let pace = CampaignPace::open(store.pool(), campaign.id, options.rate, options.burst).await?;
+    let pace = CampaignPace::open(store, campaign.id, options.rate, options.burst).await?;
     let shared = Arc::new(Shared {
         store: store.clone(),
         campaign: campaign.clone(),
@@ -620,9 +590,9 @@ pub async fn run(
             let Some(shared) = weak.upgrade() else {
                 return Err(sqlx::Error::PoolClosed);
             };
-            let pool = shared.store.pool();
+            let store = &shared.store;
             shared
-                .db("recording outcomes", || ledger::record(pool, &group))
+                .db("recording outcomes", || store.record_outcomes(&group))
                 .await
         }
     });
@@ -649,7 +619,7 @@ pub async fn run(
         return Err(e);
     }
     // Housekeeping: a row left behind is forgotten by the next run.
-    if let Err(e) = presence.finish(store.pool()).await {
+    if let Err(e) = presence.finish(store).await {
         tracing::warn!("cannot remove this sender's row: {e}");
     }
     let halt = shared.server_halt.lock().ok().and_then(|h| h.clone());
@@ -658,11 +628,11 @@ pub async fn run(
         h.failure().clone()
     });
     if outcome == Outcome::Finished {
-        ledger::finish_if_done(store.pool(), campaign.id).await?;
+        store.finish_if_done(campaign.id).await?;
     }
     Ok(RunReport {
         outcome,
-        counts: ledger::counts(store.pool(), campaign.id).await?,
+        counts: store.delivery_counts(campaign.id).await?,
         sent: shared.sent.load(Ordering::Relaxed),
         failed: shared.failed.load(Ordering::Relaxed),
         retried: shared.retried.load(Ordering::Relaxed),
@@ -736,7 +706,7 @@ async fn worker_loop(
     conn: &mut Option<Connection>,
     unrecorded: &mut Unrecorded,
 ) -> Result<Outcome, SendError> {
-    let pool = shared.store.pool();
+    let store = &shared.store;
     let campaign = shared.campaign.id;
     let who = Claimant {
         worker: me,
@@ -761,24 +731,14 @@ async fn worker_loop(
         let claimed = match shared.options.daily_cap {
             None => {
                 shared
-                    .db("claiming", || {
-                        ledger::claim(pool, campaign, who, batch, lease)
-                    })
+                    .db("claiming", || store.claim(campaign, who, batch, lease))
                     .await?
             }
             Some(cap) => {
                 let since = start_of_day(Utc::now());
                 match shared
                     .db("claiming", || {
-                        ledger::claim_within_cap(
-                            pool,
-                            campaign,
-                            who,
-                            batch,
-                            lease,
-                            cap.into(),
-                            since,
-                        )
+                        store.claim_within_cap(campaign, who, batch, lease, cap.into(), since)
                     })
                     .await?
                 {
@@ -806,9 +766,7 @@ async fn worker_loop(
             // The claim met an outage (or the lock went): a first try may have committed with
             // its reply lost. Give back all this worker holds and claim afresh.
             shared
-                .db("giving back claims", || {
-                    ledger::release_all(pool, campaign, me)
-                })
+                .db("giving back claims", || store.release_all(campaign, me))
                 .await?;
             continue;
         }
@@ -836,18 +794,19 @@ async fn worker_loop(
                 Delivery::Done => {}
                 Delivery::GaveBack => {
                     stopped = stopped.or_else(|| shared.stopping());
-                    let ids: Vec<i64> = std::iter::once(id).chain(rest.map(|d| d.id)).collect();
+                    let ids: Vec<DeliveryId> =
+                        std::iter::once(id).chain(rest.map(|d| d.id)).collect();
                     shared
-                        .db("giving back claims", || ledger::release(pool, &ids, me))
+                        .db("giving back claims", || store.release(&ids, me))
                         .await?;
                     break;
                 }
                 // The server failed the session: nobody is charged; the rest goes back, and
                 // this worker waits for the server before it claims again.
                 Delivery::SessionFailed => {
-                    let ids: Vec<i64> = rest.map(|d| d.id).collect();
+                    let ids: Vec<DeliveryId> = rest.map(|d| d.id).collect();
                     shared
-                        .db("giving back claims", || ledger::release(pool, &ids, me))
+                        .db("giving back claims", || store.release(&ids, me))
                         .await?;
                     if shared.stopping().is_none() {
                         wait_out_outage(shared, conn).await;
@@ -872,12 +831,10 @@ async fn idle(shared: &Shared) -> Result<Option<Outcome>, SendError> {
     let batch_done = shared.batch_done.notified();
     tokio::pin!(batch_done);
     batch_done.as_mut().enable();
-    let pool = shared.store.pool();
+    let store = &shared.store;
     let campaign = shared.campaign.id;
     let status = shared
-        .db("reading the campaign", || {
-            ledger::campaign_status(pool, campaign)
-        })
+        .db("reading the campaign", || store.campaign_status(campaign))
         .await?;
     match status {
         Some(CampaignStatus::Paused) => return Ok(Some(Outcome::Paused)),
@@ -886,7 +843,7 @@ async fn idle(shared: &Shared) -> Result<Option<Outcome>, SendError> {
     }
     // None when nothing is queued or in flight: the campaign is done.
     let Some(next) = shared
-        .db("finding the next due", || ledger::next_due(pool, campaign))
+        .db("finding the next due", || store.next_due(campaign))
         .await?
     else {
         return Ok(Some(Outcome::Finished));
@@ -894,9 +851,7 @@ async fn idle(shared: &Shared) -> Result<Option<Outcome>, SendError> {
     // Retries not yet due, or another sender's claims: look again when the next is due, and
     // say whose claims hold the end of the campaign rather than show an estimate of nothing.
     let holders = shared
-        .db("finding whose claims remain", || {
-            ledger::holders(pool, campaign)
-        })
+        .db("finding whose claims remain", || store.holders(campaign))
         .await?;
     shared
         .progress
@@ -948,7 +903,7 @@ async fn deliver(
     unrecorded: &mut Unrecorded,
     d: Claimed,
 ) -> Result<Delivery, SendError> {
-    let pool = shared.store.pool();
+    let store = &shared.store;
     let Some(r) = &d.recipient else {
         let reply = "the reader unsubscribed, bounced or was erased before their turn".into();
         shared
@@ -1035,7 +990,7 @@ async fn deliver(
             }
             let id = [d.id];
             shared
-                .db("giving back a claim", || ledger::release(pool, &id, me))
+                .db("giving back a claim", || store.release(&id, me))
                 .await?;
             if permanent {
                 tracing::error!(reply = %redact(&failure.to_string()), "the mail server refused the session");
@@ -1093,13 +1048,13 @@ async fn deliver(
                     .unwrap_or_default();
                 shared
                     .db("recording a bounce", || {
-                        ledger::bounce(pool, r.subscriber_id, &code)
+                        store.bounce_after_reply(r.subscriber_id, &code)
                     })
                     .await?;
             } else if let Some(repeated) = count_refusal(shared, &failure) {
                 shared
                     .db("pausing the campaign", || {
-                        ledger::set_status(pool, shared.campaign.id, CampaignStatus::Paused)
+                        store.set_campaign_status(shared.campaign.id, CampaignStatus::Paused)
                     })
                     .await?;
                 shared.halt_for_server(ServerHalt::Repeated(repeated));
