@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::ledger::{self, Campaign, CampaignStatus, Counts, Holder, LiveSender};
+use super::ledger::{Campaign, CampaignStatus, Counts, Holder, LiveSender};
 use super::{campaign, estimate};
 use crate::content::IssueId;
 use crate::store::bounce::BounceCounts;
@@ -43,7 +43,8 @@ impl ControlError {
 
 /// The campaign of `issue`.
 pub async fn find(store: &Store, issue: IssueId) -> Result<Campaign, ControlError> {
-    ledger::campaign(store.pool(), issue)
+    store
+        .campaign(issue)
         .await?
         .ok_or(ControlError::NoCampaign(issue))
 }
@@ -64,11 +65,10 @@ pub struct Status {
 }
 
 pub async fn status(store: &Store, c: &Campaign) -> Result<Status, ControlError> {
-    let pool = store.pool();
-    let counts = ledger::counts(pool, c.id).await?;
-    let live = ledger::live_senders(pool).await?;
+    let counts = store.delivery_counts(c.id).await?;
+    let live = store.live_senders().await?;
     let bounces = store.bounce_counts(c.id).await?;
-    let holders = ledger::holders(pool, c.id).await?;
+    let holders = store.holders(c.id).await?;
     let estimate = if c.status == CampaignStatus::Sending && counts.remaining() > 0 {
         let ours: Vec<&LiveSender> = live.iter().filter(|s| s.issue_id == c.issue_id).collect();
         let inputs = estimate_inputs(store, c, &counts, &ours).await?;
@@ -76,7 +76,7 @@ pub async fn status(store: &Store, c: &Campaign) -> Result<Status, ControlError>
     } else {
         None
     };
-    let last_errors = ledger::last_errors(pool, c.id, 5).await?;
+    let last_errors = store.last_errors(c.id, 5).await?;
     Ok(Status {
         counts,
         bounces,
@@ -94,7 +94,6 @@ async fn estimate_inputs(
     n: &Counts,
     senders: &[&LiveSender],
 ) -> Result<estimate::Inputs, ControlError> {
-    let pool = store.pool();
     let now = Utc::now();
     let paces: Vec<estimate::Pace> = senders
         .iter()
@@ -105,17 +104,17 @@ async fn estimate_inputs(
         .collect();
     let window = estimate::observed_seconds(&paces, now);
     let sent_recently = if window > 0.0 {
-        ledger::sent_in_last(pool, c.id, window).await?
+        store.sent_in_last(c.id, window).await?
     } else {
         0
     };
-    let (due, next_retry) = ledger::due_now(pool, c.id).await?;
+    let (due, next_retry) = store.due_now(c.id).await?;
     let cap = match senders.iter().filter_map(|s| s.daily_cap).min() {
         Some(per_day) => {
             let today = campaign::start_of_day(now);
             Some(estimate::Cap {
                 per_day: per_day.into(),
-                used_today: ledger::used_since(pool, today).await?,
+                used_today: store.used_since(today).await?,
                 next_day: campaign::start_of_day(today + chrono::Duration::hours(25)),
             })
         }
@@ -140,7 +139,9 @@ pub async fn pause(store: &Store, c: &Campaign) -> Result<(), ControlError> {
             status: c.status,
         });
     }
-    ledger::set_status(store.pool(), c.id, CampaignStatus::Paused).await?;
+    store
+        .set_campaign_status(c.id, CampaignStatus::Paused)
+        .await?;
     Ok(())
 }
 
@@ -168,8 +169,10 @@ pub async fn cancel(store: &Store, c: &Campaign) -> Result<Cancelled, ControlErr
     }
     // Running senders hear of it at once (the status trigger notifies them): each connection
     // finishes the message in hand and gives back the rest.
-    ledger::set_status(store.pool(), c.id, CampaignStatus::Cancelled).await?;
-    let n = ledger::counts(store.pool(), c.id).await?;
+    store
+        .set_campaign_status(c.id, CampaignStatus::Cancelled)
+        .await?;
+    let n = store.delivery_counts(c.id).await?;
     Ok(Cancelled {
         sent: n.sent,
         not_sent: n.remaining(),
@@ -179,7 +182,8 @@ pub async fn cancel(store: &Store, c: &Campaign) -> Result<Cancelled, ControlErr
 
 /// How many messages running senders of `c` may have in hand: one per connection.
 async fn in_hand(store: &Store, c: &Campaign) -> Result<i64, ControlError> {
-    Ok(ledger::live_senders(store.pool())
+    Ok(store
+        .live_senders()
         .await?
         .iter()
         .filter(|s| s.issue_id == c.issue_id)
@@ -193,9 +197,11 @@ pub async fn retry_failed(store: &Store, c: &Campaign) -> Result<u64, ControlErr
     if c.status == CampaignStatus::Cancelled {
         return Err(ControlError::WasCancelled(c.issue_id.clone()));
     }
-    let n = ledger::retry_failed(store.pool(), c.id).await?;
+    let n = store.retry_failed(c.id).await?;
     if n > 0 && c.status == CampaignStatus::Finished {
-        ledger::set_status(store.pool(), c.id, CampaignStatus::Sending).await?;
+        store
+            .set_campaign_status(c.id, CampaignStatus::Sending)
+            .await?;
     }
     Ok(n)
 }

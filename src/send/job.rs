@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::campaign::{self, SendError, SendOptions};
-use super::ledger::{self, Campaign, CampaignStatus, Counts, Holder};
-use super::personalise::{PersonaliseError as MessageError, Personaliser};
+use super::ledger::{Campaign, CampaignStatus, Counts, Holder};
+use super::personalise::{PersonaliseError, Personaliser};
 use crate::content::{Issue, TopicSet};
 use crate::mail::smtp::{Connection, SmtpFailure, SmtpTarget};
 use crate::store::{LinkToken, Store, StoreError, SubscriberEmail};
@@ -23,7 +23,7 @@ pub enum JobError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Message(#[from] MessageError),
+    Message(#[from] PersonaliseError),
     #[error("cannot create {}", path.display())]
     CreateDir {
         path: PathBuf,
@@ -84,11 +84,12 @@ pub async fn start(
         });
     }
     let campaign = campaign::prepare(store, issue, options).await?;
-    let counts = ledger::counts(store.pool(), campaign.id).await?;
+    let counts = store.delivery_counts(campaign.id).await?;
     if campaign.status == CampaignStatus::Finished && counts.remaining() == 0 {
         return Ok(Start::Finished(counts));
     }
-    let stopped = ledger::holders(store.pool(), campaign.id)
+    let stopped = store
+        .holders(campaign.id)
         .await?
         .into_iter()
         .filter(|h| !h.alive)
@@ -121,7 +122,7 @@ pub async fn dry_run(
         .iter()
         .map(|t| t.as_str().to_string())
         .collect();
-    let audience = ledger::audience(store.pool(), &topics).await?;
+    let audience = store.audience(&topics).await?;
     std::fs::create_dir_all(out).map_err(|source| JobError::CreateDir {
         path: out.to_path_buf(),
         source,

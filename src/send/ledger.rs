@@ -68,7 +68,7 @@ impl Recorder {
     pub fn start<W, F>(mut write: W) -> (Self, tokio::task::JoinHandle<()>)
     where
         W: FnMut(Vec<DeliveryOutcome>) -> F + Send + 'static,
-        F: Future<Output = Result<Vec<i64>, sqlx::Error>> + Send,
+        F: Future<Output = Result<Vec<DeliveryId>, sqlx::Error>> + Send,
     {
         let (queue, mut incoming) = mpsc::unbounded_channel::<Pending>();
         let task = tokio::spawn(async move {
@@ -76,7 +76,7 @@ impl Recorder {
             while incoming.recv_many(&mut group, GROUP).await > 0 {
                 let (outcomes, waiting): (Vec<_>, Vec<_>) =
                     group.drain(..).map(|p| (p.outcome, p.done)).unzip();
-                let ids: Vec<i64> = outcomes.iter().map(|o| o.id).collect();
+                let ids: Vec<DeliveryId> = outcomes.iter().map(|o| o.id).collect();
                 match write(outcomes).await {
                     Ok(recorded) => {
                         for (id, done) in ids.into_iter().zip(waiting) {

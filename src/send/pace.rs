@@ -6,18 +6,18 @@ use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use sqlx::PgPool;
-
+use super::ledger::CampaignId;
 use super::throttle::Rate;
-use crate::store::pace::{self, Draw};
+use crate::store::Store;
+use crate::store::pace::Draw;
 
 /// With no limit anywhere, the process looks again this often whether a sender with a limit
 /// has joined.
 const UNLIMITED_RECHECK: Duration = Duration::from_secs(1);
 
 pub struct CampaignPace {
-    pool: PgPool,
-    campaign_id: i64,
+    store: Store,
+    campaign_id: CampaignId,
     rate: Option<f64>,
     burst: NonZeroU32,
     /// Until when no live sender had a limit: no slot needs booking until then.
@@ -27,14 +27,14 @@ pub struct CampaignPace {
 impl CampaignPace {
     /// Creates the campaign's bucket (full) unless another sender did.
     pub async fn open(
-        pool: &PgPool,
-        campaign_id: i64,
+        store: &Store,
+        campaign_id: CampaignId,
         rate: Rate,
         burst: NonZeroU32,
     ) -> Result<Self, sqlx::Error> {
-        pace::open(pool, campaign_id, None).await?;
+        store.open_pace(campaign_id).await?;
         Ok(Self {
-            pool: pool.clone(),
+            store: store.clone(),
             campaign_id,
             rate: rate.per_second(),
             burst,
@@ -60,11 +60,11 @@ impl CampaignPace {
             burst: self.burst.get(),
             at: None,
         };
-        let slot = match pace::draw(&self.pool, &draw).await? {
+        let slot = match self.store.draw_pace(&draw).await? {
             Some(s) => s,
             None => {
                 // Gone (deleted under us): made again, full, and asked once more.
-                pace::open(&self.pool, self.campaign_id, None).await?;
+                self.store.open_pace(self.campaign_id).await?;
                 return Box::pin(self.ready()).await;
             }
         };

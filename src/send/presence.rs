@@ -13,15 +13,12 @@
 
 use std::time::Duration;
 
-use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::ledger::{self, CampaignStatus, SenderInfo};
-
-/// The channel the `campaigns_status_changed` trigger notifies, with the campaign's id.
-const CHANNEL: &str = "lscp_mail_campaign";
+use super::ledger::{CampaignId, CampaignStatus, SenderInfo};
+use crate::store::Store;
+use crate::store::sender::SenderSession;
 
 /// How long a lease renewal or a check of the lock's connection may take before the database
 /// is taken to be out of reach.
@@ -50,64 +47,31 @@ pub struct Presence {
     task: Option<JoinHandle<()>>,
 }
 
-/// The lock's connection: a pool of one of its own (the listener reconnects through it), so that
-/// it is never handed to anyone else with the lock still held.
-struct Session {
-    pool: PgPool,
-    listener: PgListener,
-}
-
-impl Session {
-    async fn open(options: &PgConnectOptions) -> Result<Self, sqlx::Error> {
-        let pool = PgPoolOptions::new()
-            .max_connections(1)
-            .min_connections(0)
-            .max_lifetime(None)
-            .idle_timeout(None)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options.clone())
-            .await?;
-        let mut listener = PgListener::connect_with(&pool).await?;
-        // A lost connection is reported, not silently replaced: the lock went with it.
-        listener.eager_reconnect(false);
-        listener.listen(CHANNEL).await?;
-        Ok(Self { pool, listener })
-    }
-
-    /// Closes the connection, which releases the lock.
-    async fn close(self) {
-        drop(self.listener);
-        self.pool.close().await;
-    }
-}
-
 impl Presence {
     /// Registers the run and takes its lock; the workers start after this. While it runs, the
     /// leases of its claims are renewed every third of `lease`.
     pub async fn start(
-        pool: &PgPool,
+        store: &Store,
         info: SenderInfo,
         lease: Duration,
     ) -> Result<Self, sqlx::Error> {
-        let options = (*pool.connect_options()).clone();
-        let mut session = Session::open(&options).await?;
-        ledger::forget_departed_senders(pool).await?;
-        let id = ledger::register_sender(&mut session.listener, &info).await?;
-        let pid = ledger::backend_pid(&mut session.listener).await?;
+        let mut session = store.sender_session().await?;
+        store.forget_departed_senders().await?;
+        let id = session.register(&info).await?;
+        let pid = session.backend_pid().await?;
         let (standing_tx, standing) = watch::channel(Standing {
             held: true,
             epoch: 0,
         });
         let (halt_tx, halt) = watch::channel(None);
         // A pause may have come between the campaign's preparation and our LISTEN.
-        read_status(&mut session.listener, info.campaign_id, &halt_tx).await?;
+        read_status(&mut session, info.campaign_id, &halt_tx).await?;
         let (end_tx, end_rx) = oneshot::channel();
         let keeper = Keeper {
             id,
             pid,
             campaign_id: info.campaign_id,
-            options,
-            pool: pool.clone(),
+            store: store.clone(),
             lease,
             standing: standing_tx,
             halt: halt_tx,
@@ -123,14 +87,14 @@ impl Presence {
     }
 
     /// Ends the run's presence: the lock is released and, when no claims are left, the row goes.
-    pub async fn finish(mut self, pool: &PgPool) -> Result<(), sqlx::Error> {
+    pub async fn finish(mut self, store: &Store) -> Result<(), sqlx::Error> {
         if let Some(end) = self.end.take() {
             let _ = end.send(());
         }
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
-        ledger::forget_sender(pool, self.id).await
+        store.forget_sender(self.id).await
     }
 }
 
@@ -144,11 +108,11 @@ impl Drop for Presence {
 }
 
 async fn read_status(
-    listener: &mut PgListener,
-    campaign_id: i64,
+    session: &mut SenderSession,
+    campaign_id: CampaignId,
     halt: &watch::Sender<Option<Halt>>,
 ) -> Result<(), sqlx::Error> {
-    match ledger::campaign_status(listener, campaign_id).await? {
+    match session.campaign_status(campaign_id).await? {
         Some(CampaignStatus::Paused) => {
             halt.send_replace(Some(Halt::Paused));
         }
@@ -165,17 +129,17 @@ struct Keeper {
     id: i32,
     /// The backend that holds (or last held) the lock.
     pid: i32,
-    campaign_id: i64,
-    options: PgConnectOptions,
-    /// The run's pool, for renewing leases (not the lock's connection, which is listening).
-    pool: PgPool,
+    campaign_id: CampaignId,
+    /// The run's store, for renewing leases (not the lock's connection, which is listening) and
+    /// for opening that connection again.
+    store: Store,
     lease: Duration,
     standing: watch::Sender<Standing>,
     halt: watch::Sender<Option<Halt>>,
 }
 
 impl Keeper {
-    async fn run(mut self, session: Session, mut end: oneshot::Receiver<()>) {
+    async fn run(mut self, session: SenderSession, mut end: oneshot::Receiver<()>) {
         let mut session = Some(session);
         let mut wait = Duration::from_millis(100);
         let mut renew = tokio::time::interval(
@@ -207,8 +171,7 @@ impl Keeper {
                 _ = renew.tick() => {
                     let renewed = tokio::time::timeout(
                         CHECK_TIMEOUT,
-                        ledger::renew_leases(
-                            &self.pool,
+                        self.store.renew_leases(
                             self.campaign_id,
                             self.id,
                             self.lease.as_secs_f64(),
@@ -221,7 +184,7 @@ impl Keeper {
                     // Across a cut network no reset arrives, and the connection would look
                     // alive while the server has dropped it and its lock: ask it.
                     let alive =
-                        tokio::time::timeout(CHECK_TIMEOUT, ledger::backend_pid(&mut s.listener))
+                        tokio::time::timeout(CHECK_TIMEOUT, s.backend_pid())
                             .await;
                     !matches!(alive, Ok(Ok(_)))
                 }
@@ -231,9 +194,9 @@ impl Keeper {
                     }
                     return;
                 }
-                n = s.listener.try_recv() => match n {
-                    Ok(Some(n)) if n.payload() == self.campaign_id.to_string() => {
-                        read_status(&mut s.listener, self.campaign_id, &self.halt).await.is_err()
+                n = s.next_notice() => match n {
+                    Ok(Some(n)) if n.is_about(self.campaign_id) => {
+                        read_status(s, self.campaign_id, &self.halt).await.is_err()
                     }
                     Ok(Some(_)) => false,
                     Ok(None) | Err(_) => true,
@@ -256,17 +219,17 @@ impl Keeper {
 
     /// A new connection, the lock taken on it, and the campaign's status read afresh (a pause
     /// may have been missed while away).
-    async fn reattach(&mut self) -> Result<Session, sqlx::Error> {
-        let mut s = Session::open(&self.options).await?;
+    async fn reattach(&mut self) -> Result<SenderSession, sqlx::Error> {
+        let mut s = self.store.sender_session().await?;
         for _ in 0..20 {
-            if let Some(pid) = ledger::relock_sender(&mut s.listener, self.id).await? {
+            if let Some(pid) = s.relock(self.id).await? {
                 self.pid = pid;
-                read_status(&mut s.listener, self.campaign_id, &self.halt).await?;
+                read_status(&mut s, self.campaign_id, &self.halt).await?;
                 return Ok(s);
             }
             // Our former session still holds it: the server has not noticed yet that it is
             // gone. End it, rather than wait for TCP keepalive.
-            ledger::end_stale_session(&mut s.listener, self.id, self.pid).await?;
+            s.end_stale_session(self.id, self.pid).await?;
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Err(sqlx::Error::Protocol(format!(

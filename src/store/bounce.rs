@@ -267,14 +267,17 @@ impl Store {
     }
 
     /// Bounces and complaints recorded for a campaign.
-    pub async fn bounce_counts(&self, campaign_id: i64) -> Result<BounceCounts, StoreError> {
+    pub async fn bounce_counts(
+        &self,
+        campaign_id: super::ledger::CampaignId,
+    ) -> Result<BounceCounts, StoreError> {
         let r = sqlx::query!(
             r#"SELECT count(*) FILTER (WHERE kind = 'hard') AS "hard!",
                       count(*) FILTER (WHERE kind = 'soft') AS "soft!",
                       count(*) FILTER (WHERE kind = 'complaint') AS "complaints!",
                       count(*) FILTER (WHERE kind = 'unsubscribe') AS "unsubscribes!"
                FROM bounce_reports WHERE campaign_id = $1"#,
-            campaign_id
+            campaign_id.get()
         )
         .fetch_one(&self.pool)
         .await?;

@@ -2,6 +2,7 @@
 
 use sqlx::{PgConnection, Postgres, Transaction};
 
+use super::ledger::CampaignId;
 use super::{Store, StoreError};
 use crate::content::IssueId;
 
@@ -28,7 +29,7 @@ impl Store {
 /// hash of its content, so it is the same image).
 pub async fn save_campaign_image(
     tx: &mut Transaction<'_, Postgres>,
-    campaign_id: i64,
+    campaign_id: CampaignId,
     name: &str,
     content_type: &str,
     bytes: &[u8],
@@ -37,7 +38,7 @@ pub async fn save_campaign_image(
         "INSERT INTO campaign_images (campaign_id, name, content_type, bytes)
          VALUES ($1, $2, $3, $4)
          ON CONFLICT (campaign_id, name) DO NOTHING",
-        campaign_id,
+        campaign_id.get(),
         name,
         content_type,
         bytes

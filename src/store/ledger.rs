@@ -6,7 +6,41 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, PgPool};
 
 use crate::content::IssueId;
-use crate::store::redact_addresses;
+use crate::store::{Store, StoreError, SubscriberId, redact_addresses};
+
+/// A campaign's number in the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, sqlx::Type)]
+#[sqlx(transparent)]
+pub struct CampaignId(i64);
+
+impl CampaignId {
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for CampaignId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// One delivery's number in the ledger: one recipient of one campaign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, sqlx::Type)]
+#[sqlx(transparent)]
+pub struct DeliveryId(i64);
+
+impl DeliveryId {
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for DeliveryId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CampaignStatus {
@@ -49,7 +83,7 @@ impl std::fmt::Display for CampaignStatus {
 
 #[derive(Debug, Clone)]
 pub struct Campaign {
-    pub id: i64,
+    pub id: CampaignId,
     pub issue_id: String,
     pub subject: String,
     pub content_hash: String,
@@ -75,7 +109,7 @@ impl TryFrom<CampaignRow> for Campaign {
 
     fn try_from(r: CampaignRow) -> Result<Self, Self::Error> {
         Ok(Self {
-            id: r.id,
+            id: CampaignId(r.id),
             issue_id: r.issue_id,
             subject: r.subject,
             content_hash: r.content_hash,
@@ -105,9 +139,9 @@ pub async fn campaign(
 
 pub async fn campaign_status(
     db: impl PgExecutor<'_>,
-    campaign_id: i64,
+    campaign_id: CampaignId,
 ) -> Result<Option<CampaignStatus>, sqlx::Error> {
-    sqlx::query_scalar!("SELECT status FROM campaigns WHERE id = $1", campaign_id)
+    sqlx::query_scalar!("SELECT status FROM campaigns WHERE id = $1", campaign_id.0)
         .fetch_optional(db)
         .await?
         .map(|s| CampaignStatus::parse(&s))
@@ -121,7 +155,7 @@ pub async fn create_campaign(
     subject: &str,
     content_hash: &str,
     topics: &[String],
-) -> Result<Option<i64>, sqlx::Error> {
+) -> Result<Option<CampaignId>, sqlx::Error> {
     let id = sqlx::query_scalar!(
         r#"INSERT INTO campaigns (issue_id, subject, content_hash, topics)
            VALUES ($1, $2, $3, $4)
@@ -134,13 +168,13 @@ pub async fn create_campaign(
     )
     .fetch_optional(db)
     .await?;
-    Ok(id)
+    Ok(id.map(CampaignId))
 }
 
 /// Freezes the audience in one statement: every active subscriber, `queued` when their topics
 /// meet the issue's and `skipped` when they do not. Someone already in the ledger is left as
 /// they are, so running it again only adds who joined since.
-pub async fn enqueue(db: impl PgExecutor<'_>, campaign_id: i64) -> Result<u64, sqlx::Error> {
+pub async fn enqueue(db: impl PgExecutor<'_>, campaign_id: CampaignId) -> Result<u64, sqlx::Error> {
     let done = sqlx::query!(
         r#"INSERT INTO deliveries (campaign_id, subscriber_id, topics, status, last_reply)
            SELECT c.id, s.id, t.topics,
@@ -156,7 +190,7 @@ pub async fn enqueue(db: impl PgExecutor<'_>, campaign_id: i64) -> Result<u64, s
            ) t
            WHERE c.id = $1 AND s.status = 'active'
            ON CONFLICT (campaign_id, subscriber_id) DO NOTHING"#,
-        campaign_id
+        campaign_id.0
     )
     .execute(db)
     .await?;
@@ -173,7 +207,7 @@ pub struct Claimant<'a> {
 /// A delivery claimed for sending, with what is needed to write the message.
 #[derive(Debug, Clone)]
 pub struct Claimed {
-    pub id: i64,
+    pub id: DeliveryId,
     pub attempts: i32,
     pub topics: Vec<String>,
     /// `None` when the subscriber left or was erased since the audience was frozen.
@@ -182,7 +216,7 @@ pub struct Claimed {
 
 #[derive(Debug, Clone)]
 pub struct Recipient {
-    pub subscriber_id: i64,
+    pub subscriber_id: SubscriberId,
     pub email: String,
     pub name: Option<String>,
     pub link_id: Vec<u8>,
@@ -198,7 +232,7 @@ pub struct Recipient {
 /// the same row.
 pub async fn claim(
     db: impl PgExecutor<'_>,
-    campaign_id: i64,
+    campaign_id: CampaignId,
     who: Claimant<'_>,
     limit: i64,
     lease_seconds: f64,
@@ -229,7 +263,7 @@ pub async fn claim(
            FROM claimed c
            LEFT JOIN subscribers s ON s.id = c.subscriber_id AND s.status = 'active'
            ORDER BY c.id"#,
-        campaign_id,
+        campaign_id.0,
         limit,
         who.worker,
         lease_seconds,
@@ -240,13 +274,13 @@ pub async fn claim(
     Ok(rows
         .into_iter()
         .map(|r| Claimed {
-            id: r.id,
+            id: DeliveryId(r.id),
             attempts: r.attempts,
             topics: r.topics,
             recipient: match (r.subscriber_id, r.email, r.link_id, r.link_secret) {
                 (Some(subscriber_id), Some(email), Some(link_id), Some(link_secret)) => {
                     Some(Recipient {
-                        subscriber_id,
+                        subscriber_id: SubscriberId::from_db(subscriber_id),
                         email,
                         name: r.name,
                         link_id,
@@ -262,7 +296,7 @@ pub async fn claim(
 /// What became of one claimed delivery, as its worker saw it.
 #[derive(Debug, Clone)]
 pub struct DeliveryOutcome {
-    pub id: i64,
+    pub id: DeliveryId,
     /// The claim's holder (`claimed_by`): only it may record the outcome.
     pub worker: String,
     pub result: Ending,
@@ -291,7 +325,7 @@ pub enum Ending {
 pub async fn record(
     db: impl PgExecutor<'_>,
     outcomes: &[DeliveryOutcome],
-) -> Result<Vec<i64>, sqlx::Error> {
+) -> Result<Vec<DeliveryId>, sqlx::Error> {
     let n = outcomes.len();
     let (mut ids, mut workers, mut statuses, mut replies) = (
         Vec::with_capacity(n),
@@ -302,7 +336,7 @@ pub async fn record(
     let (mut message_ids, mut seconds): (Vec<Option<String>>, Vec<f64>) =
         (Vec::with_capacity(n), Vec::with_capacity(n));
     for o in outcomes {
-        ids.push(o.id);
+        ids.push(o.id.0);
         workers.push(o.worker.clone());
         let (status, reply, message_id, secs) = match &o.result {
             // For a message sent: how long ago, to date it back to its acceptance.
@@ -346,6 +380,7 @@ pub async fn record(
     )
     .fetch_all(db)
     .await
+    .map(|ids| ids.into_iter().map(DeliveryId).collect())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -367,15 +402,16 @@ impl FinalStatus {
 /// counting the attempt.
 pub async fn release(
     db: impl PgExecutor<'_>,
-    ids: &[i64],
+    ids: &[DeliveryId],
     worker: &str,
 ) -> Result<u64, sqlx::Error> {
+    let ids: Vec<i64> = ids.iter().map(|d| d.0).collect();
     let done = sqlx::query!(
         r#"UPDATE deliveries
            SET status = 'queued', attempts = greatest(attempts - 1, 0),
                claimed_by = NULL, lease_until = NULL, updated_at = now()
            WHERE id = ANY($1) AND claimed_by = $2 AND status = 'sending'"#,
-        ids,
+        &ids,
         worker
     )
     .execute(db)
@@ -388,7 +424,7 @@ pub async fn release(
 /// so nobody else would.)
 pub async fn release_all(
     db: impl PgExecutor<'_>,
-    campaign_id: i64,
+    campaign_id: CampaignId,
     worker: &str,
 ) -> Result<u64, sqlx::Error> {
     let done = sqlx::query!(
@@ -396,7 +432,7 @@ pub async fn release_all(
            SET status = 'queued', attempts = greatest(attempts - 1, 0),
                claimed_by = NULL, lease_until = NULL, updated_at = now()
            WHERE campaign_id = $1 AND claimed_by = $2 AND status = 'sending'"#,
-        campaign_id,
+        campaign_id.0,
         worker
     )
     .execute(db)
@@ -424,7 +460,10 @@ impl Counts {
     }
 }
 
-pub async fn counts(db: impl PgExecutor<'_>, campaign_id: i64) -> Result<Counts, sqlx::Error> {
+pub async fn counts(
+    db: impl PgExecutor<'_>,
+    campaign_id: CampaignId,
+) -> Result<Counts, sqlx::Error> {
     let r = sqlx::query!(
         r#"SELECT count(*) FILTER (WHERE status = 'queued') AS "queued!",
                   count(*) FILTER (WHERE status = 'sending') AS "sending!",
@@ -432,7 +471,7 @@ pub async fn counts(db: impl PgExecutor<'_>, campaign_id: i64) -> Result<Counts,
                   count(*) FILTER (WHERE status = 'failed') AS "failed!",
                   count(*) FILTER (WHERE status = 'skipped') AS "skipped!"
            FROM deliveries WHERE campaign_id = $1"#,
-        campaign_id
+        campaign_id.0
     )
     .fetch_one(db)
     .await?;
@@ -460,7 +499,7 @@ pub async fn used_since(db: impl PgExecutor<'_>, since: DateTime<Utc>) -> Result
 
 pub async fn set_status(
     db: impl PgExecutor<'_>,
-    campaign_id: i64,
+    campaign_id: CampaignId,
     status: CampaignStatus,
 ) -> Result<(), sqlx::Error> {
     sqlx::query!(
@@ -468,7 +507,7 @@ pub async fn set_status(
            SET status = $2, updated_at = now(),
                finished_at = CASE WHEN $2 IN ('finished', 'cancelled') THEN now() END
            WHERE id = $1"#,
-        campaign_id,
+        campaign_id.0,
         status.as_str()
     )
     .execute(db)
@@ -479,14 +518,14 @@ pub async fn set_status(
 /// Marks the campaign finished when nothing is left to send.
 pub async fn finish_if_done(
     db: impl PgExecutor<'_>,
-    campaign_id: i64,
+    campaign_id: CampaignId,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query!(
         r#"UPDATE campaigns SET status = 'finished', finished_at = now(), updated_at = now()
            WHERE id = $1 AND status = 'sending'
              AND NOT EXISTS (SELECT 1 FROM deliveries
                              WHERE campaign_id = $1 AND status IN ('queued', 'sending'))"#,
-        campaign_id
+        campaign_id.0
     )
     .execute(db)
     .await?;
@@ -494,14 +533,17 @@ pub async fn finish_if_done(
 }
 
 /// Puts every failed delivery back in the queue with a fresh count of attempts.
-pub async fn retry_failed(db: impl PgExecutor<'_>, campaign_id: i64) -> Result<u64, sqlx::Error> {
+pub async fn retry_failed(
+    db: impl PgExecutor<'_>,
+    campaign_id: CampaignId,
+) -> Result<u64, sqlx::Error> {
     let done = sqlx::query!(
         r#"UPDATE deliveries d
            SET status = 'queued', attempts = 0, next_attempt_at = now(), updated_at = now()
            FROM subscribers s
            WHERE d.campaign_id = $1 AND d.status = 'failed'
              AND s.id = d.subscriber_id AND s.status = 'active'"#,
-        campaign_id
+        campaign_id.0
     )
     .execute(db)
     .await?;
@@ -512,13 +554,13 @@ pub async fn retry_failed(db: impl PgExecutor<'_>, campaign_id: i64) -> Result<u
 /// queued or in flight.
 pub async fn next_due(
     db: impl PgExecutor<'_>,
-    campaign_id: i64,
+    campaign_id: CampaignId,
 ) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
     sqlx::query_scalar!(
         r#"SELECT min(least(CASE WHEN status = 'queued' THEN next_attempt_at END,
                             CASE WHEN status = 'sending' THEN lease_until END))
            FROM deliveries WHERE campaign_id = $1 AND status IN ('queued', 'sending')"#,
-        campaign_id
+        campaign_id.0
     )
     .fetch_one(db)
     .await
@@ -527,7 +569,7 @@ pub async fn next_due(
 /// The most recent failures and retries, for `status`.
 pub async fn last_errors(
     db: impl PgExecutor<'_>,
-    campaign_id: i64,
+    campaign_id: CampaignId,
     limit: i64,
 ) -> Result<Vec<(DateTime<Utc>, String, String)>, sqlx::Error> {
     let rows = sqlx::query!(
@@ -536,7 +578,7 @@ pub async fn last_errors(
            WHERE campaign_id = $1 AND last_reply IS NOT NULL
              AND (status = 'failed' OR (status = 'queued' AND attempts > 0))
            ORDER BY updated_at DESC LIMIT $2"#,
-        campaign_id,
+        campaign_id.0,
         limit
     )
     .fetch_all(db)
@@ -550,13 +592,13 @@ pub async fn last_errors(
 /// Sent in the last `seconds`, for the current rate.
 pub async fn sent_in_last(
     db: impl PgExecutor<'_>,
-    campaign_id: i64,
+    campaign_id: CampaignId,
     seconds: f64,
 ) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar!(
         r#"SELECT count(*) AS "n!" FROM deliveries
            WHERE campaign_id = $1 AND sent_at >= now() - make_interval(secs => $2)"#,
-        campaign_id,
+        campaign_id.0,
         seconds
     )
     .fetch_one(db)
@@ -568,7 +610,7 @@ pub async fn sent_in_last(
 /// one step.
 pub async fn claim_within_cap(
     pool: &PgPool,
-    campaign_id: i64,
+    campaign_id: CampaignId,
     who: Claimant<'_>,
     limit: i64,
     lease_seconds: f64,
@@ -619,7 +661,7 @@ pub async fn audience(
         .map(|r| {
             (
                 Recipient {
-                    subscriber_id: r.id,
+                    subscriber_id: SubscriberId::from_db(r.id),
                     email: r.email,
                     name: r.name,
                     link_id: r.link_id,
@@ -635,14 +677,14 @@ pub async fn audience(
 /// the reply itself usually quotes the address, which the log must never hold.
 pub async fn bounce(
     pool: &PgPool,
-    subscriber_id: i64,
+    subscriber_id: SubscriberId,
     status_code: &str,
-) -> Result<(), crate::store::StoreError> {
+) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
     let changed = sqlx::query!(
         r#"UPDATE subscribers SET status = 'bounced', updated_at = now()
            WHERE id = $1 AND status = 'active'"#,
-        subscriber_id
+        subscriber_id.get()
     )
     .execute(&mut *tx)
     .await?
@@ -650,7 +692,7 @@ pub async fn bounce(
     if changed == 1 {
         crate::store::consent::record(
             &mut tx,
-            crate::store::SubscriberId::from_db(subscriber_id),
+            subscriber_id,
             crate::store::ConsentAction::Bounced,
             &crate::store::ConsentSource::Bounce,
             serde_json::json!({ "from": "active", "to": "bounced", "smtp_status": status_code }),
@@ -668,7 +710,7 @@ const SENDER_LOCK: i32 = 7_242_018;
 /// What a sender tells others about itself when it registers.
 #[derive(Debug, Clone)]
 pub struct SenderInfo {
-    pub campaign_id: i64,
+    pub campaign_id: CampaignId,
     pub host: String,
     pub pid: i32,
     /// Messages a second; `None` for no limit.
@@ -693,7 +735,7 @@ pub async fn register_sender(
                VALUES ($1, $2, $3, $4, $5, $6, $8)
                RETURNING id)
            SELECT id AS "id!", pg_try_advisory_lock($7, id) AS "locked!" FROM s"#,
-        s.campaign_id,
+        s.campaign_id.0,
         s.host,
         s.pid,
         s.rate_per_second,
@@ -764,7 +806,7 @@ pub async fn end_stale_session(
 /// next renewal, well within its lease.
 pub async fn renew_leases(
     db: impl PgExecutor<'_>,
-    campaign_id: i64,
+    campaign_id: CampaignId,
     id: i32,
     lease_seconds: f64,
 ) -> Result<u64, sqlx::Error> {
@@ -775,7 +817,7 @@ pub async fn renew_leases(
                  WHERE campaign_id = $1 AND sender_id = $2 AND status = 'sending'
                  FOR UPDATE SKIP LOCKED) mine
            WHERE d.id = mine.id"#,
-        campaign_id,
+        campaign_id.0,
         id,
         lease_seconds
     )
@@ -828,7 +870,7 @@ pub struct Holder {
 
 pub async fn holders(
     db: impl PgExecutor<'_>,
-    campaign_id: i64,
+    campaign_id: CampaignId,
 ) -> Result<Vec<Holder>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"SELECT d.sender_id, s.host || ':' || s.pid AS name,
@@ -842,7 +884,7 @@ pub async fn holders(
            WHERE d.campaign_id = $1 AND d.status = 'sending'
            GROUP BY d.sender_id, s.host, s.pid
            ORDER BY 4 DESC"#,
-        campaign_id
+        campaign_id.0
     )
     .fetch_all(db)
     .await?;
@@ -892,16 +934,284 @@ pub async fn live_senders(db: impl PgExecutor<'_>) -> Result<Vec<LiveSender>, sq
 /// first of the others (retries waiting) becomes due.
 pub async fn due_now(
     db: impl PgExecutor<'_>,
-    campaign_id: i64,
+    campaign_id: CampaignId,
 ) -> Result<(i64, Option<DateTime<Utc>>), sqlx::Error> {
     let r = sqlx::query!(
         r#"SELECT count(*) FILTER (WHERE status = 'sending' OR next_attempt_at <= now()) AS "due!",
                   min(next_attempt_at) FILTER (WHERE status = 'queued' AND next_attempt_at > now())
                       AS next_retry
            FROM deliveries WHERE campaign_id = $1 AND status IN ('queued', 'sending')"#,
-        campaign_id
+        campaign_id.0
     )
     .fetch_one(db)
     .await?;
     Ok((r.due, r.next_retry))
+}
+
+/// A new campaign as `send` asks for it: the issue, what was hashed, and its audience's topics.
+#[derive(Debug, Clone, Copy)]
+pub struct NewCampaign<'a> {
+    pub issue: IssueId,
+    pub subject: &'a str,
+    pub content_hash: &'a str,
+    pub topics: &'a [String],
+    /// Go on although the content hash differs from the campaign's.
+    pub allow_changed: bool,
+    /// On a resumed campaign, add who became active since the audience was frozen.
+    pub include_new: bool,
+}
+
+/// One image stored with the campaign, for `serve`.
+#[derive(Debug, Clone, Copy)]
+pub struct CampaignImage<'a> {
+    pub name: &'a str,
+    pub content_type: &'a str,
+    pub bytes: &'a [u8],
+}
+
+/// What [`Store::prepare_campaign`] found.
+#[derive(Debug, Clone)]
+pub enum Prepared {
+    /// Created (with its audience frozen) or resumed, its images stored.
+    Ready(Campaign),
+    /// The campaign was cancelled: nothing was changed.
+    Cancelled,
+    /// The issue's content hash differs from the campaign's: nothing was changed.
+    Changed(Campaign),
+}
+
+impl Store {
+    /// The campaign for an issue, in one transaction: created with its audience frozen on the
+    /// first run; on later runs resumed (set sending again when there is work), with newcomers
+    /// added only when asked; its images stored with it, before any message links to them.
+    pub async fn prepare_campaign(
+        &self,
+        new: NewCampaign<'_>,
+        images: &[CampaignImage<'_>],
+    ) -> Result<Prepared, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(id) = create_campaign(
+            &mut *tx,
+            new.issue,
+            new.subject,
+            new.content_hash,
+            new.topics,
+        )
+        .await?
+        {
+            let n = enqueue(&mut *tx, id).await?;
+            tracing::info!(campaign = %id, recipients = n, "audience frozen");
+        } else {
+            let existing = campaign(&mut *tx, new.issue)
+                .await?
+                .ok_or(sqlx::Error::RowNotFound)?;
+            if existing.status == CampaignStatus::Cancelled {
+                return Ok(Prepared::Cancelled);
+            }
+            if existing.content_hash != new.content_hash && !new.allow_changed {
+                return Ok(Prepared::Changed(existing));
+            }
+            let added = if new.include_new {
+                enqueue(&mut *tx, existing.id).await?
+            } else {
+                0
+            };
+            let has_work = added > 0 || counts(&mut *tx, existing.id).await?.remaining() > 0;
+            if existing.status != CampaignStatus::Sending && has_work {
+                set_status(&mut *tx, existing.id, CampaignStatus::Sending).await?;
+            }
+        }
+        let campaign = campaign(&mut *tx, new.issue)
+            .await?
+            .ok_or(sqlx::Error::RowNotFound)?;
+        // On a resumed run, again: a changed issue's new images have new names.
+        for img in images {
+            super::images::save_campaign_image(
+                &mut tx,
+                campaign.id,
+                img.name,
+                img.content_type,
+                img.bytes,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Prepared::Ready(campaign))
+    }
+
+    /// The campaign of `issue`, if `send` began one.
+    pub async fn campaign(&self, issue: IssueId) -> Result<Option<Campaign>, sqlx::Error> {
+        campaign(&self.pool, issue).await
+    }
+
+    pub async fn campaign_status(
+        &self,
+        campaign_id: CampaignId,
+    ) -> Result<Option<CampaignStatus>, sqlx::Error> {
+        campaign_status(&self.pool, campaign_id).await
+    }
+
+    pub async fn set_campaign_status(
+        &self,
+        campaign_id: CampaignId,
+        status: CampaignStatus,
+    ) -> Result<(), sqlx::Error> {
+        set_status(&self.pool, campaign_id, status).await
+    }
+
+    /// See [`finish_if_done`].
+    pub async fn finish_if_done(&self, campaign_id: CampaignId) -> Result<bool, sqlx::Error> {
+        finish_if_done(&self.pool, campaign_id).await
+    }
+
+    /// How many of the campaign's deliveries are in each status.
+    pub async fn delivery_counts(&self, campaign_id: CampaignId) -> Result<Counts, sqlx::Error> {
+        counts(&self.pool, campaign_id).await
+    }
+
+    /// See [`claim`].
+    pub async fn claim(
+        &self,
+        campaign_id: CampaignId,
+        who: Claimant<'_>,
+        limit: i64,
+        lease_seconds: f64,
+    ) -> Result<Vec<Claimed>, sqlx::Error> {
+        claim(&self.pool, campaign_id, who, limit, lease_seconds).await
+    }
+
+    /// See [`claim_within_cap`].
+    pub async fn claim_within_cap(
+        &self,
+        campaign_id: CampaignId,
+        who: Claimant<'_>,
+        limit: i64,
+        lease_seconds: f64,
+        cap: i64,
+        since: DateTime<Utc>,
+    ) -> Result<CapClaim, sqlx::Error> {
+        claim_within_cap(
+            &self.pool,
+            campaign_id,
+            who,
+            limit,
+            lease_seconds,
+            cap,
+            since,
+        )
+        .await
+    }
+
+    /// See [`record`].
+    pub async fn record_outcomes(
+        &self,
+        outcomes: &[DeliveryOutcome],
+    ) -> Result<Vec<DeliveryId>, sqlx::Error> {
+        record(&self.pool, outcomes).await
+    }
+
+    /// See [`release`].
+    pub async fn release(&self, ids: &[DeliveryId], worker: &str) -> Result<u64, sqlx::Error> {
+        release(&self.pool, ids, worker).await
+    }
+
+    /// See [`release_all`].
+    pub async fn release_all(
+        &self,
+        campaign_id: CampaignId,
+        worker: &str,
+    ) -> Result<u64, sqlx::Error> {
+        release_all(&self.pool, campaign_id, worker).await
+    }
+
+    /// See [`used_since`].
+    pub async fn used_since(&self, since: DateTime<Utc>) -> Result<i64, sqlx::Error> {
+        used_since(&self.pool, since).await
+    }
+
+    /// See [`retry_failed`].
+    pub async fn retry_failed(&self, campaign_id: CampaignId) -> Result<u64, sqlx::Error> {
+        retry_failed(&self.pool, campaign_id).await
+    }
+
+    /// See [`next_due`].
+    pub async fn next_due(
+        &self,
+        campaign_id: CampaignId,
+    ) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+        next_due(&self.pool, campaign_id).await
+    }
+
+    /// See [`last_errors`].
+    pub async fn last_errors(
+        &self,
+        campaign_id: CampaignId,
+        limit: i64,
+    ) -> Result<Vec<(DateTime<Utc>, String, String)>, sqlx::Error> {
+        last_errors(&self.pool, campaign_id, limit).await
+    }
+
+    /// See [`sent_in_last`].
+    pub async fn sent_in_last(
+        &self,
+        campaign_id: CampaignId,
+        seconds: f64,
+    ) -> Result<i64, sqlx::Error> {
+        sent_in_last(&self.pool, campaign_id, seconds).await
+    }
+
+    /// See [`due_now`].
+    pub async fn due_now(
+        &self,
+        campaign_id: CampaignId,
+    ) -> Result<(i64, Option<DateTime<Utc>>), sqlx::Error> {
+        due_now(&self.pool, campaign_id).await
+    }
+
+    /// See [`audience`].
+    pub async fn audience(
+        &self,
+        issue_topics: &[String],
+    ) -> Result<Vec<(Recipient, Vec<String>)>, sqlx::Error> {
+        audience(&self.pool, issue_topics).await
+    }
+
+    /// See [`bounce`].
+    pub async fn bounce_after_reply(
+        &self,
+        subscriber_id: SubscriberId,
+        status_code: &str,
+    ) -> Result<(), StoreError> {
+        bounce(&self.pool, subscriber_id, status_code).await
+    }
+
+    /// See [`renew_leases`].
+    pub async fn renew_leases(
+        &self,
+        campaign_id: CampaignId,
+        sender: i32,
+        lease_seconds: f64,
+    ) -> Result<u64, sqlx::Error> {
+        renew_leases(&self.pool, campaign_id, sender, lease_seconds).await
+    }
+
+    /// See [`forget_sender`].
+    pub async fn forget_sender(&self, sender: i32) -> Result<(), sqlx::Error> {
+        forget_sender(&self.pool, sender).await
+    }
+
+    /// See [`forget_departed_senders`].
+    pub async fn forget_departed_senders(&self) -> Result<u64, sqlx::Error> {
+        forget_departed_senders(&self.pool).await
+    }
+
+    /// Whose claims a campaign's deliveries in flight are.
+    pub async fn holders(&self, campaign_id: CampaignId) -> Result<Vec<Holder>, sqlx::Error> {
+        holders(&self.pool, campaign_id).await
+    }
+
+    /// Every sender alive now, of any campaign.
+    pub async fn live_senders(&self) -> Result<Vec<LiveSender>, sqlx::Error> {
+        live_senders(&self.pool).await
+    }
 }

@@ -10,9 +10,12 @@
 //! (what comes back: bounces, complaints, emailed unsubscribes), [`consent`] (the log), [`token`]
 //! (link secrets), [`images`] (an issue's published images), [`erase`] (forgetting with a
 //! tombstone), [`import`] and [`export`] (CSV), and for `serve`: [`signup`] (confirmation
-//! links), [`web_key`] (the form key) and [`archive`] (which issues were sent).
+//! links), [`web_key`] (the form key) and [`archive`] (which issues were sent); for `send`:
+//! [`ledger`] (campaigns and deliveries), [`pace`] (the shared token bucket) and [`sender`] (a
+//! running sender's own connection: its lock and its `LISTEN`).
 //! Each SQL statement is one small function next to its caller; writes take the `Transaction`
-//! they belong to.
+//! they belong to. The pool stays in here: the rest of the crate calls `Store`'s methods, and a
+//! unit of work of several statements is one method with its transaction inside.
 
 pub mod archive;
 pub mod bounce;
@@ -25,6 +28,7 @@ pub mod import;
 pub mod ledger;
 pub mod name;
 pub mod pace;
+pub mod sender;
 pub mod signup;
 pub mod subscriber;
 pub mod token;
@@ -223,10 +227,6 @@ impl Store {
         Self { pool }
     }
 
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
     /// For health checks: the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query_scalar!(r#"SELECT 1 AS "one!""#)
@@ -328,4 +328,18 @@ fn is_missing_database(e: &sqlx::Error) -> bool {
     e.as_database_error()
         .and_then(|d| d.code())
         .is_some_and(|c| c == "3D000")
+}
+
+/// A lost connection or a server going down, as opposed to a bad statement: what a long run
+/// waits out rather than fails on.
+pub fn is_outage(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+        sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            // Class 08: connection exception; 57P0x: the server is shutting down or starting.
+            c.starts_with("08") || c.starts_with("57P")
+        }),
+        _ => false,
+    }
 }

@@ -11,10 +11,12 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 
+use super::ledger::CampaignId;
+
 /// A sender asking for the next message's slot.
 #[derive(Debug, Clone, Copy)]
 pub struct Draw {
-    pub campaign_id: i64,
+    pub campaign_id: CampaignId,
     /// The asking sender's own rate, messages a second (`None`: no limit of its own).
     pub rate_per_second: Option<f64>,
     /// The asking sender's own burst.
@@ -36,14 +38,14 @@ pub struct Slot {
 /// Creates the campaign's bucket, full, unless it exists.
 pub async fn open(
     db: impl PgExecutor<'_>,
-    campaign_id: i64,
+    campaign_id: CampaignId,
     at: Option<DateTime<Utc>>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query!(
         r#"INSERT INTO campaign_pace (campaign_id, next_at)
            VALUES ($1, COALESCE($2, clock_timestamp()) - interval '1 day')
            ON CONFLICT (campaign_id) DO NOTHING"#,
-        campaign_id,
+        campaign_id.get(),
         at
     )
     .execute(db)
@@ -84,7 +86,7 @@ pub async fn draw(db: impl PgExecutor<'_>, d: &Draw) -> Result<Option<Slot>, sql
                      CASE WHEN g.rate IS NULL THEN 0
                           ELSE GREATEST(0, extract(epoch FROM g.slot - g.now)::float8)
                      END AS "wait!: f64""#,
-        d.campaign_id,
+        d.campaign_id.get(),
         d.rate_per_second,
         f64::from(d.burst.max(1)),
         d.at
@@ -95,4 +97,16 @@ pub async fn draw(db: impl PgExecutor<'_>, d: &Draw) -> Result<Option<Slot>, sql
         rate_per_second: r.rate,
         wait_seconds: r.wait.max(0.0),
     }))
+}
+
+impl super::Store {
+    /// See [`open`]: by the database's clock.
+    pub async fn open_pace(&self, campaign_id: CampaignId) -> Result<(), sqlx::Error> {
+        open(&self.pool, campaign_id, None).await
+    }
+
+    /// See [`draw`].
+    pub async fn draw_pace(&self, d: &Draw) -> Result<Option<Slot>, sqlx::Error> {
+        draw(&self.pool, d).await
+    }
 }

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use lscp_mail::content::IssueId;
-use lscp_mail::send::ledger::{self, SenderInfo};
+use lscp_mail::send::ledger::{self, CampaignId, SenderInfo};
 use lscp_mail::store::pace::{self, Draw, Slot};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
@@ -17,7 +17,7 @@ fn t0() -> DateTime<Utc> {
         .expect("time")
 }
 
-async fn campaign(pool: &PgPool) -> i64 {
+async fn campaign(pool: &PgPool) -> CampaignId {
     let issue = IssueId::parse("2026-02").expect("issue id");
     ledger::create_campaign(pool, issue, "Subject", &"0".repeat(64), &[])
         .await
@@ -26,7 +26,7 @@ async fn campaign(pool: &PgPool) -> i64 {
 }
 
 /// A sender that asks for a slot at `at` (seconds after t0) with its own rate and burst.
-fn ask(campaign_id: i64, rate: Option<f64>, burst: u32, at: f64) -> Draw {
+fn ask(campaign_id: CampaignId, rate: Option<f64>, burst: u32, at: f64) -> Draw {
     Draw {
         campaign_id,
         rate_per_second: rate,
@@ -47,7 +47,7 @@ fn close(a: f64, b: f64) -> bool {
 /// connection of its own, as `send` does.
 async fn live_sender(
     options: &PgConnectOptions,
-    campaign_id: i64,
+    campaign_id: CampaignId,
     rate: Option<f64>,
     burst: i32,
 ) -> PgConnection {

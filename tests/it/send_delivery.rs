@@ -12,9 +12,8 @@ use crate::common::sending::{fast_options, send_with, send_with_config, shipped_
 use crate::common::smtp_sink::SmtpSink;
 use crate::common::store::add;
 use lscp_mail::config::{Config, Dkim, DkimAlgorithm};
-use lscp_mail::content::{Issue, TopicCatalog, load_issue};
+use lscp_mail::content::{Issue, IssueId, TopicCatalog, load_issue};
 use lscp_mail::send::campaign::{self, Outcome, RunReport, SendOptions};
-use lscp_mail::send::ledger;
 use lscp_mail::store::{Store, SubscriberStatus};
 use mail_parser::{MessageParser, MimeHeaders};
 use sqlx::PgPool;
@@ -483,7 +482,12 @@ async fn the_daily_cap_holds_and_says_how_to_resume(pool: PgPool) {
         "never more than the cap, even with 3 connections"
     );
     assert_eq!(sink.recipients().len(), 5);
-    let counts = ledger::counts(&pool, 1).await.expect("counts");
+    let campaign = store
+        .campaign(IssueId::parse("2026-02").expect("issue id"))
+        .await
+        .expect("read the campaign")
+        .expect("the campaign");
+    let counts = store.delivery_counts(campaign.id).await.expect("counts");
     assert_eq!(
         (counts.queued, counts.sending),
         (3, 0),

@@ -819,7 +819,7 @@ async fn a_cancelled_issue_stays_in_the_archive_only_if_some_readers_were_sent_i
     let cancel = async || {
         sqlx::query!(
             "UPDATE campaigns SET status = 'cancelled' WHERE id = $1",
-            campaign
+            campaign.get()
         )
         .execute(&site.pool)
         .await
@@ -841,7 +841,7 @@ async fn a_cancelled_issue_stays_in_the_archive_only_if_some_readers_were_sent_i
 
     sqlx::query!(
         "UPDATE deliveries SET status = 'sent', sent_at = now() WHERE campaign_id = $1",
-        campaign
+        campaign.get()
     )
     .execute(&site.pool)
     .await

@@ -7,6 +7,7 @@ use lscp_mail::config::Config;
 use lscp_mail::content::TopicCatalog;
 use lscp_mail::mail::smtp::SmtpTarget;
 use lscp_mail::send::campaign::{self, SendOptions};
+use lscp_mail::store::ledger::CampaignId;
 use lscp_mail::store::{
     ConsentSource, DisplayName, NewSubscriber, Store, Subscriber, SubscriberEmail, SubscriberStatus,
 };
@@ -99,7 +100,7 @@ impl Site {
 
     /// Begins sending `issue` as `lscp-mail send` does: its campaign, the audience queued.
     /// Returns the campaign's id.
-    pub async fn mark_sent(&self, issue: &str) -> i64 {
+    pub async fn mark_sent(&self, issue: &str) -> CampaignId {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("issues")
             .join(issue);
@@ -107,7 +108,7 @@ impl Site {
     }
 
     /// [`Self::mark_sent`] for the issue folder `dir`, wherever it is.
-    pub async fn mark_sent_from(&self, dir: &Path) -> i64 {
+    pub async fn mark_sent_from(&self, dir: &Path) -> CampaignId {
         let issue = lscp_mail::content::load_issue(dir, &self.catalog())
             .issue
             .expect("the issue loads");

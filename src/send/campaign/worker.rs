@@ -1,0 +1,624 @@
+//! The workers: each with its own SMTP connection, claims a batch from the ledger, waits for
+//! the campaign's pace, sends, and records the outcome; what they share is [`Shared`].
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeZone, Utc};
+use chrono_tz::Europe::London;
+use tokio::sync::watch;
+
+use super::super::ledger::{
+    self, Campaign, CampaignStatus, CapClaim, Claimant, Claimed, DeliveryId, DeliveryOutcome,
+    Ending, FinalStatus, RecordError, Recorder, Unrecorded,
+};
+use super::super::pace::CampaignPace;
+use super::super::personalise::Personaliser;
+use super::super::presence::{Halt, Standing};
+use super::super::throttle::Slowdown;
+use super::faults::{
+    CONFLICT_RETRIES, Outage, SLOWDOWN_HOLD, ServerHalt, backoff, count_refusal, is_conflict,
+    wait_out_outage,
+};
+use super::{Outcome, Progress, SendError, SendOptions, StopReceiver};
+use crate::mail::smtp::{Connection, Scope, SmtpFailure, SmtpTarget, redact};
+use crate::store::{LinkToken, Store};
+
+/// Everything the workers share.
+pub(super) struct Shared {
+    pub(super) store: Store,
+    pub(super) campaign: Campaign,
+    pub(super) options: SendOptions,
+    pub(super) personaliser: Personaliser,
+    pub(super) target: SmtpTarget,
+    /// The campaign's pace, shared with every other sender through the database. (No local
+    /// limiter in front of it: one would keep workers from booking their slots ahead, and a
+    /// slot nobody booked in time is lost.)
+    pub(super) pace: CampaignPace,
+    pub(super) stop: StopReceiver,
+    pub(super) progress: Arc<dyn Progress>,
+    pub(super) sent: AtomicU64,
+    pub(super) failed: AtomicU64,
+    pub(super) retried: AtomicU64,
+    /// Told each time a worker has been through a claimed batch: workers waiting on another's
+    /// claims look again then, not when the lease would run out.
+    pub(super) batch_done: tokio::sync::Notify,
+    pub(super) run_id: String,
+    /// This run's row in `senders`: its claims carry it.
+    pub(super) sender_id: i32,
+    /// Whether this run holds its liveness lock, from its [`Presence`].
+    pub(super) standing: watch::Receiver<Standing>,
+    /// `pause` or `cancel`, as soon as the database tells.
+    pub(super) halt: watch::Receiver<Option<Halt>>,
+    /// Database outages waited out so far: a batch claimed before one is not trusted after it.
+    pub(super) outages: AtomicU64,
+    /// Set once the run must end for a reason of the server's (see [`ServerHalt`]); every worker
+    /// gives back its claims.
+    pub(super) server_halt: Mutex<Option<ServerHalt>>,
+    pub(super) server_halted: watch::Sender<bool>,
+    /// Set once a worker failed: the others stop as on a stop request, so that the run ends
+    /// with the failure instead of waiting for the failed worker's claims, which nobody works.
+    pub(super) worker_failed: watch::Sender<bool>,
+    /// The last permanent refusal of a reader's message and how many readers in a row got it.
+    pub(super) streak: Mutex<Option<(SmtpFailure, u32)>>,
+    /// Since when no message was accepted while the server failed for now.
+    pub(super) outage: Mutex<Option<Instant>>,
+    pub(super) slowdown: Slowdown,
+    /// Where every worker's outcomes go, to be written in groups (set once the run starts).
+    pub(super) recorder: std::sync::OnceLock<Recorder>,
+}
+
+impl Shared {
+    /// Why the run must stop now, if it must.
+    pub(super) fn stopping(&self) -> Option<Outcome> {
+        match *self.halt.borrow() {
+            Some(Halt::Paused) => return Some(Outcome::Paused),
+            Some(Halt::Cancelled) => return Some(Outcome::Cancelled),
+            None => {}
+        }
+        if *self.server_halted.borrow() {
+            return Some(self.server_outcome());
+        }
+        let failed = *self.worker_failed.borrow();
+        (failed || *self.stop.borrow()).then_some(Outcome::Interrupted)
+    }
+
+    /// Ready when the run must stop (SIGINT/SIGTERM, `pause`, `cancel`).
+    pub(super) async fn until_stopped(&self) {
+        let mut stop = self.stop.clone();
+        let mut halt = self.halt.clone();
+        // A sender that went away can no longer ask: wait on the other then.
+        let stopped = async {
+            if stop.wait_for(|s| *s).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        let halted = async {
+            if halt.wait_for(|h| h.is_some()).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        let mut server = self.server_halted.subscribe();
+        let mut failed = self.worker_failed.subscribe();
+        tokio::select! {
+            _ = stopped => {}
+            _ = halted => {}
+            _ = server.wait_for(|h| *h) => {}
+            _ = failed.wait_for(|f| *f) => {}
+        }
+    }
+
+    /// The point a claim was made at: what it takes for the claim to still be this run's alone.
+    pub(super) fn mark(&self) -> (u64, u64) {
+        (
+            self.standing.borrow().epoch,
+            self.outages.load(Ordering::Relaxed),
+        )
+    }
+
+    /// False once the run lost its lock or waited out a database outage since `mark`: another
+    /// sender may have taken the claims made before.
+    pub(super) fn still_mine(&self, mark: (u64, u64)) -> bool {
+        let s = *self.standing.borrow();
+        s.held && (s.epoch, self.outages.load(Ordering::Relaxed)) == mark
+    }
+
+    /// The outcome of the server's halt; `Interrupted` if none was recorded.
+    pub(super) fn server_outcome(&self) -> Outcome {
+        self.server_halt
+            .lock()
+            .ok()
+            .and_then(|h| h.as_ref().map(ServerHalt::outcome))
+            .unwrap_or(Outcome::Interrupted)
+    }
+
+    /// Ends the run for every worker; the first reason stands.
+    pub(super) fn halt_for_server(&self, why: ServerHalt) {
+        if let Ok(mut h) = self.server_halt.lock()
+            && h.is_none()
+        {
+            *h = Some(why);
+        }
+        self.server_halted.send_replace(true);
+    }
+
+    /// Queues what became of delivery `id`, claimed by `me`, for the next group.
+    pub(super) fn record(&self, id: DeliveryId, me: &str, ending: Ending) -> ledger::Receipt {
+        let outcome = DeliveryOutcome {
+            id,
+            worker: me.to_string(),
+            result: ending,
+            at: Instant::now(),
+        };
+        match self.recorder.get() {
+            Some(r) => r.record(outcome),
+            None => ledger::Receipt::closed(),
+        }
+    }
+
+    /// Records what became of delivery `id` and waits until it is written.
+    pub(super) async fn record_now(
+        &self,
+        id: DeliveryId,
+        me: &str,
+        ending: Ending,
+    ) -> Result<(), RecordError> {
+        self.record(id, me, ending).recorded().await.map(|_| ())
+    }
+
+    pub(super) fn report_progress(&self) {
+        self.progress.advance(
+            self.sent.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+            self.retried.load(Ordering::Relaxed),
+        );
+    }
+
+    /// Sleeps for `d`, or less when a stop is requested.
+    pub(super) async fn nap(&self, d: Duration) {
+        self.nap_or(d, std::future::pending()).await;
+    }
+
+    /// Sleeps for `d`, or less when a stop is requested or `wake` is ready.
+    pub(super) async fn nap_or(&self, d: Duration, wake: impl std::future::Future<Output = ()>) {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => {}
+            _ = self.until_stopped() => {}
+            _ = wake => {}
+        }
+    }
+
+    /// Runs a database step (one statement), waiting out an outage: nothing is recorded that
+    /// did not happen, and what did happen is recorded once the database is back. A statement
+    /// PostgreSQL rolled back to break a deadlock or a serialization conflict is run again
+    /// at once, a few times: it changed nothing.
+    pub(super) async fn db<T, E, F, Fut>(&self, what: &str, mut step: F) -> Result<T, E>
+    where
+        E: Outage,
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, E>>,
+    {
+        let mut wait = Duration::from_millis(250);
+        let mut conflicts = 0;
+        loop {
+            let e = match step().await {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            if let Some(cause) = e.sql().filter(|e| is_conflict(e))
+                && conflicts < CONFLICT_RETRIES
+            {
+                conflicts += 1;
+                tracing::warn!(
+                    "the database rolled back a statement while {what} ({cause}); running it again"
+                );
+                continue;
+            }
+            let Some(cause) = e.outage() else {
+                return Err(e);
+            };
+            self.outages.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("database unavailable while {what} ({cause}); retrying in {wait:?}");
+            self.progress.note(&format!(
+                "the {} is unavailable: waiting ({cause})",
+                self.store.place()
+            ));
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(15));
+        }
+    }
+}
+
+/// London midnight that starts the day containing `now`, in UTC: where the daily cap resets.
+pub fn start_of_day(now: DateTime<Utc>) -> DateTime<Utc> {
+    let local = now.with_timezone(&London).date_naive();
+    London
+        .from_local_datetime(&local.and_hms_opt(0, 0, 0).unwrap_or_default())
+        .earliest()
+        .map_or(now, |d| d.with_timezone(&Utc))
+}
+
+pub(super) async fn worker(shared: Arc<Shared>, n: u32) -> Result<Outcome, SendError> {
+    let me = format!("{}:{n}", shared.run_id);
+    let mut conn: Option<Connection> = None;
+    let mut unrecorded = Unrecorded::default();
+    let result = worker_loop(&shared, &me, &mut conn, &mut unrecorded).await;
+    if let Some(c) = conn {
+        c.quit().await;
+    }
+    // Whatever ended the worker, what it sent is recorded before the run reports.
+    let drained = unrecorded.drain().await;
+    let outcome = result?;
+    drained?;
+    Ok(outcome)
+}
+
+async fn worker_loop(
+    shared: &Shared,
+    me: &str,
+    conn: &mut Option<Connection>,
+    unrecorded: &mut Unrecorded,
+) -> Result<Outcome, SendError> {
+    let store = &shared.store;
+    let campaign = shared.campaign.id;
+    let who = Claimant {
+        worker: me,
+        sender: shared.sender_id,
+    };
+    let lease = shared.options.lease.as_secs_f64();
+    let batch = i64::from(shared.options.batch);
+    loop {
+        if let Some(outcome) = shared.stopping() {
+            return Ok(outcome);
+        }
+        if !shared.standing.borrow().held {
+            // Without the lock, others would take what this run claims: wait for it.
+            let mut standing = shared.standing.clone();
+            tokio::select! {
+                _ = standing.wait_for(|s| s.held) => {}
+                _ = shared.until_stopped() => {}
+            }
+            continue;
+        }
+        let mark = shared.mark();
+        let claimed = match shared.options.daily_cap {
+            None => {
+                shared
+                    .db("claiming", || store.claim(campaign, who, batch, lease))
+                    .await?
+            }
+            Some(cap) => {
+                let since = start_of_day(Utc::now());
+                match shared
+                    .db("claiming", || {
+                        store.claim_within_cap(campaign, who, batch, lease, cap.into(), since)
+                    })
+                    .await?
+                {
+                    CapClaim::Claimed(c) => c,
+                    CapClaim::CapReached { used } => {
+                        if !shared.options.wait_at_cap {
+                            return Ok(Outcome::CapReached);
+                        }
+                        let tomorrow = since + chrono::Duration::hours(25);
+                        let next = start_of_day(tomorrow);
+                        shared.progress.note(&format!(
+                            "daily cap of {cap} reached ({used} today): waiting until {}",
+                            next.with_timezone(&London).format("%Y-%m-%d %H:%M %Z")
+                        ));
+                        let wait = (next - Utc::now())
+                            .to_std()
+                            .unwrap_or(Duration::from_secs(1));
+                        shared.nap(wait.min(Duration::from_secs(60))).await;
+                        continue;
+                    }
+                }
+            }
+        };
+        if !shared.still_mine(mark) {
+            // The claim met an outage (or the lock went): a first try may have committed with
+            // its reply lost. Give back all this worker holds and claim afresh.
+            shared
+                .db("giving back claims", || store.release_all(campaign, me))
+                .await?;
+            continue;
+        }
+        if claimed.is_empty() {
+            match idle(shared).await? {
+                Some(outcome) => return Ok(outcome),
+                None => continue,
+            }
+        }
+        shared.progress.waiting(None);
+        let mut rest = claimed.into_iter();
+        let mut stopped = None;
+        while let Some(d) = rest.next() {
+            // Checked before every message, not every batch: a stop, a pause or a cancel takes
+            // effect within the message in hand; a lost lock or an outage leaves the rest of
+            // the batch to whoever may have taken it meanwhile.
+            stopped = shared.stopping();
+            let id = d.id;
+            let delivery = if stopped.is_some() || !shared.still_mine(mark) {
+                Delivery::GaveBack
+            } else {
+                deliver(shared, me, conn, unrecorded, d).await?
+            };
+            match delivery {
+                Delivery::Done => {}
+                Delivery::GaveBack => {
+                    stopped = stopped.or_else(|| shared.stopping());
+                    let ids: Vec<DeliveryId> =
+                        std::iter::once(id).chain(rest.map(|d| d.id)).collect();
+                    shared
+                        .db("giving back claims", || store.release(&ids, me))
+                        .await?;
+                    break;
+                }
+                // The server failed the session: nobody is charged; the rest goes back, and
+                // this worker waits for the server before it claims again.
+                Delivery::SessionFailed => {
+                    let ids: Vec<DeliveryId> = rest.map(|d| d.id).collect();
+                    shared
+                        .db("giving back claims", || store.release(&ids, me))
+                        .await?;
+                    if shared.stopping().is_none() {
+                        wait_out_outage(shared, conn).await;
+                    }
+                    stopped = shared.stopping();
+                    break;
+                }
+            }
+        }
+        // The batch's records are in before others are told it is through.
+        unrecorded.drain().await?;
+        shared.batch_done.notify_waiters();
+        if let Some(outcome) = stopped {
+            return Ok(outcome);
+        }
+    }
+}
+
+/// Nothing was due: the campaign is done, paused or cancelled, or retries are waiting.
+async fn idle(shared: &Shared) -> Result<Option<Outcome>, SendError> {
+    // Listening before looking, so that a batch another worker finishes meanwhile still wakes us.
+    let batch_done = shared.batch_done.notified();
+    tokio::pin!(batch_done);
+    batch_done.as_mut().enable();
+    let store = &shared.store;
+    let campaign = shared.campaign.id;
+    let status = shared
+        .db("reading the campaign", || store.campaign_status(campaign))
+        .await?;
+    match status {
+        Some(CampaignStatus::Paused) => return Ok(Some(Outcome::Paused)),
+        Some(CampaignStatus::Cancelled) | None => return Ok(Some(Outcome::Cancelled)),
+        _ => {}
+    }
+    // None when nothing is queued or in flight: the campaign is done.
+    let Some(next) = shared
+        .db("finding the next due", || store.next_due(campaign))
+        .await?
+    else {
+        return Ok(Some(Outcome::Finished));
+    };
+    // Retries not yet due, or another sender's claims: look again when the next is due, and
+    // say whose claims hold the end of the campaign rather than show an estimate of nothing.
+    let holders = shared
+        .db("finding whose claims remain", || store.holders(campaign))
+        .await?;
+    shared
+        .progress
+        .waiting(waiting_for(&holders, Some(shared.sender_id)).as_deref());
+    let wait = (next - Utc::now())
+        .to_std()
+        .ok()
+        .unwrap_or(Duration::from_millis(200))
+        .clamp(Duration::from_millis(50), Duration::from_secs(2));
+    shared.nap_or(wait, batch_done).await;
+    Ok(None)
+}
+
+/// "waiting for 67 claims of sender host:pid, lease ends 10:42", when live senders other than
+/// `me` hold claims; `None` when nobody else does.
+pub fn waiting_for(holders: &[ledger::Holder], me: Option<i32>) -> Option<String> {
+    let parts: Vec<String> = holders
+        .iter()
+        .filter(|h| h.alive && (me.is_none() || h.sender_id != me))
+        .map(|h| {
+            format!(
+                "{} claim(s) of sender {}, lease ends {}",
+                h.claims,
+                h.name.as_deref().unwrap_or("(unnamed)"),
+                h.lease_until.with_timezone(&London).format("%H:%M")
+            )
+        })
+        .collect();
+    (!parts.is_empty()).then(|| format!("waiting for {}", parts.join("; ")))
+}
+
+/// What became of a claimed delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    /// Sent, failed, skipped or scheduled for a retry: recorded.
+    Done,
+    /// The run was stopped before it went: the claim is to be given back.
+    GaveBack,
+    /// The session failed: this claim went back as it was; the rest of the batch goes back
+    /// too, and the worker waits out the outage.
+    SessionFailed,
+}
+
+/// Sends one claimed delivery and records how it went.
+async fn deliver(
+    shared: &Shared,
+    me: &str,
+    conn: &mut Option<Connection>,
+    unrecorded: &mut Unrecorded,
+    d: Claimed,
+) -> Result<Delivery, SendError> {
+    let store = &shared.store;
+    let Some(r) = &d.recipient else {
+        let reply = "the reader unsubscribed, bounced or was erased before their turn".into();
+        shared
+            .record_now(d.id, me, final_status(FinalStatus::Skipped, reply))
+            .await?;
+        return Ok(Delivery::Done);
+    };
+    let token = LinkToken::new(r.link_id.clone(), r.link_secret.clone());
+    let out =
+        match shared
+            .personaliser
+            .message(&r.email, r.name.as_deref(), Some(&d.topics), &token)
+        {
+            Ok(out) => out,
+            Err(e) => {
+                shared
+                    .record_now(d.id, me, final_status(FinalStatus::Failed, e.to_string()))
+                    .await?;
+                shared.failed.fetch_add(1, Ordering::Relaxed);
+                shared.report_progress();
+                return Ok(Delivery::Done);
+            }
+        };
+    // A stop while waiting for the throttle: this one has not gone, and goes back.
+    let paced = tokio::select! {
+        paced = async {
+            shared.slowdown.ready().await;
+            shared
+                .db("waiting for the campaign's pace", || shared.pace.ready())
+                .await
+        } => paced,
+        _ = shared.until_stopped() => return Ok(Delivery::GaveBack),
+    };
+    paced?;
+    // At most so many of this connection's messages may be unrecorded while it sends another.
+    unrecorded.make_room().await?;
+    let result = match conn {
+        Some(c) if c.is_usable() => c.send(&out.envelope, &out.bytes).await,
+        _ => match Connection::open(
+            &shared.target,
+            shared.personaliser.hello_name(),
+            shared.options.smtp_timeout,
+        )
+        .await
+        {
+            Ok(mut c) => {
+                let r = c.send(&out.envelope, &out.bytes).await;
+                *conn = Some(c);
+                r
+            }
+            Err(f) => Err(f),
+        },
+    };
+    let failure = match result {
+        Ok(reply) => {
+            unrecorded.push(shared.record(
+                d.id,
+                me,
+                Ending::Sent {
+                    reply,
+                    message_id: out.message_id,
+                },
+            ));
+            shared.sent.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut o) = shared.outage.lock() {
+                *o = None;
+            }
+            if let Ok(mut s) = shared.streak.lock() {
+                *s = None;
+            }
+            shared.report_progress();
+            return Ok(Delivery::Done);
+        }
+        Err(f) => f,
+    };
+    if conn.as_ref().is_some_and(|c| !c.is_usable()) {
+        *conn = None;
+    }
+    match (failure.scope(), failure.is_permanent()) {
+        // Not the reader's doing: their claim goes back as it was, attempt uncharged.
+        (Scope::Session, permanent) => {
+            if let Some(c) = conn.take() {
+                c.quit().await;
+            }
+            let id = [d.id];
+            shared
+                .db("giving back a claim", || store.release(&id, me))
+                .await?;
+            if permanent {
+                tracing::error!(reply = %redact(&failure.to_string()), "the mail server refused the session");
+                shared.halt_for_server(ServerHalt::Refused(failure));
+            } else {
+                if let Ok(mut o) = shared.outage.lock() {
+                    o.get_or_insert_with(Instant::now);
+                }
+                if failure.is_rate_complaint() {
+                    let gap = shared.slowdown.complain(shared.options.rate);
+                    shared.progress.note(&format!(
+                        "the mail server asks us to slow down ({}): at most one message every {:.1} s for the next {} min",
+                        failure.detail(),
+                        gap.as_secs_f64(),
+                        SLOWDOWN_HOLD.as_secs() / 60
+                    ));
+                }
+                tracing::warn!(reply = %redact(&failure.to_string()), "the mail server is unavailable for now");
+            }
+            return Ok(Delivery::SessionFailed);
+        }
+        // Greylisting, a full mailbox: this reader's message, later.
+        (Scope::Recipient | Scope::Message, false) => {
+            let reply = failure.to_string();
+            if d.attempts >= shared.options.max_attempts as i32 {
+                let why = format!("gave up after {} attempts: {reply}", d.attempts);
+                shared
+                    .record_now(d.id, me, final_status(FinalStatus::Failed, why))
+                    .await?;
+                shared.failed.fetch_add(1, Ordering::Relaxed);
+            } else {
+                let wait = backoff(shared.options.retry_after, d.attempts);
+                let retry = Ending::Retry {
+                    reply,
+                    retry_in_seconds: wait.as_secs_f64(),
+                };
+                shared.record_now(d.id, me, retry).await?;
+                shared.retried.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        (Scope::Recipient | Scope::Message, true) => {
+            shared
+                .record_now(
+                    d.id,
+                    me,
+                    final_status(FinalStatus::Failed, failure.to_string()),
+                )
+                .await?;
+            shared.failed.fetch_add(1, Ordering::Relaxed);
+            if failure.is_no_such_mailbox() {
+                let code = failure
+                    .enhanced()
+                    .map(str::to_string)
+                    .or_else(|| failure.code().map(|c| c.to_string()))
+                    .unwrap_or_default();
+                shared
+                    .db("recording a bounce", || {
+                        store.bounce_after_reply(r.subscriber_id, &code)
+                    })
+                    .await?;
+            } else if let Some(repeated) = count_refusal(shared, &failure) {
+                shared
+                    .db("pausing the campaign", || {
+                        store.set_campaign_status(shared.campaign.id, CampaignStatus::Paused)
+                    })
+                    .await?;
+                shared.halt_for_server(ServerHalt::Repeated(repeated));
+            }
+        }
+    }
+    shared.report_progress();
+    Ok(Delivery::Done)
+}
+
+fn final_status(status: FinalStatus, reply: String) -> Ending {
+    Ending::Final { status, reply }
+}
