@@ -23,6 +23,7 @@ pub mod mail;
 pub mod next_issue;
 pub mod preview;
 pub mod render;
+pub mod retry;
 pub mod send;
 pub mod store;
 pub mod web;

@@ -141,7 +141,7 @@ struct Keeper {
 impl Keeper {
     async fn run(mut self, session: SenderSession, mut end: oneshot::Receiver<()>) {
         let mut session = Some(session);
-        let mut wait = Duration::from_millis(100);
+        let mut waits = crate::retry::sender_lock();
         let mut renew = tokio::time::interval(
             (self.lease / 3).clamp(Duration::from_secs(1), Duration::from_secs(5)),
         );
@@ -150,7 +150,7 @@ impl Keeper {
             let Some(s) = session.as_mut() else {
                 tokio::select! {
                     _ = &mut end => return,
-                    _ = tokio::time::sleep(wait) => {}
+                    _ = tokio::time::sleep(waits.next().unwrap_or(Duration::from_secs(5))) => {}
                 }
                 // No renewing without the lock: the claims may be another's by now.
                 match self.reattach().await {
@@ -158,11 +158,10 @@ impl Keeper {
                         session = Some(s);
                         self.standing.send_modify(|s| s.held = true);
                         tracing::info!(sender = self.id, "sender lock taken again");
-                        wait = Duration::from_millis(100);
+                        waits = crate::retry::sender_lock();
                     }
                     Err(e) => {
                         tracing::warn!(sender = self.id, "cannot take the sender lock again: {e}");
-                        wait = (wait * 2).min(Duration::from_secs(5));
                     }
                 }
                 continue;

@@ -33,8 +33,6 @@ use crate::store::{
 /// How long a confirmation link works.
 pub const CONFIRM_WITHIN_HOURS: i32 = 48;
 const TOKEN_LEN: usize = 32;
-/// Waits before the second and third attempt to send, when the server says "try later".
-const RETRIES: [Duration; 2] = [Duration::from_secs(5), Duration::from_secs(60)];
 
 /// What a sign-up leads to. The visitor sees the same page whichever it is.
 pub enum Signup {
@@ -308,12 +306,12 @@ pub async fn deliver(
         Vec::new(),
         Body::Text(mail.text.clone()),
     )?;
-    let mut waits = RETRIES.iter();
+    let mut waits = crate::retry::confirmation_mail();
     loop {
         match send_once(outbox, target, &message).await {
             Ok(reply) => return Ok(reply),
             Err(failure) if failure.is_transient() => match waits.next() {
-                Some(wait) => tokio::time::sleep(*wait).await,
+                Some(wait) => tokio::time::sleep(wait).await,
                 None => return Err(MailError::Refused(failure)),
             },
             Err(failure) => return Err(MailError::Refused(failure)),

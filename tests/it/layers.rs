@@ -20,14 +20,21 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "next_issue",
             "preview",
             "render",
+            "retry",
             "send",
             "store",
             "web",
         ],
     ),
     // The jobs: each stands on mail, render, store, content and config, and on no other job.
-    ("send", &["mail", "render", "store", "content", "config"]),
-    ("web", &["mail", "render", "store", "content", "config"]),
+    (
+        "send",
+        &["mail", "render", "store", "content", "config", "retry"],
+    ),
+    (
+        "web",
+        &["mail", "render", "store", "content", "config", "retry"],
+    ),
     ("bounces", &["mail", "render", "store", "content", "config"]),
     ("preview", &["render", "content", "config"]),
     ("links", &["content", "config"]),
@@ -40,6 +47,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // The bottom: the settings name the topic catalog and report with the content's diagnostics.
     ("config", &["content"]),
     ("content", &[]),
+    // The one retry policy: every loop that waits and tries again takes its waits from it.
+    ("retry", &[]),
 ];
 
 /// Imports the table does not allow yet, each with why it is there: remove one once it is

@@ -1,5 +1,6 @@
 //! When the mail server or the database fails: what ends a run on the server's account, the
-//! database outages waited out, the probes of a server that is down, and the retries' backoff.
+//! database outages waited out, and the probes of a server that is down (how long each waits:
+//! [`crate::retry`]).
 
 use std::time::{Duration, Instant};
 
@@ -25,7 +26,7 @@ pub(super) const PROBE_CAP: Duration = Duration::from_secs(300);
 /// Waits between probes of a server that is down: from `base`, doubling, at most
 /// [`PROBE_CAP`], with the retries' jitter.
 pub fn probe_wait(base: Duration, probe: i32) -> Duration {
-    backoff(base, probe).min(PROBE_CAP)
+    crate::retry::delivery(base, probe).min(PROBE_CAP)
 }
 
 impl ServerHalt {
@@ -167,17 +168,4 @@ pub(super) async fn wait_out_outage(shared: &Shared, conn: &mut Option<Connectio
             }
         }
     }
-}
-
-/// `base` × 2^(attempt−1), at most six hours, with ±25% jitter so retries do not arrive at the
-/// server together.
-pub fn backoff(base: Duration, attempt: i32) -> Duration {
-    let exp = attempt.clamp(1, 16) as u32 - 1;
-    let plain = base
-        .saturating_mul(1 << exp)
-        .min(Duration::from_secs(6 * 3600));
-    let mut r = [0u8; 2];
-    let _ = getrandom::fill(&mut r);
-    let jitter = 0.75 + (u16::from_le_bytes(r) as f64 / u16::MAX as f64) * 0.5;
-    plain.mul_f64(jitter)
 }

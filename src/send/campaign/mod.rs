@@ -37,7 +37,7 @@ mod prepare;
 mod worker;
 
 use faults::SLOWDOWN_HOLD;
-pub use faults::{backoff, preflight, probe_wait};
+pub use faults::{preflight, probe_wait};
 pub use prepare::{check_image_site, content_hash, prepare};
 use worker::{Shared, worker};
 pub use worker::{start_of_day, waiting_for};
@@ -351,19 +351,6 @@ mod tests {
     use super::faults::PROBE_CAP;
     use super::*;
     use crate::send::ledger;
-
-    #[test]
-    fn retries_back_off_exponentially_with_bounded_jitter() {
-        let base = Duration::from_secs(60);
-        for (attempt, plain) in [(1, 60.0), (2, 120.0), (3, 240.0), (10, 30720.0)] {
-            let plain: f64 = f64::min(plain, 21600.0);
-            let d = backoff(base, attempt).as_secs_f64();
-            assert!(
-                d >= plain * 0.75 && d <= plain * 1.25,
-                "attempt {attempt}: {d} s"
-            );
-        }
-    }
 
     #[test]
     fn only_live_senders_other_than_this_one_are_waited_for() {

@@ -18,7 +18,7 @@ use super::super::personalise::Personaliser;
 use super::super::presence::{Halt, Standing};
 use super::super::throttle::Slowdown;
 use super::faults::{
-    CONFLICT_RETRIES, Outage, SLOWDOWN_HOLD, ServerHalt, backoff, count_refusal, is_conflict,
+    CONFLICT_RETRIES, Outage, SLOWDOWN_HOLD, ServerHalt, count_refusal, is_conflict,
     wait_out_outage,
 };
 use super::{Outcome, Progress, SendError, SendOptions, StopReceiver};
@@ -199,7 +199,7 @@ impl Shared {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, E>>,
     {
-        let mut wait = Duration::from_millis(250);
+        let mut waits = crate::retry::database_outage();
         let mut conflicts = 0;
         loop {
             let e = match step().await {
@@ -219,13 +219,13 @@ impl Shared {
                 return Err(e);
             };
             self.outages.fetch_add(1, Ordering::Relaxed);
+            let wait = waits.next().unwrap_or(Duration::from_secs(15));
             tracing::warn!("database unavailable while {what} ({cause}); retrying in {wait:?}");
             self.progress.note(&format!(
                 "the {} is unavailable: waiting ({cause})",
                 self.store.place()
             ));
             tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(Duration::from_secs(15));
         }
     }
 }
@@ -576,7 +576,7 @@ async fn deliver(
                     .await?;
                 shared.failed.fetch_add(1, Ordering::Relaxed);
             } else {
-                let wait = backoff(shared.options.retry_after, d.attempts);
+                let wait = crate::retry::delivery(shared.options.retry_after, d.attempts);
                 let retry = Ending::Retry {
                     reply,
                     retry_in_seconds: wait.as_secs_f64(),
