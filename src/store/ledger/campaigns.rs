@@ -7,7 +7,10 @@ use sqlx::PgExecutor;
 use super::CampaignId;
 use crate::content::IssueId;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a campaign stands; stored as lowercase text (`sending`, `paused`, `finished`,
+/// `cancelled`) and read back by sqlx, which rejects any other value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum CampaignStatus {
     Sending,
     Paused,
@@ -23,20 +26,6 @@ impl CampaignStatus {
             Self::Finished => "finished",
             Self::Cancelled => "cancelled",
         }
-    }
-
-    fn parse(s: &str) -> Result<Self, sqlx::Error> {
-        Ok(match s {
-            "sending" => Self::Sending,
-            "paused" => Self::Paused,
-            "finished" => Self::Finished,
-            "cancelled" => Self::Cancelled,
-            other => {
-                return Err(sqlx::Error::Decode(
-                    format!("unknown campaign status {other}").into(),
-                ));
-            }
-        })
     }
 }
 
@@ -58,59 +47,31 @@ pub struct Campaign {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-struct CampaignRow {
-    id: i64,
-    issue_id: String,
-    subject: String,
-    content_hash: String,
-    topics: Vec<String>,
-    status: String,
-    created_at: DateTime<Utc>,
-    finished_at: Option<DateTime<Utc>>,
-}
-
-impl TryFrom<CampaignRow> for Campaign {
-    type Error = sqlx::Error;
-
-    fn try_from(r: CampaignRow) -> Result<Self, Self::Error> {
-        Ok(Self {
-            id: CampaignId(r.id),
-            issue_id: r.issue_id,
-            subject: r.subject,
-            content_hash: r.content_hash,
-            topics: r.topics,
-            status: CampaignStatus::parse(&r.status)?,
-            created_at: r.created_at,
-            finished_at: r.finished_at,
-        })
-    }
-}
-
 pub async fn campaign(
     db: impl PgExecutor<'_>,
     issue: IssueId,
 ) -> Result<Option<Campaign>, sqlx::Error> {
     sqlx::query_as!(
-        CampaignRow,
-        r#"SELECT id, issue_id, subject, content_hash, topics, status, created_at, finished_at
+        Campaign,
+        r#"SELECT id AS "id: CampaignId", issue_id, subject, content_hash, topics,
+                  status AS "status: CampaignStatus", created_at, finished_at
            FROM campaigns WHERE issue_id = $1"#,
         issue.to_string()
     )
     .fetch_optional(db)
-    .await?
-    .map(Campaign::try_from)
-    .transpose()
+    .await
 }
 
 pub async fn campaign_status(
     db: impl PgExecutor<'_>,
     campaign_id: CampaignId,
 ) -> Result<Option<CampaignStatus>, sqlx::Error> {
-    sqlx::query_scalar!("SELECT status FROM campaigns WHERE id = $1", campaign_id.0)
-        .fetch_optional(db)
-        .await?
-        .map(|s| CampaignStatus::parse(&s))
-        .transpose()
+    sqlx::query_scalar!(
+        r#"SELECT status AS "status: CampaignStatus" FROM campaigns WHERE id = $1"#,
+        campaign_id.0
+    )
+    .fetch_optional(db)
+    .await
 }
 
 /// Creates the campaign unless it exists; returns it and whether it is new.
