@@ -1,0 +1,56 @@
+//! The delivery ledger in PostgreSQL: campaigns, one delivery per recipient, and the senders
+//! working them. Every statement is short and set-based; no transaction is held across an SMTP
+//! conversation. What `send` does with them is in `send::ledger` and `send::campaign`.
+//!
+//! This module holds the ledger's ids and re-exports the rest: its statements are in
+//! `campaigns`, `claims`, `recipients`, `counts` and `senders`, the transaction that prepares a
+//! campaign in `prepare`, and the [`Store`](crate::store::Store)'s methods over them in `handle`.
+
+mod campaigns;
+mod claims;
+mod counts;
+mod handle;
+mod prepare;
+mod recipients;
+mod senders;
+
+pub use campaigns::*;
+pub use claims::*;
+pub use counts::*;
+pub use prepare::*;
+pub use recipients::*;
+pub use senders::*;
+
+/// A campaign's number in the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, sqlx::Type)]
+#[sqlx(transparent)]
+pub struct CampaignId(i64);
+
+impl CampaignId {
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for CampaignId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// One delivery's number in the ledger: one recipient of one campaign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, sqlx::Type)]
+#[sqlx(transparent)]
+pub struct DeliveryId(i64);
+
+impl DeliveryId {
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for DeliveryId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
