@@ -393,6 +393,77 @@ async fn greylisting_defers_each_reader_once_then_everyone_is_delivered_on_one_s
     assert_eq!(server.count("RSET"), 5);
 }
 
+/// The tests above shorten `send.retry_after_seconds` and `send.smtp_timeout_seconds` to stay
+/// fast; with the defaults a greylisted reader is put back for about a minute (60 s, ±25 %
+/// jitter), the others are sent, and a stopped run says it can be resumed.
+#[sqlx::test]
+async fn with_the_default_settings_a_greylisted_reader_is_put_back_for_about_a_minute(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let greylisted = reader(0);
+    let (pool, url, server) = scene(
+        pool_options,
+        options,
+        3,
+        Relay {
+            rcpt: Arc::new(move |to, _| {
+                if to == reader(0) {
+                    format!("450 4.2.0 <{to}>: Recipient address rejected: Greylisted")
+                } else {
+                    "250 2.1.5 Ok".into()
+                }
+            }),
+            ..Relay::default()
+        },
+    )
+    .await;
+    let mut child = crate::common::lscp_mail(&["send", ISSUE, "--rate", "0"])
+        .env("DATABASE_URL", &url)
+        .env("SMTP_URL", server.url())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("lscp-mail runs");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let put_back_for = loop {
+        let row: Option<f64> = sqlx::query_scalar(
+            "SELECT EXTRACT(EPOCH FROM d.next_attempt_at - now())::float8
+               FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id
+              WHERE s.email = $1 AND d.status = 'queued' AND d.attempts = 1",
+        )
+        .bind(&greylisted)
+        .fetch_optional(&pool)
+        .await
+        .expect("ledger");
+        if let Some(secs) = row
+            && with_status(&pool, "sent").await.len() == 2
+        {
+            break secs;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the greylisted reader was not put back: {:?}",
+            ledger(&pool).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        (40.0..=75.0).contains(&put_back_for),
+        "put back for {put_back_for:.1} s, not about the default minute"
+    );
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(term.success());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("joined")
+        .expect("waited");
+    assert_eq!(status.code(), Some(75), "a stopped run is resumable");
+}
+
 #[sqlx::test]
 async fn postfix_refusing_a_dead_mailbox_bounces_that_reader_alone_and_carries_on(
     pool_options: PgPoolOptions,
