@@ -9,9 +9,9 @@ use super::{code, exit};
 use crate::config::Config;
 use crate::content::IssueId;
 use crate::send::control::{self, ControlError};
-use crate::send::ledger::{Campaign, Counts, Holder, LiveSender};
 use crate::send::{campaign, estimate};
 use crate::store::Store;
+use crate::store::ledger::{Campaign, Counts, Holder, LiveSender};
 
 /// The issue a campaign belongs to, given as its folder (issues/2026-02) or its month (2026-02).
 #[derive(Debug, Clone)]

@@ -5,10 +5,10 @@
 
 use chrono::{DateTime, Utc};
 
-use super::ledger::{Campaign, CampaignStatus, Counts, Holder, LiveSender};
 use super::{campaign, estimate};
 use crate::content::IssueId;
 use crate::store::bounce::BounceCounts;
+use crate::store::ledger::{Campaign, CampaignStatus, Counts, Holder, LiveSender};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::campaign::{self, SendError, SendOptions};
-use super::ledger::{Campaign, CampaignStatus, Counts, Holder};
 use super::personalise::{PersonaliseError, Personaliser};
 use crate::content::{Issue, TopicSet};
 use crate::mail::smtp::{Connection, SmtpFailure, SmtpTarget};
+use crate::store::ledger::{Campaign, CampaignStatus, Counts, Holder};
 use crate::store::{LinkToken, Store, StoreError, SubscriberEmail};
 
 #[derive(Debug, thiserror::Error)]

@@ -1,5 +1,5 @@
 //! What `send` does with the delivery ledger beyond single statements (those are in
-//! [`crate::store::ledger`], re-exported here): the group commit of outcomes.
+//! [`crate::store::ledger`]): the group commit of outcomes.
 //!
 //! Every worker's outcomes go to one [`Recorder`], which writes whatever has arrived while the
 //! previous group was being written in one statement: under load, a few milliseconds' worth of
@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
-pub use crate::store::ledger::*;
+use crate::store::ledger::{DeliveryId, DeliveryOutcome};
 
 /// Most messages a connection may have accepted by the server and not yet recorded when it
 /// starts sending another. A `kill -9` can therefore leave at most this many plus the one in

@@ -6,9 +6,9 @@ use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::ledger::CampaignId;
 use super::throttle::Rate;
 use crate::store::Store;
+use crate::store::ledger::CampaignId;
 use crate::store::pace::Draw;
 
 /// With no limit anywhere, the process looks again this often whether a sender with a limit

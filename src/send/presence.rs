@@ -16,8 +16,8 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::ledger::{CampaignId, CampaignStatus, SenderInfo};
 use crate::store::Store;
+use crate::store::ledger::{CampaignId, CampaignStatus, SenderInfo};
 use crate::store::sender::SenderSession;
 
 /// How long a lease renewal or a check of the lock's connection may take before the database

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use lscp_mail::content::IssueId;
-use lscp_mail::send::ledger::{self, CampaignId, SenderInfo};
+use lscp_mail::store::ledger::{self, CampaignId, SenderInfo};
 use lscp_mail::store::pace::{self, Draw, Slot};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};

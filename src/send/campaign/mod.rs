@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use super::ledger::{Campaign, Counts, RecordError, Recorder, SenderInfo};
+use super::ledger::{RecordError, Recorder};
 use super::pace::CampaignPace;
 use super::personalise::{PersonaliseError, Personaliser};
 use super::presence::Presence;
@@ -30,6 +30,7 @@ use super::throttle::{Rate, Slowdown};
 use crate::config::Config;
 use crate::content::Issue;
 use crate::mail::smtp::{SmtpFailure, SmtpTarget};
+use crate::store::ledger::{Campaign, Counts, SenderInfo};
 use crate::store::{Store, StoreError};
 
 mod faults;
@@ -350,7 +351,7 @@ mod tests {
 
     use super::faults::PROBE_CAP;
     use super::*;
-    use crate::send::ledger;
+    use crate::store::ledger;
 
     #[test]
     fn only_live_senders_other_than_this_one_are_waited_for() {

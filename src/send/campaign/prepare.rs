@@ -5,11 +5,11 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use super::super::ledger::{Campaign, CampaignImage, NewCampaign, Prepared};
 use super::{SendError, SendOptions};
 use crate::config::Config;
 use crate::content::Issue;
 use crate::store::Store;
+use crate::store::ledger::{Campaign, CampaignImage, NewCampaign, Prepared};
 
 /// SHA-256 over the issue's files (TOML and images; names and contents, in name order): a
 /// changed issue is not sent on silently.

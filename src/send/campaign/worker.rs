@@ -9,10 +9,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Europe::London;
 use tokio::sync::watch;
 
-use super::super::ledger::{
-    self, Campaign, CampaignStatus, CapClaim, Claimant, Claimed, DeliveryId, DeliveryOutcome,
-    Ending, FinalStatus, RecordError, Recorder, Unrecorded,
-};
+use super::super::ledger::{Receipt, RecordError, Recorder, Unrecorded};
 use super::super::pace::CampaignPace;
 use super::super::personalise::Personaliser;
 use super::super::presence::{Halt, Standing};
@@ -23,6 +20,10 @@ use super::faults::{
 };
 use super::{Outcome, Progress, SendError, SendOptions, StopReceiver};
 use crate::mail::smtp::{Connection, Scope, SmtpFailure, SmtpTarget, redact};
+use crate::store::ledger::{
+    self, Campaign, CampaignStatus, CapClaim, Claimant, Claimed, DeliveryId, DeliveryOutcome,
+    Ending, FinalStatus,
+};
 use crate::store::{LinkToken, Store};
 
 /// Everything the workers share.
@@ -144,7 +145,7 @@ impl Shared {
     }
 
     /// Queues what became of delivery `id`, claimed by `me`, for the next group.
-    pub(super) fn record(&self, id: DeliveryId, me: &str, ending: Ending) -> ledger::Receipt {
+    pub(super) fn record(&self, id: DeliveryId, me: &str, ending: Ending) -> Receipt {
         let outcome = DeliveryOutcome {
             id,
             worker: me.to_string(),
@@ -153,7 +154,7 @@ impl Shared {
         };
         match self.recorder.get() {
             Some(r) => r.record(outcome),
-            None => ledger::Receipt::closed(),
+            None => Receipt::closed(),
         }
     }
 
