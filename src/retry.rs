@@ -22,20 +22,20 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 /// Waits between tries of a database step while the database is unavailable: for as long as
 /// it takes.
 pub fn database_outage() -> impl Iterator<Item = Duration> {
-    ExponentialBuilder::new()
-        .with_min_delay(Duration::from_millis(250))
-        .with_factor(2.0)
-        .with_max_delay(Duration::from_secs(15))
-        .without_max_times()
-        .build()
+    doubling(Duration::from_millis(250), Duration::from_secs(15))
 }
 
 /// Waits between tries to take a sender's advisory lock again after its connection went.
 pub fn sender_lock() -> impl Iterator<Item = Duration> {
+    doubling(Duration::from_millis(100), Duration::from_secs(5))
+}
+
+/// From `first`, doubling, at most `cap`, without end.
+fn doubling(first: Duration, cap: Duration) -> impl Iterator<Item = Duration> {
     ExponentialBuilder::new()
-        .with_min_delay(Duration::from_millis(100))
+        .with_min_delay(first)
         .with_factor(2.0)
-        .with_max_delay(Duration::from_secs(5))
+        .with_max_delay(cap)
         .without_max_times()
         .build()
 }
@@ -59,12 +59,7 @@ const DELIVERY_CAP: Duration = Duration::from_secs(6 * 3600);
 /// together.
 pub fn delivery(base: Duration, attempt: i32) -> Duration {
     let tries_made = usize::try_from(attempt.clamp(1, 16)).unwrap_or(1);
-    let plain = ExponentialBuilder::new()
-        .with_min_delay(base)
-        .with_factor(2.0)
-        .with_max_delay(DELIVERY_CAP)
-        .without_max_times()
-        .build()
+    let plain = doubling(base, DELIVERY_CAP)
         .nth(tries_made - 1)
         .unwrap_or(DELIVERY_CAP);
     let mut r = [0u8; 2];
