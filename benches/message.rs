@@ -22,7 +22,7 @@ use lscp_mail::config::{Config, Dkim, DkimAlgorithm};
 use lscp_mail::content::{TopicCatalog, load_issue};
 use lscp_mail::render::Renderer;
 use lscp_mail::send::personalise::Personaliser;
-use lscp_mail::store::LinkToken;
+use lscp_mail::store::{DisplayName, LinkToken, SubscriberEmail};
 
 fn key(dir: &Path, name: &str, openssl: &str) -> std::path::PathBuf {
     let path = dir.join(name);
@@ -76,7 +76,13 @@ fn main() {
         ),
     ];
     let token = LinkToken::parse(&"AbCd0123-_".repeat(7)[..64]).expect("a token");
-    let topics = ["training".to_string()];
+    let topics = TopicCatalog::builtin()
+        .parse_list("training")
+        .expect("a topic");
+    let (ada, ada_name) = (
+        SubscriberEmail::parse("ada@example.org").expect("an address"),
+        DisplayName::parse("Ada").expect("a name"),
+    );
     let mut c = Criterion::default()
         .configure_from_args()
         .measurement_time(Duration::from_secs(5));
@@ -89,8 +95,8 @@ fn main() {
                 b.iter(|| {
                     black_box(
                         p.message_by_builder(
-                            "ada@example.org",
-                            Some("Ada"),
+                            &ada,
+                            ada_name.as_ref(),
                             Some(&topics),
                             &token.expose(),
                         )
@@ -102,7 +108,7 @@ fn main() {
         group.bench_function(*name, |b| {
             b.iter(|| {
                 black_box(
-                    p.message("ada@example.org", Some("Ada"), Some(&topics), &token)
+                    p.message(&ada, ada_name.as_ref(), Some(&topics), &token)
                         .expect("message"),
                 )
             })

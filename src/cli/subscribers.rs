@@ -427,7 +427,7 @@ fn print_list(subscribers: &[crate::store::Subscriber]) -> Result<(), OutputErro
     for s in subscribers {
         let who = match (&s.name, &s.organisation) {
             (Some(n), Some(o)) => format!("{n} ({o})"),
-            (Some(n), None) => n.clone(),
+            (Some(n), None) => n.to_string(),
             (None, Some(o)) => format!("({o})"),
             (None, None) => String::new(),
         };

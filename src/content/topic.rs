@@ -5,8 +5,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// A topic slug that is known to the configuration. Only [`TopicCatalog::parse`] makes one,
-/// so past the edge a `Topic` is always one the newsletter offers.
+/// A topic slug that is known to the configuration. Only [`TopicCatalog::parse`] makes one from
+/// what a person wrote, so past the edge a `Topic` is always one the newsletter offers; the
+/// store reads back the ones it was given ([`Topic::from_stored`]).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct Topic(String);
@@ -14,6 +15,12 @@ pub struct Topic(String);
 impl Topic {
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// A slug read back from the database, where only parsed topics are written (a delivery's
+    /// topics were the issue's): trusted as it is, not parsed against today's catalog.
+    pub fn from_stored(slug: String) -> Self {
+        Self(slug)
     }
 }
 

@@ -117,12 +117,7 @@ pub async fn dry_run(
     personaliser: &Personaliser,
     out: &Path,
 ) -> Result<DryRun, JobError> {
-    let topics: Vec<String> = issue
-        .topics()
-        .iter()
-        .map(|t| t.as_str().to_string())
-        .collect();
-    let audience = store.audience(&topics).await?;
+    let audience = store.audience(&issue.topics()).await?;
     std::fs::create_dir_all(out).map_err(|source| JobError::CreateDir {
         path: out.to_path_buf(),
         source,
@@ -134,8 +129,8 @@ pub async fn dry_run(
             continue;
         }
         let token = LinkToken::new(r.link_id.clone(), r.link_secret.clone());
-        let message = personaliser.message(&r.email, r.name.as_deref(), Some(&topics), &token)?;
-        let path = out.join(message_file_name(n + 1, &r.email));
+        let message = personaliser.message(&r.email, r.name.as_ref(), Some(&topics), &token)?;
+        let path = out.join(message_file_name(n + 1, r.email.as_str()));
         std::fs::write(&path, &message.bytes).map_err(|source| JobError::Write {
             path: path.clone(),
             source,
@@ -206,10 +201,10 @@ impl<'a> TestSend<'a> {
     ) -> Result<(Version, Result<String, SmtpFailure>), JobError> {
         let (topics, token, version) = match self.store.subscriber(email).await {
             Ok(s) => {
-                let mine: Vec<String> = s
-                    .topics
+                let mine: TopicSet = self
+                    .issue_topics
                     .iter()
-                    .filter(|t| self.issue_topics.iter().any(|i| i.as_str() == t.as_str()))
+                    .filter(|i| s.topics.iter().any(|t| i.as_str() == t.as_str()))
                     .cloned()
                     .collect();
                 let token = self.store.link_token(&s).await?;
@@ -228,7 +223,7 @@ impl<'a> TestSend<'a> {
         };
         let message = self
             .personaliser
-            .message(email.as_str(), None, topics.as_deref(), &token)?;
+            .message(email, None, topics.as_ref(), &token)?;
         let answer = self.conn.send(&message.envelope, &message.bytes).await;
         Ok((version, answer))
     }

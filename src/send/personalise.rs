@@ -18,7 +18,7 @@ use crate::content::{Issue, TopicCatalog, TopicSet};
 use crate::mail::outgoing::{Body, Encoded, Outbox, OutboxError, Stamp, header};
 use crate::render::message::{message_id, message_id_tag};
 use crate::render::{ReaderLinks, RenderError, Rendered, Renderer};
-use crate::store::LinkToken;
+use crate::store::{DisplayName, LinkToken, SubscriberEmail};
 
 pub use crate::mail::outgoing::Outgoing;
 
@@ -41,7 +41,7 @@ pub enum PersonaliseError {
 pub struct Personaliser {
     outbox: Outbox,
     subject: String,
-    variants: HashMap<Vec<String>, Variant>,
+    variants: HashMap<TopicSet, Variant>,
     full: Variant,
     /// The MIME boundary of every message of the campaign.
     boundary: String,
@@ -68,10 +68,10 @@ impl Personaliser {
             images: crate::render::view::images_base(config, issue),
         };
         let all = renderer.render_variants(issue, config, catalog, &links)?;
-        let rendered: HashMap<Vec<String>, Variant> = all
+        let rendered: HashMap<TopicSet, Variant> = all
             .by_topics
             .into_iter()
-            .map(|(set, r)| (key(&set), Variant::new(r)))
+            .map(|(set, r)| (set, Variant::new(r)))
             .collect();
         let outbox = Outbox::new(config)?;
         let sender = envelope_sender(config, outbox.sender())?;
@@ -110,13 +110,13 @@ impl Personaliser {
         self.variants.len()
     }
 
-    /// The message for a reader of `topics` (the slugs their choice shares with the issue),
+    /// The message for a reader of `topics` (the topics their choice shares with the issue),
     /// or the whole issue when `topics` is `None`.
     pub fn message(
         &self,
-        to_address: &str,
-        to_name: Option<&str>,
-        topics: Option<&[String]>,
+        to_address: &SubscriberEmail,
+        to_name: Option<&DisplayName>,
+        topics: Option<&TopicSet>,
         token: &LinkToken,
     ) -> Result<Outgoing, PersonaliseError> {
         self.message_stamped(to_address, to_name, topics, token, None)
@@ -126,9 +126,9 @@ impl Personaliser {
     /// [`Personaliser::with_boundary`], the very message `message_by_builder` made.
     pub fn message_stamped(
         &self,
-        to_address: &str,
-        to_name: Option<&str>,
-        topics: Option<&[String]>,
+        to_address: &SubscriberEmail,
+        to_name: Option<&DisplayName>,
+        topics: Option<&TopicSet>,
         token: &LinkToken,
         stamp: Option<Stamp>,
     ) -> Result<Outgoing, PersonaliseError> {
@@ -138,7 +138,7 @@ impl Personaliser {
             return self.message_by_builder(to_address, to_name, topics, &token);
         };
         let out = self.outbox.message_encoded(
-            (to_address, to_name),
+            (to_address.as_str(), to_name.map(DisplayName::as_str)),
             &self.subject,
             self.headers(&token),
             body,
@@ -152,9 +152,9 @@ impl Personaliser {
     /// the tests compare the fast way with.
     pub fn message_by_builder(
         &self,
-        to_address: &str,
-        to_name: Option<&str>,
-        topics: Option<&[String]>,
+        to_address: &SubscriberEmail,
+        to_name: Option<&DisplayName>,
+        topics: Option<&TopicSet>,
         token: &str,
     ) -> Result<Outgoing, PersonaliseError> {
         let rendered = &self.variant(topics)?.rendered;
@@ -163,7 +163,7 @@ impl Personaliser {
             html: rendered.html.replace(TOKEN, token),
         };
         let out = self.outbox.message(
-            (to_address, to_name),
+            (to_address.as_str(), to_name.map(DisplayName::as_str)),
             &self.subject,
             self.headers(token),
             body,
@@ -191,16 +191,13 @@ impl Personaliser {
             .count()
     }
 
-    fn variant(&self, topics: Option<&[String]>) -> Result<&Variant, PersonaliseError> {
+    fn variant(&self, topics: Option<&TopicSet>) -> Result<&Variant, PersonaliseError> {
         match topics {
             None => Ok(&self.full),
-            Some(t) => {
-                let mut k = t.to_vec();
-                k.sort();
-                self.variants
-                    .get(&k)
-                    .ok_or_else(|| PersonaliseError::NoVariant(k.clone()))
-            }
+            Some(t) => self
+                .variants
+                .get(t)
+                .ok_or_else(|| PersonaliseError::NoVariant(slugs(t))),
         }
     }
 
@@ -221,7 +218,11 @@ impl Personaliser {
 
     /// Reports come back to an address naming the delivery (its Message-ID's random part),
     /// never the reader.
-    fn with_verp(&self, mut out: Outgoing, to_address: &str) -> Result<Outgoing, PersonaliseError> {
+    fn with_verp(
+        &self,
+        mut out: Outgoing,
+        to_address: &SubscriberEmail,
+    ) -> Result<Outgoing, PersonaliseError> {
         if let Some(bounces) = &self.bounce_address
             && let Some(tag) = message_id_tag(&out.message_id)
         {
@@ -310,8 +311,8 @@ impl Template {
     }
 }
 
-/// The variant key: topic slugs in sorted order, as the ledger stores them.
-fn key(set: &TopicSet) -> Vec<String> {
+/// The topics' slugs in sorted order, as the error names them.
+fn slugs(set: &TopicSet) -> Vec<String> {
     set.iter().map(|t| t.as_str().to_string()).collect()
 }
 

@@ -10,8 +10,10 @@ use std::str::FromStr;
 /// The longest name or organisation accepted, in characters.
 pub const MAX_CHARS: usize = 200;
 
-/// A name or an organisation as the practitioner gave it (trimmed, never empty).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A name or an organisation as the practitioner gave it (trimmed, never empty). Read back
+/// from the database as it was written (`name AS "name: DisplayName"`).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::Type)]
+#[sqlx(transparent)]
 pub struct DisplayName(String);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -44,6 +46,15 @@ impl DisplayName {
     }
 
     pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Read as the text it is (`name.as_deref()`); there is no way to change it.
+impl std::ops::Deref for DisplayName {
+    type Target = str;
+
+    fn deref(&self) -> &str {
         &self.0
     }
 }

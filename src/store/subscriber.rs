@@ -23,11 +23,6 @@ impl SubscriberId {
     pub fn get(self) -> i64 {
         self.0
     }
-
-    /// An id read by a query outside the subscriber store (the delivery ledger's).
-    pub(crate) fn from_db(id: i64) -> Self {
-        Self(id)
-    }
 }
 
 impl fmt::Display for SubscriberId {
@@ -108,8 +103,8 @@ impl fmt::Display for SubscriberStatus {
 pub struct Subscriber {
     pub id: SubscriberId,
     pub email: SubscriberEmail,
-    pub name: Option<String>,
-    pub organisation: Option<String>,
+    pub name: Option<DisplayName>,
+    pub organisation: Option<DisplayName>,
     pub status: SubscriberStatus,
     /// Topic slugs in the order the sign-up box lists them.
     pub topics: Vec<String>,
@@ -442,8 +437,9 @@ async fn select(
 ) -> Result<Vec<Subscriber>, StoreError> {
     Ok(sqlx::query_as!(
         Subscriber,
-        r#"SELECT s.id AS "id: SubscriberId", s.email AS "email: SubscriberEmail", s.name,
-                  s.organisation, s.status AS "status: SubscriberStatus",
+        r#"SELECT s.id AS "id: SubscriberId", s.email AS "email: SubscriberEmail",
+                  s.name AS "name: DisplayName", s.organisation AS "organisation: DisplayName",
+                  s.status AS "status: SubscriberStatus",
                   s.created_at, s.updated_at, s.confirmed_at,
                   ARRAY(SELECT st.topic FROM subscriber_topics st JOIN topics t ON t.slug = st.topic
                         WHERE st.subscriber_id = s.id ORDER BY t.sort_order, t.slug) AS "topics!"

@@ -467,21 +467,20 @@ async fn deliver(
         return Ok(Delivery::Done);
     };
     let token = LinkToken::new(r.link_id.clone(), r.link_secret.clone());
-    let out =
-        match shared
-            .personaliser
-            .message(&r.email, r.name.as_deref(), Some(&d.topics), &token)
-        {
-            Ok(out) => out,
-            Err(e) => {
-                shared
-                    .record_now(d.id, me, final_status(FinalStatus::Failed, e.to_string()))
-                    .await?;
-                shared.failed.fetch_add(1, Ordering::Relaxed);
-                shared.report_progress();
-                return Ok(Delivery::Done);
-            }
-        };
+    let out = match shared
+        .personaliser
+        .message(&r.email, r.name.as_ref(), Some(&d.topics), &token)
+    {
+        Ok(out) => out,
+        Err(e) => {
+            shared
+                .record_now(d.id, me, final_status(FinalStatus::Failed, e.to_string()))
+                .await?;
+            shared.failed.fetch_add(1, Ordering::Relaxed);
+            shared.report_progress();
+            return Ok(Delivery::Done);
+        }
+    };
     // A stop while waiting for the throttle: this one has not gone, and goes back.
     let paced = tokio::select! {
         paced = async {

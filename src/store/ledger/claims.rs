@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, PgPool};
 
 use super::{CampaignId, DeliveryId, Recipient, used_since};
-use crate::store::{SubscriberId, redact_addresses};
+use crate::content::{Topic, TopicSet};
+use crate::store::{DisplayName, SubscriberEmail, SubscriberId, redact_addresses};
 
 /// Who claims: one connection (`worker`, what `claimed_by` records) of a registered sender.
 #[derive(Debug, Clone, Copy)]
@@ -19,7 +20,8 @@ pub struct Claimant<'a> {
 pub struct Claimed {
     pub id: DeliveryId,
     pub attempts: i32,
-    pub topics: Vec<String>,
+    /// The topics the reader shares with the issue, as the audience froze them.
+    pub topics: TopicSet,
     /// `None` when the subscriber left or was erased since the audience was frozen.
     pub recipient: Option<Recipient>,
 }
@@ -59,7 +61,8 @@ pub async fn claim(
                RETURNING d.id, d.subscriber_id, d.topics, d.attempts
            )
            SELECT c.id AS "id!", c.attempts AS "attempts!", c.topics AS "topics!",
-                  s.id AS "subscriber_id?", s.email AS "email?", s.name AS "name?",
+                  s.id AS "subscriber_id?: SubscriberId", s.email AS "email?: SubscriberEmail",
+                  s.name AS "name?: DisplayName",
                   s.link_id AS "link_id?", s.link_secret AS "link_secret?"
            FROM claimed c
            LEFT JOIN subscribers s ON s.id = c.subscriber_id AND s.status = 'active'
@@ -77,11 +80,11 @@ pub async fn claim(
         .map(|r| Claimed {
             id: DeliveryId(r.id),
             attempts: r.attempts,
-            topics: r.topics,
+            topics: r.topics.into_iter().map(Topic::from_stored).collect(),
             recipient: match (r.subscriber_id, r.email, r.link_id, r.link_secret) {
                 (Some(subscriber_id), Some(email), Some(link_id), Some(link_secret)) => {
                     Some(Recipient {
-                        subscriber_id: SubscriberId::from_db(subscriber_id),
+                        subscriber_id,
                         email,
                         name: r.name,
                         link_id,

@@ -139,8 +139,8 @@ impl Store {
     /// See [`audience`].
     pub async fn audience(
         &self,
-        issue_topics: &[String],
-    ) -> Result<Vec<(Recipient, Vec<String>)>, sqlx::Error> {
+        issue_topics: &crate::content::TopicSet,
+    ) -> Result<Vec<(Recipient, crate::content::TopicSet)>, sqlx::Error> {
         audience(&self.pool, issue_topics).await
     }
 

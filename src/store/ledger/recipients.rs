@@ -3,13 +3,15 @@
 
 use sqlx::{PgExecutor, PgPool};
 
-use crate::store::{StoreError, SubscriberId};
+use crate::content::{Topic, TopicSet};
+use crate::store::subscriber::slugs;
+use crate::store::{DisplayName, StoreError, SubscriberEmail, SubscriberId};
 
 #[derive(Debug, Clone)]
 pub struct Recipient {
     pub subscriber_id: SubscriberId,
-    pub email: String,
-    pub name: Option<String>,
+    pub email: SubscriberEmail,
+    pub name: Option<DisplayName>,
     pub link_id: Vec<u8>,
     pub link_secret: Vec<u8>,
 }
@@ -17,10 +19,11 @@ pub struct Recipient {
 /// Who would receive the issue now, without touching the ledger: for `--dry-run`.
 pub async fn audience(
     db: impl PgExecutor<'_>,
-    issue_topics: &[String],
-) -> Result<Vec<(Recipient, Vec<String>)>, sqlx::Error> {
+    issue_topics: &TopicSet,
+) -> Result<Vec<(Recipient, TopicSet)>, sqlx::Error> {
     let rows = sqlx::query!(
-        r#"SELECT s.id, s.email, s.name, s.link_id, s.link_secret, t.topics AS "topics!"
+        r#"SELECT s.id AS "id: SubscriberId", s.email AS "email: SubscriberEmail",
+                  s.name AS "name: DisplayName", s.link_id, s.link_secret, t.topics AS "topics!"
            FROM subscribers s
            CROSS JOIN LATERAL (
                SELECT coalesce(array_agg(st.topic ORDER BY st.topic), '{}') AS topics
@@ -29,7 +32,7 @@ pub async fn audience(
            ) t
            WHERE s.status = 'active'
            ORDER BY s.id"#,
-        issue_topics
+        &slugs(issue_topics)
     )
     .fetch_all(db)
     .await?;
@@ -38,13 +41,13 @@ pub async fn audience(
         .map(|r| {
             (
                 Recipient {
-                    subscriber_id: SubscriberId::from_db(r.id),
+                    subscriber_id: r.id,
                     email: r.email,
                     name: r.name,
                     link_id: r.link_id,
                     link_secret: r.link_secret,
                 },
-                r.topics,
+                r.topics.into_iter().map(Topic::from_stored).collect(),
             )
         })
         .collect())
