@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use super::{campaign, estimate};
 use crate::content::IssueId;
 use crate::store::bounce::BounceCounts;
-use crate::store::ledger::{Campaign, CampaignStatus, Counts, Holder, LiveSender};
+use crate::store::ledger::{Campaign, CampaignStatus, Counts, DeliveryStatus, Holder, LiveSender};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +61,7 @@ pub struct Status {
     /// When it will finish, while it is sending with something left.
     pub estimate: Option<(estimate::Estimate, estimate::Inputs)>,
     /// The five latest failures and retries: when, the delivery's status, the server's reply.
-    pub last_errors: Vec<(DateTime<Utc>, String, String)>,
+    pub last_errors: Vec<(DateTime<Utc>, DeliveryStatus, String)>,
 }
 
 pub async fn status(store: &Store, c: &Campaign) -> Result<Status, ControlError> {

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, PgPool};
 
-use super::{CampaignId, DeliveryId, Recipient, used_since};
+use super::{CampaignId, DeliveryId, DeliveryStatus, Recipient, used_since};
 use crate::content::{Topic, TopicSet};
 use crate::store::{DisplayName, SubscriberEmail, SubscriberId, redact_addresses};
 
@@ -145,7 +145,7 @@ pub async fn record(
         let (status, reply, message_id, secs) = match &o.result {
             // For a message sent: how long ago, to date it back to its acceptance.
             Ending::Sent { reply, message_id } => (
-                "sent",
+                DeliveryStatus::Sent,
                 reply,
                 Some(message_id.clone()),
                 o.at.elapsed().as_secs_f64(),
@@ -153,10 +153,10 @@ pub async fn record(
             Ending::Retry {
                 reply,
                 retry_in_seconds,
-            } => ("queued", reply, None, *retry_in_seconds),
-            Ending::Final { status, reply } => (status.as_str(), reply, None, 0.0),
+            } => (DeliveryStatus::Queued, reply, None, *retry_in_seconds),
+            Ending::Final { status, reply } => (DeliveryStatus::from(*status), reply, None, 0.0),
         };
-        statuses.push(status.to_string());
+        statuses.push(status);
         replies.push(redact_addresses(reply).into_owned());
         message_ids.push(message_id);
         seconds.push(secs);
@@ -177,7 +177,7 @@ pub async fn record(
            RETURNING d.id"#,
         &ids,
         &workers,
-        &statuses,
+        &statuses as &[DeliveryStatus],
         &replies,
         &message_ids as &[Option<String>],
         &seconds
@@ -193,11 +193,11 @@ pub enum FinalStatus {
     Skipped,
 }
 
-impl FinalStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Failed => "failed",
-            Self::Skipped => "skipped",
+impl From<FinalStatus> for DeliveryStatus {
+    fn from(status: FinalStatus) -> Self {
+        match status {
+            FinalStatus::Failed => Self::Failed,
+            FinalStatus::Skipped => Self::Skipped,
         }
     }
 }

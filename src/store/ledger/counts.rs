@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 
-use super::CampaignId;
+use super::{CampaignId, DeliveryStatus};
 
 /// How many deliveries there are in each status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -84,9 +84,9 @@ pub async fn last_errors(
     db: impl PgExecutor<'_>,
     campaign_id: CampaignId,
     limit: i64,
-) -> Result<Vec<(DateTime<Utc>, String, String)>, sqlx::Error> {
+) -> Result<Vec<(DateTime<Utc>, DeliveryStatus, String)>, sqlx::Error> {
     let rows = sqlx::query!(
-        r#"SELECT updated_at, status, last_reply AS "last_reply!"
+        r#"SELECT updated_at, status AS "status: DeliveryStatus", last_reply AS "last_reply!"
            FROM deliveries
            WHERE campaign_id = $1 AND last_reply IS NOT NULL
              AND (status = 'failed' OR (status = 'queued' AND attempts > 0))

@@ -115,7 +115,7 @@ impl Store {
         &self,
         campaign_id: CampaignId,
         limit: i64,
-    ) -> Result<Vec<(DateTime<Utc>, String, String)>, sqlx::Error> {
+    ) -> Result<Vec<(DateTime<Utc>, DeliveryStatus, String)>, sqlx::Error> {
         last_errors(&self.pool, campaign_id, limit).await
     }
 
