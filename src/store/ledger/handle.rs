@@ -1,4 +1,11 @@
 //! The [`Store`]'s ledger methods: each runs one of this module's statements on the pool.
+//!
+//! Two doors to one set of statements, on purpose: the jobs hold a `Store` and no pool (the
+//! pool never leaves `store/`), so they come in here; the statements themselves take any
+//! executor, because the store runs some of them inside its own transactions
+//! (`claim_within_cap`) or on a sender's own connection (`store::sender`), and the tests hold
+//! one open mid-statement to pin down what waits for what (`send_outage`). These methods add
+//! nothing but the pool.
 
 use chrono::{DateTime, Utc};
 

@@ -85,3 +85,15 @@ impl std::fmt::Display for DeliveryStatus {
         f.pad(self.as_str())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::DeliveryStatus;
+
+    #[test]
+    fn a_delivery_status_fills_the_width_it_is_given_as_its_text_did() {
+        assert_eq!(format!("{:7}|", DeliveryStatus::Failed), "failed |");
+        assert_eq!(format!("{:7}|", DeliveryStatus::Queued), "queued |");
+        assert_eq!(DeliveryStatus::Skipped.to_string(), "skipped");
+    }
+}
