@@ -6,6 +6,7 @@
 
 pub mod imap;
 pub mod recognise;
+mod report_fields;
 pub mod source;
 
 use chrono::Utc;

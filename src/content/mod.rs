@@ -5,6 +5,7 @@ pub mod diagnostic;
 pub mod issue;
 pub mod load;
 pub mod model;
+pub mod section;
 pub mod topic;
 pub mod when;
 

@@ -33,6 +33,7 @@ use crate::mail::smtp::{SmtpFailure, SmtpTarget};
 use crate::store::ledger::{Campaign, Counts, SenderInfo};
 use crate::store::{Store, StoreError};
 
+mod deliver;
 mod faults;
 mod prepare;
 mod worker;
