@@ -12,7 +12,7 @@ use lettre::transport::smtp::extension::ClientId;
 use lscp_mail::mail::smtp::{Connection, SmtpTarget, Stage};
 use secrecy::SecretString;
 
-use crate::common::scripted_smtp::{Relay, ScriptedSmtp};
+use crate::common::scripted_smtp::{Relay, ScriptedSmtp, TestCa};
 
 const LIMIT: Duration = Duration::from_secs(10);
 
@@ -200,4 +200,38 @@ async fn the_server_gets_the_bytes_lettres_session_sent() {
             "the same bytes as lettre's"
         );
     }
+}
+
+#[tokio::test]
+async fn smtps_is_tls_from_the_first_byte_and_logs_in() {
+    let ca = TestCa::new();
+    let server = ScriptedSmtp::start(Relay {
+        extensions: vec!["AUTH PLAIN LOGIN".into(), "PIPELINING".into()],
+        tls: Some(ca.clone()),
+        implicit_tls: true,
+        ..Relay::default()
+    })
+    .await;
+    let url = format!(
+        "smtps://newsletter%40example.org:secret@localhost:{}",
+        server.port
+    );
+    let target = SmtpTarget::parse(&SecretString::from(url)).expect("url");
+
+    let untrusted = Connection::open(&target, "news.example.org", LIMIT)
+        .await
+        .err()
+        .expect("an unknown CA is refused");
+    assert_eq!(untrusted.stage, Stage::Connect, "{untrusted}");
+    assert!(untrusted.is_permanent(), "{untrusted}");
+
+    let target = target.trusting(&ca.ca_file).expect("CA file");
+    let mut conn = Connection::open(&target, "news.example.org", LIMIT)
+        .await
+        .expect("session");
+    conn.send(&envelope("ann@example.org"), MESSAGE)
+        .await
+        .expect("sent");
+    assert_eq!(server.count("AUTH PLAIN"), 1);
+    assert_eq!(server.log().accepted, ["ann@example.org"]);
 }

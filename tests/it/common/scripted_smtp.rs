@@ -30,6 +30,8 @@ pub struct Relay {
     /// Offer STARTTLS with this certificate; `MAIL FROM` before it is refused, as relays that
     /// require TLS do.
     pub tls: Option<TestCa>,
+    /// With `tls`: TLS from the first byte (`smtps://`) instead of STARTTLS.
+    pub implicit_tls: bool,
     /// The reply to `AUTH`.
     pub auth: String,
     /// The reply to `MAIL FROM`.
@@ -44,6 +46,7 @@ impl Default for Relay {
             greeting: "220 relay.test ESMTP".into(),
             extensions: vec!["8BITMIME".into(), "PIPELINING".into()],
             tls: None,
+            implicit_tls: false,
             auth: "235 2.7.0 Authentication successful".into(),
             mail: "250 2.1.0 Ok".into(),
             rcpt: Arc::new(|_, _| "250 2.1.5 Ok".into()),
@@ -237,6 +240,19 @@ fn address(line: &str) -> String {
 
 impl Session {
     async fn run(self, tcp: tokio::net::TcpStream) {
+        if let (Some(ca), true) = (&self.relay.tls, self.relay.implicit_tls) {
+            let acceptor = tokio_rustls::TlsAcceptor::from(ca.config.clone());
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let mut reader = BufReader::new(tls);
+            if write(&mut reader, &self.relay.greeting).await.is_ok()
+                && self.relay.greeting.starts_with('2')
+            {
+                self.converse(&mut reader, true).await;
+            }
+            return;
+        }
         let mut reader = BufReader::new(tcp);
         if write(&mut reader, &self.relay.greeting).await.is_err()
             || !self.relay.greeting.starts_with('2')
