@@ -163,4 +163,21 @@ mod tests {
             .expect_err("closed");
         assert!(closed.reply.is_none() && closed.is_transient(), "{closed}");
     }
+
+    #[tokio::test]
+    async fn a_refusal_over_several_lines_keeps_its_enhanced_status_once() {
+        let wire: &[u8] = b"550-5.7.1 Service unavailable; client blocked\r\n550 5.7.1 see https://example.org/why\r\n";
+        let refused = read_reply(
+            &mut BufReader::new(wire),
+            Stage::MailFrom,
+            Duration::from_secs(1),
+        )
+        .await
+        .expect_err("550");
+        assert_eq!(
+            refused.detail(),
+            "550 5.7.1 Service unavailable; client blocked see https://example.org/why"
+        );
+        assert!(refused.is_permanent());
+    }
 }
