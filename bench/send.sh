@@ -119,12 +119,12 @@ declare -A ours_wall ours_steady ours_rss src_wall src_rss
 for run in $(seq 1 "$runs"); do
     for c in $connections; do
         sql "DELETE FROM campaigns" >/dev/null
-        if ! /usr/bin/time -f "%e %M" -o "$work/send.time" \
+        if ! /usr/bin/time -f "%e %M %U %S" -o "$work/send.time" \
             "$bin" send "$issue" --rate 0 --concurrency "$c" >"$work/send.log" 2>&1; then
             cat "$work/send.log" >&2
             exit 1
         fi
-        read -r wall rss <"$work/send.time"
+        read -r wall rss user sys <"$work/send.time"
         read -r n span < <(sql "SELECT count(*), extract(epoch FROM max(sent_at) - min(sent_at))
                                FROM deliveries WHERE status = 'sent'" | tr '|' ' ')
         [[ "$n" -eq "$recipients" ]] || { log "sent $n, not $recipients"; exit 1; }
@@ -138,7 +138,8 @@ for run in $(seq 1 "$runs"); do
         read -r swall srss <"$work/source.time"
         src_wall[$c]+="$(div "$recipients" "$swall") "
         src_rss[$c]+="$((srss / 1024)) "
-        log "run $run, $c connection(s): lscp-mail $(div "$n" "$wall") msg/s (${wall} s, $((rss / 1024)) MiB), smtp-source $(div "$recipients" "$swall") msg/s"
+        cpu=$(awk -v u="$user" -v s="$sys" -v n="$n" 'BEGIN { printf "%.3f", (u + s) * 1000 / n }')
+        log "run $run, $c connection(s): lscp-mail $(div "$n" "$wall") msg/s (${wall} s, $((rss / 1024)) MiB, CPU ${user} s user + ${sys} s sys = ${cpu} ms/msg), smtp-source $(div "$recipients" "$swall") msg/s"
     done
 done
 

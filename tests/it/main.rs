@@ -27,6 +27,7 @@ mod send_messages;
 mod send_outage;
 mod send_process;
 mod shipped_issues;
+mod smtp_session;
 mod special_edition;
 mod store_import;
 mod store_subscribers;

@@ -1,28 +1,103 @@
-//! The open session: connecting (TCP with `TCP_NODELAY`, or TLS from the first byte), EHLO,
-//! STARTTLS and AUTH, then each command of a transaction sent on its own under the time limit,
-//! so that a failure knows its step and whether the session can go on.
+//! The open session, spoken by us over TCP (with `TCP_NODELAY`, on `smtps://` too) or TLS:
+//! the greeting, EHLO, STARTTLS and AUTH, then each transaction under the time limit, so that
+//! a failure knows its step and whether the session can go on.
+//!
+//! lettre's `AsyncSmtpConnection` ran this session before; it keeps its stream to itself and
+//! has no PIPELINING, so a message cost four round trips (MAIL, RCPT, DATA, the final dot) and
+//! its codec copied the body byte by byte. Only the conversation is ours (see `wire`): lettre
+//! still formats the commands (`Ehlo`, `Mail`, `Rcpt`, `Auth`, ...), parses the replies and
+//! the EHLO keywords it knows, and builds the message; rustls does TLS with the roots lettre
+//! used. When the server offers PIPELINING (RFC 2920), MAIL FROM, every RCPT TO and DATA go in
+//! one write and their replies are read in order, every one of them, so that the session stays
+//! in step after a refusal.
 
-use std::fmt;
 use std::time::Duration;
 
 use lettre::address::{Address, Envelope};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::AsyncSmtpConnection;
-use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset};
-use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
+use lettre::transport::smtp::commands::{Auth, Data, Ehlo, Mail, Quit, Rcpt, Rset, Starttls};
+use lettre::transport::smtp::extension::{
+    ClientId, Extension, MailBodyParameter, MailParameter, ServerInfo,
+};
+use lettre::transport::smtp::response::{Response, Severity};
 use secrecy::ExposeSecret;
+use tokio::io::BufReader;
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use super::failure::{Reply, SmtpFailure, Stage};
-use super::greeting::greeting;
 use super::target::{Security, SmtpTarget};
+use super::wire::{END_OF_DATA, Io, read_reply, transparent, write};
+
+/// What the server said it can do in its (last) EHLO reply.
+struct Offers {
+    info: ServerInfo,
+    pipelining: bool,
+}
 
 /// An open SMTP session.
 pub struct Connection {
-    inner: AsyncSmtpConnection,
+    io: BufReader<Box<dyn Io>>,
+    offers: Offers,
     limit: Duration,
     broken: bool,
+}
+
+/// Says EHLO and reads what the server offers.
+async fn ehlo<S: Io>(
+    io: &mut BufReader<S>,
+    hello: &ClientId,
+    limit: Duration,
+) -> Result<Offers, SmtpFailure> {
+    let command = Ehlo::new(hello.clone()).to_string();
+    write(io, Stage::Ehlo, limit, &[command.as_bytes()]).await?;
+    let reply = read_reply(io, Stage::Ehlo, limit).await?;
+    let info = ServerInfo::from_response(&reply)
+        .map_err(|e| SmtpFailure::temporary(Stage::Ehlo, e.to_string()))?;
+    // lettre's `ServerInfo` keeps only the keywords it uses; PIPELINING is not one.
+    let pipelining = reply.message().skip(1).any(|line| {
+        line.split_whitespace()
+            .next()
+            .is_some_and(|k| k.eq_ignore_ascii_case("PIPELINING"))
+    });
+    Ok(Offers { info, pipelining })
+}
+
+/// Reads the greeting: anything but a 2xx refuses the session there.
+async fn greeting<S: Io>(io: &mut BufReader<S>, limit: Duration) -> Result<(), SmtpFailure> {
+    let reply = read_reply(io, Stage::Greeting, limit).await?;
+    if reply.code().severity != Severity::PositiveCompletion {
+        let text: Vec<&str> = reply.message().collect();
+        return Err(SmtpFailure::replied(
+            Stage::Greeting,
+            Reply::new(554, &text.join(" ")),
+        ));
+    }
+    Ok(())
+}
+
+/// TLS over `tcp`, checking the server's certificate against the target's roots. rustls's
+/// refusal (a certificate we do not trust, no common version) is for good: the settings must
+/// change, waiting will not help.
+async fn tls(
+    target: &SmtpTarget,
+    tcp: TcpStream,
+    stage: Stage,
+    limit: Duration,
+) -> Result<Box<dyn Io>, SmtpFailure> {
+    let (connector, name) = target.tls().map_err(|e| SmtpFailure::permanent(stage, e))?;
+    let stream = timeout(limit, connector.connect(name, tcp))
+        .await
+        .map_err(|_| SmtpFailure::temporary(stage, format!("no TLS within {} s", limit.as_secs())))?
+        .map_err(|e| {
+            let cause = format!("TLS: {e}");
+            if e.kind() == std::io::ErrorKind::InvalidData {
+                SmtpFailure::permanent(stage, cause)
+            } else {
+                SmtpFailure::temporary(stage, cause)
+            }
+        })?;
+    Ok(Box::new(stream))
 }
 
 impl Connection {
@@ -35,123 +110,111 @@ impl Connection {
     ) -> Result<Self, SmtpFailure> {
         let hello = ClientId::Domain(hello.to_string());
         let secs = limit.as_secs();
-        let mut inner = match target.security {
-            Security::Plain | Security::StartTls => {
-                let tcp = timeout(
-                    limit,
-                    TcpStream::connect((target.host.as_str(), target.port)),
-                )
-                .await
-                .map_err(|_| {
-                    SmtpFailure::temporary(Stage::Connect, format!("no answer within {secs} s"))
-                })?
-                .map_err(|e| SmtpFailure::temporary(Stage::Connect, e.to_string()))?;
-                tcp.set_nodelay(true)
-                    .map_err(|e| SmtpFailure::temporary(Stage::Connect, e.to_string()))?;
-                let stream = greeting(tcp, limit).await?;
-                timeout(
-                    limit,
-                    AsyncSmtpConnection::connect_with_transport(Box::new(stream), &hello),
-                )
-                .await
-                .map_err(|_| {
-                    SmtpFailure::temporary(Stage::Ehlo, format!("no reply within {secs} s"))
-                })?
-                .map_err(|e| SmtpFailure::from_lettre(Stage::Ehlo, &e))?
-            }
-            // lettre opens this socket itself, so TCP_NODELAY cannot be set before TLS (the
-            // Nagle stall remains on smtps://; prefer smtp:// with STARTTLS on port 587), and a
-            // refusal in the greeting cannot be told from one to EHLO.
+        let tcp = timeout(
+            limit,
+            TcpStream::connect((target.host.as_str(), target.port)),
+        )
+        .await
+        .map_err(|_| SmtpFailure::temporary(Stage::Connect, format!("no answer within {secs} s")))?
+        .map_err(|e| SmtpFailure::temporary(Stage::Connect, e.to_string()))?;
+        // Without it the body and its final dot stall ~40 ms on Nagle and delayed ACK.
+        tcp.set_nodelay(true)
+            .map_err(|e| SmtpFailure::temporary(Stage::Connect, e.to_string()))?;
+        let (io, offers) = match target.security {
             Security::Tls => {
-                let tls = target
-                    .tls()
-                    .map_err(|e| SmtpFailure::permanent(Stage::Connect, e.to_string()))?;
-                timeout(
+                let mut io = BufReader::new(tls(target, tcp, Stage::Connect, limit).await?);
+                greeting(&mut io, limit).await?;
+                let offers = ehlo(&mut io, &hello, limit).await?;
+                (io, offers)
+            }
+            Security::Plain => {
+                let mut io = BufReader::new(tcp);
+                greeting(&mut io, limit).await?;
+                let offers = ehlo(&mut io, &hello, limit).await?;
+                let io: BufReader<Box<dyn Io>> = BufReader::new(Box::new(io.into_inner()));
+                (io, offers)
+            }
+            Security::StartTls => {
+                let mut io = BufReader::new(tcp);
+                greeting(&mut io, limit).await?;
+                let offers = ehlo(&mut io, &hello, limit).await?;
+                if !offers.info.supports_feature(Extension::StartTls) {
+                    return Err(SmtpFailure::permanent(
+                        Stage::StartTls,
+                        format!(
+                            "{target} does not offer STARTTLS; refusing to send a password or mail in clear"
+                        ),
+                    ));
+                }
+                write(
+                    &mut io,
+                    Stage::StartTls,
                     limit,
-                    AsyncSmtpConnection::connect_tokio1(
-                        (target.host.as_str(), target.port),
-                        Some(limit),
-                        &hello,
-                        Some(tls),
-                        None,
-                    ),
+                    &[Starttls.to_string().as_bytes()],
                 )
-                .await
-                .map_err(|_| {
-                    SmtpFailure::temporary(Stage::Connect, format!("no answer within {secs} s"))
-                })?
-                .map_err(|e| {
-                    let stage = if e.status().is_some() {
-                        Stage::Greeting
-                    } else {
-                        Stage::Connect
-                    };
-                    SmtpFailure::from_lettre(stage, &e)
-                })?
+                .await?;
+                read_reply(&mut io, Stage::StartTls, limit).await?;
+                if !io.buffer().is_empty() {
+                    // Bytes sent before TLS must not be read as if they came after it.
+                    return Err(SmtpFailure::permanent(
+                        Stage::StartTls,
+                        "the server sent more after agreeing to STARTTLS",
+                    ));
+                }
+                let mut io =
+                    BufReader::new(tls(target, io.into_inner(), Stage::StartTls, limit).await?);
+                let offers = ehlo(&mut io, &hello, limit).await?;
+                (io, offers)
             }
         };
-        if target.security == Security::StartTls {
-            if !inner.can_starttls() {
-                return Err(SmtpFailure::permanent(
-                    Stage::StartTls,
-                    format!(
-                        "{target} does not offer STARTTLS; refusing to send a password or mail in clear"
-                    ),
-                ));
-            }
-            let tls = target
-                .tls()
-                .map_err(|e| SmtpFailure::permanent(Stage::StartTls, e.to_string()))?;
-            timeout(limit, inner.starttls(tls, &hello))
-                .await
-                .map_err(|_| {
-                    SmtpFailure::temporary(Stage::StartTls, format!("no reply within {secs} s"))
-                })?
-                .map_err(|e| SmtpFailure::from_lettre(Stage::StartTls, &e))?;
-        }
-        if let Some((user, pass)) = &target.credentials {
-            let mechanisms = [Mechanism::Plain, Mechanism::Login];
-            if inner
-                .server_info()
-                .get_auth_mechanism(&mechanisms)
-                .is_none()
-            {
-                return Err(SmtpFailure::permanent(
-                    Stage::Auth,
-                    format!(
-                        "SMTP_URL gives a user name and password but {target} offers no AUTH PLAIN or LOGIN (after STARTTLS, when used)"
-                    ),
-                ));
-            }
-            let creds = Credentials::new(user.clone(), pass.expose_secret().to_string());
-            timeout(limit, inner.auth(&mechanisms, &creds))
-                .await
-                .map_err(|_| {
-                    SmtpFailure::temporary(Stage::Auth, format!("no reply within {secs} s"))
-                })?
-                .map_err(|e| SmtpFailure::from_lettre(Stage::Auth, &e))?;
-        }
-        Ok(Self {
-            inner,
+        let mut conn = Self {
+            io,
+            offers,
             limit,
             broken: false,
-        })
+        };
+        if let Some((user, pass)) = &target.credentials {
+            let creds = Credentials::new(user.clone(), pass.expose_secret().to_string());
+            conn.auth(target, &creds).await?;
+        }
+        Ok(conn)
     }
 
-    /// One command under the time limit; a timeout or a dropped connection leaves the session
-    /// unusable.
-    async fn step(
-        &mut self,
-        stage: Stage,
-        command: impl fmt::Display,
-    ) -> Result<lettre::transport::smtp::response::Response, SmtpFailure> {
-        let result = match timeout(self.limit, self.inner.command(command)).await {
-            Err(_) => Err(SmtpFailure::temporary(
-                stage,
-                format!("no reply within {} s", self.limit.as_secs()),
-            )),
-            Ok(r) => r.map_err(|e| SmtpFailure::from_lettre(stage, &e)),
+    /// AUTH PLAIN or LOGIN, answering LOGIN's challenges (at most ten, as lettre did).
+    async fn auth(&mut self, target: &SmtpTarget, creds: &Credentials) -> Result<(), SmtpFailure> {
+        let Some(mechanism) = self
+            .offers
+            .info
+            .get_auth_mechanism(&[Mechanism::Plain, Mechanism::Login])
+        else {
+            return Err(SmtpFailure::permanent(
+                Stage::Auth,
+                format!(
+                    "SMTP_URL gives a user name and password but {target} offers no AUTH PLAIN or LOGIN (after STARTTLS, when used)"
+                ),
+            ));
         };
+        let client =
+            |e: lettre::transport::smtp::Error| SmtpFailure::permanent(Stage::Auth, e.to_string());
+        let mut command = Auth::new(mechanism, creds.clone(), None).map_err(client)?;
+        for _ in 0..10 {
+            let reply = self
+                .step(Stage::Auth, command.to_string().as_bytes())
+                .await?;
+            if !reply.has_code(334) {
+                return Ok(());
+            }
+            command = Auth::new_from_response(mechanism, creds.clone(), &reply).map_err(client)?;
+        }
+        Err(SmtpFailure::permanent(
+            Stage::Auth,
+            "the server asked for more than ten AUTH challenges",
+        ))
+    }
+
+    /// Notes a failure that leaves the session unusable: no reply (a timeout, a drop, a reply
+    /// that is not SMTP) or a 421.
+    fn settle<T>(&mut self, result: Result<T, SmtpFailure>) -> Result<T, SmtpFailure> {
         if let Err(f) = &result
             && (f.reply.is_none() || f.code() == Some(421))
         {
@@ -160,9 +223,27 @@ impl Connection {
         result
     }
 
+    /// The next reply, under the time limit.
+    async fn reply(&mut self, stage: Stage) -> Result<Response, SmtpFailure> {
+        let result = read_reply(&mut self.io, stage, self.limit).await;
+        self.settle(result)
+    }
+
+    /// Writes `bytes` (one or more commands, or a message) and reads the first reply.
+    async fn step(&mut self, stage: Stage, bytes: &[u8]) -> Result<Response, SmtpFailure> {
+        let written = write(&mut self.io, stage, self.limit, &[bytes]).await;
+        self.settle(written)?;
+        self.reply(stage).await
+    }
+
     /// Ends a refused transaction so that the session can carry on with the next reader.
     async fn reset(&mut self) {
-        if !self.broken && self.step(Stage::MailFrom, Rset).await.is_err() {
+        if !self.broken
+            && self
+                .step(Stage::MailFrom, Rset.to_string().as_bytes())
+                .await
+                .is_err()
+        {
             self.broken = true;
         }
     }
@@ -174,7 +255,7 @@ impl Connection {
         envelope: &Envelope,
         message: &[u8],
     ) -> Result<String, SmtpFailure> {
-        let info = self.inner.server_info();
+        let info = &self.offers.info;
         let mut params = Vec::new();
         let non_ascii = envelope
             .from()
@@ -207,39 +288,94 @@ impl Connection {
             }
             params.push(MailParameter::Body(MailBodyParameter::EightBitMime));
         }
-        self.step(Stage::MailFrom, Mail::new(envelope.from().cloned(), params))
-            .await?;
-        for to in envelope.to() {
-            if let Err(f) = self
-                .step(Stage::RcptTo, Rcpt::new(to.clone(), vec![]))
-                .await
-            {
+        let mail = Mail::new(envelope.from().cloned(), params).to_string();
+        let rcpts: Vec<String> = envelope
+            .to()
+            .iter()
+            .map(|to| Rcpt::new(to.clone(), vec![]).to_string())
+            .collect();
+        if self.offers.pipelining {
+            self.pipelined(&mail, &rcpts).await?;
+        } else {
+            self.one_by_one(&mail, &rcpts).await?;
+        }
+        let body = transparent(message);
+        let written = write(
+            &mut self.io,
+            Stage::Message,
+            self.limit,
+            &[&body, END_OF_DATA],
+        )
+        .await;
+        self.settle(written)?;
+        let response = self.reply(Stage::Message).await?;
+        Ok(format!(
+            "{} {}",
+            response.code(),
+            response.message().collect::<Vec<_>>().join(" ")
+        ))
+    }
+
+    /// MAIL FROM, each RCPT TO and DATA, each awaiting its reply before the next.
+    async fn one_by_one(&mut self, mail: &str, rcpts: &[String]) -> Result<(), SmtpFailure> {
+        self.step(Stage::MailFrom, mail.as_bytes()).await?;
+        for rcpt in rcpts {
+            if let Err(f) = self.step(Stage::RcptTo, rcpt.as_bytes()).await {
                 self.reset().await;
                 return Err(f);
             }
         }
-        if let Err(f) = self.step(Stage::Data, Data).await {
+        if let Err(f) = self.step(Stage::Data, Data.to_string().as_bytes()).await {
             self.reset().await;
             return Err(f);
         }
-        let sent = match timeout(self.limit, self.inner.message(message)).await {
-            Err(_) => Err(SmtpFailure::temporary(
-                Stage::Message,
-                format!("no reply within {} s", self.limit.as_secs()),
-            )),
-            Ok(r) => r.map_err(|e| SmtpFailure::from_lettre(Stage::Message, &e)),
-        };
-        match sent {
-            Ok(response) => Ok(format!(
-                "{} {}",
-                response.code(),
-                response.message().collect::<Vec<_>>().join(" ")
-            )),
-            Err(f) => {
-                if f.reply.is_none() || f.code() == Some(421) {
+        Ok(())
+    }
+
+    /// MAIL FROM, each RCPT TO and DATA in one write (RFC 2920), then every reply in order.
+    /// The first refusal is the transaction's; the replies after it are still read, so that
+    /// the next transaction reads its own.
+    async fn pipelined(&mut self, mail: &str, rcpts: &[String]) -> Result<(), SmtpFailure> {
+        let data = Data.to_string();
+        let mut group = String::with_capacity(mail.len() + 64 * rcpts.len() + data.len());
+        group.push_str(mail);
+        rcpts.iter().for_each(|r| group.push_str(r));
+        group.push_str(&data);
+        let mut refused = None;
+        match self.step(Stage::MailFrom, group.as_bytes()).await {
+            Ok(_) => {}
+            Err(f) if self.broken => return Err(f),
+            Err(f) => refused = Some(f),
+        }
+        let mut accepted = 0;
+        for _ in rcpts {
+            match self.reply(Stage::RcptTo).await {
+                Ok(_) => accepted += 1,
+                Err(f) if self.broken => return Err(refused.unwrap_or(f)),
+                Err(f) => {
+                    refused.get_or_insert(f);
+                }
+            }
+        }
+        match (self.reply(Stage::Data).await, refused) {
+            (Ok(_), None) => Ok(()),
+            (Ok(_), Some(f)) => {
+                if accepted == 0 {
+                    // A server that takes DATA with no recipient gets the empty message RFC
+                    // 2920 asks for, which it must refuse.
+                    let _ = self.step(Stage::Message, b".\r\n").await;
+                    self.reset().await;
+                } else {
+                    // Some recipients were accepted and the message cannot be taken back
+                    // short of hanging up.
                     self.broken = true;
                 }
                 Err(f)
+            }
+            (Err(f), refused) if self.broken => Err(refused.unwrap_or(f)),
+            (Err(f), refused) => {
+                self.reset().await;
+                Err(refused.unwrap_or(f))
             }
         }
     }
@@ -247,20 +383,28 @@ impl Connection {
     /// `MAIL FROM` of the envelope sender, then `RSET`: whether the server takes mail from us,
     /// without sending any.
     pub async fn try_sender(&mut self, from: Option<&Address>) -> Result<(), SmtpFailure> {
-        self.step(Stage::MailFrom, Mail::new(from.cloned(), vec![]))
+        let mail = Mail::new(from.cloned(), vec![]).to_string();
+        self.step(Stage::MailFrom, mail.as_bytes()).await?;
+        self.step(Stage::MailFrom, Rset.to_string().as_bytes())
             .await?;
-        self.step(Stage::MailFrom, Rset).await?;
         Ok(())
     }
 
     /// False once the session cannot be used again.
     pub fn is_usable(&self) -> bool {
-        !self.broken && !self.inner.has_broken()
+        !self.broken
     }
 
     pub async fn quit(mut self) {
         if self.is_usable() {
-            let _ = timeout(Duration::from_secs(5), self.inner.quit()).await;
+            let limit = self.limit.min(Duration::from_secs(5));
+            let quit = Quit.to_string();
+            if write(&mut self.io, Stage::MailFrom, limit, &[quit.as_bytes()])
+                .await
+                .is_ok()
+            {
+                let _ = read_reply(&mut self.io, Stage::MailFrom, limit).await;
+            }
         }
     }
 }

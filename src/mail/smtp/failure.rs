@@ -146,23 +146,30 @@ impl SmtpFailure {
         }
     }
 
-    pub(super) fn from_lettre(stage: Stage, e: &lettre::transport::smtp::Error) -> Self {
-        if let Some(code) = e.status() {
-            // lettre keeps the code typed but the reply's text only as the error's source.
-            let text = std::error::Error::source(e)
-                .map(|s| s.to_string())
-                .unwrap_or_default();
-            return Self::replied(stage, Reply::new(u16::from(code), &text));
+    /// The failure a refusal says: its code, and its lines joined with spaces with an enhanced
+    /// status repeated at the start of each line kept once (as lettre's errors had them).
+    pub(super) fn from_response(
+        stage: Stage,
+        response: &lettre::transport::smtp::response::Response,
+    ) -> Self {
+        let mut lines = response.message();
+        let first = lines.next().unwrap_or("");
+        let code = u16::from(response.code());
+        let class = (code / 100).to_string();
+        let repeated = enhanced_status(first)
+            .filter(|e| first.starts_with(e) && e.starts_with(class.as_str()));
+        let mut text = first.to_string();
+        for line in lines {
+            text.push(' ');
+            text.push_str(match repeated {
+                Some(e) => line
+                    .strip_prefix(e)
+                    .filter(|rest| rest.starts_with(' '))
+                    .map_or(line, str::trim_start),
+                None => line,
+            });
         }
-        // A certificate we do not trust, or a client-side impossibility (no common AUTH
-        // mechanism): the settings must change, waiting will not help. (rustls's verdict on
-        // the certificate reaches us as a connection error with its words.)
-        let text = e.to_string();
-        if e.is_tls() || e.is_client() || text.contains("certificate") {
-            Self::permanent(stage, text)
-        } else {
-            Self::temporary(stage, text)
-        }
+        Self::replied(stage, Reply::new(code, &text))
     }
 
     fn kind(&self) -> &'static str {

@@ -4,8 +4,12 @@
 use std::fmt;
 use std::path::Path;
 
-use lettre::transport::smtp::client::{Certificate, TlsParameters};
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
 use secrecy::{ExposeSecret, SecretString};
+use tokio_rustls::TlsConnector;
 
 use crate::config::redact_url;
 
@@ -27,7 +31,8 @@ pub struct SmtpTarget {
     pub port: u16,
     pub security: Security,
     pub(super) credentials: Option<(String, SecretString)>,
-    ca: Option<Certificate>,
+    /// The extra CA certificates `smtp.ca_file` holds (none when it is not set).
+    ca: Vec<CertificateDer<'static>>,
     shown: String,
 }
 
@@ -85,7 +90,7 @@ impl SmtpTarget {
             host,
             security,
             credentials,
-            ca: None,
+            ca: Vec::new(),
             shown,
         })
     }
@@ -108,11 +113,13 @@ impl SmtpTarget {
             path: shown.clone(),
             source,
         })?;
-        let ca = Certificate::from_pem(&pem).map_err(|e| SmtpError::BadCaFile {
-            path: shown,
-            message: e.to_string(),
-        })?;
-        self.ca = Some(ca);
+        let ca = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| SmtpError::BadCaFile {
+                path: shown,
+                message: e.to_string(),
+            })?;
+        self.ca = ca;
         Ok(self)
     }
 
@@ -121,12 +128,27 @@ impl SmtpTarget {
         self.credentials.is_some()
     }
 
-    pub(super) fn tls(&self) -> Result<TlsParameters, lettre::transport::smtp::Error> {
-        let mut b = TlsParameters::builder(self.host.clone());
-        if let Some(ca) = &self.ca {
-            b = b.add_root_certificate(ca.clone());
+    /// The TLS client for this target: the Mozilla roots (as lettre used) and the extra CA,
+    /// TLS 1.2 or 1.3, with the name the server's certificate must carry.
+    pub(super) fn tls(&self) -> Result<(TlsConnector, ServerName<'static>), String> {
+        let mut roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        for ca in &self.ca {
+            roots
+                .add(ca.clone())
+                .map_err(|e| format!("smtp.ca_file: {e}"))?;
         }
-        b.build_rustls()
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_protocol_versions(rustls::ALL_VERSIONS)
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let name =
+            ServerName::try_from(self.host.clone()).map_err(|e| format!("{}: {e}", self.host))?;
+        Ok((TlsConnector::from(Arc::new(config)), name))
     }
 }
 

@@ -30,6 +30,8 @@ pub struct Relay {
     /// Offer STARTTLS with this certificate; `MAIL FROM` before it is refused, as relays that
     /// require TLS do.
     pub tls: Option<TestCa>,
+    /// With `tls`: TLS from the first byte (`smtps://`) instead of STARTTLS.
+    pub implicit_tls: bool,
     /// The reply to `AUTH`.
     pub auth: String,
     /// The reply to `MAIL FROM`.
@@ -44,6 +46,7 @@ impl Default for Relay {
             greeting: "220 relay.test ESMTP".into(),
             extensions: vec!["8BITMIME".into(), "PIPELINING".into()],
             tls: None,
+            implicit_tls: false,
             auth: "235 2.7.0 Authentication successful".into(),
             mail: "250 2.1.0 Ok".into(),
             rcpt: Arc::new(|_, _| "250 2.1.5 Ok".into()),
@@ -105,6 +108,12 @@ pub struct Log {
     pub commands: Vec<(u32, String)>,
     /// Recipients whose message the server accepted, once per acceptance.
     pub accepted: Vec<String>,
+    /// The messages accepted, as the server stores them (dots unstuffed, without the final
+    /// `.` line), with their recipient.
+    pub messages: Vec<(String, Vec<u8>)>,
+    /// The commands that had arrived before the server replied to the one before them (a
+    /// client pipelining, RFC 2920), prefixed with their session's number.
+    pub pipelined: Vec<(u32, String)>,
     pub sessions: u32,
 }
 
@@ -231,6 +240,19 @@ fn address(line: &str) -> String {
 
 impl Session {
     async fn run(self, tcp: tokio::net::TcpStream) {
+        if let (Some(ca), true) = (&self.relay.tls, self.relay.implicit_tls) {
+            let acceptor = tokio_rustls::TlsAcceptor::from(ca.config.clone());
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let mut reader = BufReader::new(tls);
+            if write(&mut reader, &self.relay.greeting).await.is_ok()
+                && self.relay.greeting.starts_with('2')
+            {
+                self.converse(&mut reader, true).await;
+            }
+            return;
+        }
         let mut reader = BufReader::new(tcp);
         if write(&mut reader, &self.relay.greeting).await.is_err()
             || !self.relay.greeting.starts_with('2')
@@ -257,7 +279,9 @@ impl Session {
         secure: bool,
     ) -> End {
         let mut rcpt = String::new();
+        let mut mail = false;
         loop {
+            let waiting = io.buffer().contains(&b'\n');
             let mut line = String::new();
             match io.read_line(&mut line).await {
                 Ok(0) | Err(_) => return End::Closed,
@@ -267,11 +291,13 @@ impl Session {
                 return End::Closed;
             }
             let line = line.trim_end().to_string();
-            self.log
-                .lock()
-                .expect("log")
-                .commands
-                .push((self.n, line.clone()));
+            {
+                let mut log = self.log.lock().expect("log");
+                log.commands.push((self.n, line.clone()));
+                if waiting {
+                    log.pipelined.push((self.n, line.clone()));
+                }
+            }
             let upper = line.to_ascii_uppercase();
             let reply = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
                 let mut keywords = self.relay.extensions.clone();
@@ -293,11 +319,20 @@ impl Session {
             } else if upper.starts_with("AUTH") {
                 self.relay.auth.clone()
             } else if upper.starts_with("MAIL FROM") {
-                if self.relay.tls.is_some() && !secure {
+                let reply = if self.relay.tls.is_some() && !secure {
                     "530 5.7.0 Must issue a STARTTLS command first".into()
                 } else {
                     self.relay.mail.clone()
-                }
+                };
+                mail = reply.starts_with('2');
+                rcpt.clear();
+                reply
+            } else if !mail && (upper.starts_with("RCPT TO") || upper == "DATA") {
+                // Postfix's replies to the commands a pipelining client sent after a refused
+                // MAIL FROM.
+                "503 5.5.1 Error: need MAIL command".into()
+            } else if upper == "DATA" && rcpt.is_empty() {
+                "554 5.5.1 Error: no valid recipients".into()
             } else if upper.starts_with("RCPT TO") {
                 let to = address(&line);
                 let n = bump(&self.counts.rcpt, &to);
@@ -315,9 +350,10 @@ impl Session {
                 }
                 let n = bump(&self.counts.data, &rcpt);
                 let answer = (self.relay.data_end)(&rcpt, n);
+                let mut message = Vec::new();
                 loop {
-                    let mut body = String::new();
-                    match io.read_line(&mut body).await {
+                    let mut body = Vec::new();
+                    match io.read_until(b'\n', &mut body).await {
                         Ok(0) | Err(_) => return End::Closed,
                         Ok(_) => {}
                     }
@@ -325,18 +361,22 @@ impl Session {
                         // Mid-message: the client never hears back.
                         return End::Closed;
                     }
-                    if body == ".\r\n" || body == ".\n" {
+                    if body == b".\r\n" || body == b".\n" {
                         break;
                     }
+                    // RFC 5321 4.5.2: a line's first dot was added by the client.
+                    let unstuffed = body.strip_prefix(b".").unwrap_or(&body);
+                    message.extend_from_slice(unstuffed);
                 }
+                // The transaction ends with the message, accepted or not.
+                mail = false;
+                let to = std::mem::take(&mut rcpt);
                 match answer {
                     Answer::Reply(r) => {
                         if r.starts_with('2') {
-                            self.log
-                                .lock()
-                                .expect("log")
-                                .accepted
-                                .push(std::mem::take(&mut rcpt));
+                            let mut log = self.log.lock().expect("log");
+                            log.messages.push((to.clone(), message));
+                            log.accepted.push(to);
                         }
                         r
                     }
@@ -344,6 +384,7 @@ impl Session {
                 }
             } else if upper == "RSET" {
                 rcpt.clear();
+                mail = false;
                 "250 2.0.0 Ok".into()
             } else if upper == "QUIT" {
                 let _ = write(io, "221 2.0.0 Bye").await;

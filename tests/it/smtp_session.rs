@@ -1,0 +1,237 @@
+//! The SMTP session `send` speaks, against the scripted relay: with a server offering
+//! PIPELINING a message's MAIL FROM, RCPT TO and DATA go before any reply and every reply is
+//! still read, so a refusal leaves the session in step for the next reader; without it, one
+//! command at a time; and the body reaches the server as it was written, as lettre sent it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lettre::address::{Address, Envelope};
+use lettre::transport::smtp::client::AsyncSmtpConnection;
+use lettre::transport::smtp::extension::ClientId;
+use lscp_mail::mail::smtp::{Connection, SmtpTarget, Stage};
+use secrecy::SecretString;
+
+use crate::common::scripted_smtp::{Relay, ScriptedSmtp, TestCa};
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+fn address(a: &str) -> Address {
+    a.parse().expect("address")
+}
+
+fn envelope(to: &str) -> Envelope {
+    Envelope::new(Some(address("news@example.org")), vec![address(to)]).expect("envelope")
+}
+
+async fn open(server: &ScriptedSmtp) -> Connection {
+    let target = SmtpTarget::parse(&SecretString::from(server.url())).expect("url");
+    Connection::open(&target, "news.example.org", LIMIT)
+        .await
+        .expect("session")
+}
+
+const MESSAGE: &[u8] = b"Subject: Hello\r\n\r\nA line.\r\n";
+
+/// The commands of session 1 that had arrived before the server answered the one before.
+fn pipelined(server: &ScriptedSmtp) -> Vec<String> {
+    server
+        .log()
+        .pipelined
+        .into_iter()
+        .filter(|(n, _)| *n == 1)
+        .map(|(_, c)| c)
+        .collect()
+}
+
+#[tokio::test]
+async fn with_pipelining_rcpt_to_and_data_go_before_the_reply_to_mail_from() {
+    let server = ScriptedSmtp::start(Relay::default()).await;
+    let mut conn = open(&server).await;
+    let accepted = conn
+        .send(&envelope("ann@example.org"), MESSAGE)
+        .await
+        .expect("sent");
+    assert!(accepted.starts_with("250"), "{accepted}");
+    assert_eq!(
+        pipelined(&server),
+        ["RCPT TO:<ann@example.org>", "DATA"],
+        "in one write with MAIL FROM"
+    );
+    assert_eq!(server.log().accepted, ["ann@example.org"]);
+}
+
+#[tokio::test]
+async fn without_pipelining_each_command_waits_for_its_reply() {
+    let server = ScriptedSmtp::start(Relay {
+        extensions: vec!["8BITMIME".into()],
+        ..Relay::default()
+    })
+    .await;
+    let mut conn = open(&server).await;
+    conn.send(&envelope("ann@example.org"), MESSAGE)
+        .await
+        .expect("sent");
+    assert_eq!(pipelined(&server), Vec::<String>::new());
+    assert_eq!(server.count("MAIL FROM"), 1);
+    assert_eq!(server.count("DATA"), 1);
+    assert_eq!(server.log().accepted, ["ann@example.org"]);
+}
+
+#[tokio::test]
+async fn a_sender_refused_under_pipelining_leaves_the_session_in_step() {
+    let server = ScriptedSmtp::start(Relay {
+        mail: "550 5.1.8 Access denied, bad outbound sender".into(),
+        ..Relay::default()
+    })
+    .await;
+    let mut conn = open(&server).await;
+    for to in ["ann@example.org", "ben@example.org"] {
+        let refused = conn
+            .send(&envelope(to), MESSAGE)
+            .await
+            .expect_err("the sender is refused");
+        // Each transaction reads its own MAIL FROM reply, not the one left over from the
+        // recipient or DATA refused after it.
+        assert_eq!(
+            (refused.stage, refused.code(), refused.enhanced()),
+            (Stage::MailFrom, Some(550), Some("5.1.8")),
+            "{to}: {refused}"
+        );
+        assert!(conn.is_usable(), "{refused}");
+    }
+    let log = server.log();
+    assert_eq!(log.sessions, 1);
+    assert!(log.accepted.is_empty(), "no message went");
+    assert_eq!(server.count("RSET"), 2, "{:?}", log.commands);
+    conn.quit().await;
+}
+
+#[tokio::test]
+async fn a_recipient_refused_under_pipelining_fails_that_reader_and_the_next_is_sent() {
+    let server = ScriptedSmtp::start(Relay {
+        rcpt: Arc::new(|to, _| {
+            if to == "gone@example.org" {
+                format!("550 5.1.1 <{to}>: Recipient address rejected: User unknown")
+            } else {
+                "250 2.1.5 Ok".into()
+            }
+        }),
+        ..Relay::default()
+    })
+    .await;
+    let mut conn = open(&server).await;
+    let refused = conn
+        .send(&envelope("gone@example.org"), MESSAGE)
+        .await
+        .expect_err("refused recipient");
+    assert_eq!(
+        (refused.stage, refused.enhanced()),
+        (Stage::RcptTo, Some("5.1.1")),
+        "{refused}"
+    );
+    assert!(refused.is_no_such_mailbox(), "{refused}");
+    assert!(conn.is_usable());
+    conn.send(&envelope("ann@example.org"), MESSAGE)
+        .await
+        .expect("the next reader is sent on the same session");
+    let log = server.log();
+    assert_eq!(log.sessions, 1);
+    assert_eq!(log.accepted, ["ann@example.org"]);
+    assert_eq!(server.count("RSET"), 1);
+}
+
+/// Lines starting with a dot, the last line without its line break.
+const DOTTED: &[u8] = b"Subject: Dots\r\n\r\n.hidden\r\n..two\r\n.\r\nend.";
+
+/// A dot after a bare LF (which lettre did not double) and after CR CR LF (which it did).
+const ODD: &[u8] = b"Subject: Odd\r\n\r\nbare\n.lf\r\r\n.cr\r\n";
+
+#[tokio::test]
+async fn a_body_with_lines_starting_with_a_dot_is_stored_as_it_was_written() {
+    let server = ScriptedSmtp::start(Relay::default()).await;
+    let mut conn = open(&server).await;
+    conn.send(&envelope("ann@example.org"), DOTTED)
+        .await
+        .expect("sent");
+    let mut stored = DOTTED.to_vec();
+    // lettre ended DATA with CRLF . CRLF, and so do we: the server stores a final CRLF.
+    stored.extend_from_slice(b"\r\n");
+    let messages = server.log().messages;
+    assert_eq!(
+        String::from_utf8_lossy(&messages[0].1),
+        String::from_utf8_lossy(&stored),
+        "the dots the server takes off are the ones we added"
+    );
+}
+
+#[tokio::test]
+async fn the_server_gets_the_bytes_lettres_session_sent() {
+    let server = ScriptedSmtp::start(Relay::default()).await;
+    let mut conn = open(&server).await;
+    let mut lettre = AsyncSmtpConnection::connect_tokio1(
+        ("127.0.0.1", server.port),
+        Some(LIMIT),
+        &ClientId::Domain("news.example.org".into()),
+        None,
+        None,
+    )
+    .await
+    .expect("lettre's session");
+    for message in [DOTTED, ODD, MESSAGE] {
+        conn.send(&envelope("ann@example.org"), message)
+            .await
+            .expect("sent");
+        lettre
+            .send(&envelope("ben@example.org"), message)
+            .await
+            .expect("sent by lettre");
+    }
+    let messages = server.log().messages;
+    assert_eq!(messages.len(), 6);
+    for pair in messages.chunks(2) {
+        assert_eq!(
+            (pair[0].0.as_str(), pair[1].0.as_str()),
+            ("ann@example.org", "ben@example.org")
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&pair[0].1),
+            String::from_utf8_lossy(&pair[1].1),
+            "the same bytes as lettre's"
+        );
+    }
+}
+
+#[tokio::test]
+async fn smtps_is_tls_from_the_first_byte_and_logs_in() {
+    let ca = TestCa::new();
+    let server = ScriptedSmtp::start(Relay {
+        extensions: vec!["AUTH PLAIN LOGIN".into(), "PIPELINING".into()],
+        tls: Some(ca.clone()),
+        implicit_tls: true,
+        ..Relay::default()
+    })
+    .await;
+    let url = format!(
+        "smtps://newsletter%40example.org:secret@localhost:{}",
+        server.port
+    );
+    let target = SmtpTarget::parse(&SecretString::from(url)).expect("url");
+
+    let untrusted = Connection::open(&target, "news.example.org", LIMIT)
+        .await
+        .err()
+        .expect("an unknown CA is refused");
+    assert_eq!(untrusted.stage, Stage::Connect, "{untrusted}");
+    assert!(untrusted.is_permanent(), "{untrusted}");
+
+    let target = target.trusting(&ca.ca_file).expect("CA file");
+    let mut conn = Connection::open(&target, "news.example.org", LIMIT)
+        .await
+        .expect("session");
+    conn.send(&envelope("ann@example.org"), MESSAGE)
+        .await
+        .expect("sent");
+    assert_eq!(server.count("AUTH PLAIN"), 1);
+    assert_eq!(server.log().accepted, ["ann@example.org"]);
+}
