@@ -2,6 +2,7 @@
 
 use crate::common::run_lscp_mail;
 use crate::common::store::*;
+use lscp_mail::store::import::KEPT_LISTED;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 /// The test's database as a pool (for counting) and as a URL (for the binary).
@@ -182,6 +183,54 @@ async fn the_walkthrough_imports_lists_changes_and_exports(
         reimported.stdout
     );
     assert_eq!(counts(&pool).await.subscribers, 36);
+}
+
+#[sqlx::test]
+async fn a_re_import_lists_the_first_rows_of_people_who_left_and_counts_the_rest(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let (pool, url) = database(pool_options, options).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let total = KEPT_LISTED + 3;
+    let mut text = String::from("email,name,organisation,topics\n");
+    for i in 0..total {
+        text.push_str(&format!("person{i}@example.org,Person {i},,training\n"));
+    }
+    let path = csv(&dir, "many.csv", text).display().to_string();
+    let first = run_lscp_mail(Some(&url), &["subscribers", "import", &path]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    sqlx::query("UPDATE subscribers SET status = 'unsubscribed'")
+        .execute(&pool)
+        .await
+        .expect("everyone unsubscribed");
+
+    let again = run_lscp_mail(Some(&url), &["subscribers", "import", &path]);
+
+    let out = &again.stdout;
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    let last_listed = format!(
+        ":{}: person{}@example.org: unsubscribed, so not resubscribed\n",
+        KEPT_LISTED + 1,
+        KEPT_LISTED - 1
+    );
+    assert!(
+        out.contains(":2: person0@example.org: unsubscribed, so not resubscribed\n"),
+        "{out}"
+    );
+    assert!(out.contains(&last_listed), "{out}");
+    assert!(!out.contains(&format!("person{KEPT_LISTED}@")), "{out}");
+    assert!(
+        out.contains(&format!(
+            "many.csv: 3 more rows not resubscribed (unsubscribed, bounced or blocked), counted \
+             below but not listed past the first {KEPT_LISTED}\n"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("0 already subscribed, {total} not resubscribed")),
+        "{out}"
+    );
 }
 
 #[sqlx::test]

@@ -1,7 +1,9 @@
 //! `subscribers import`: every bad-input case, idempotence, and nothing partial written.
 
 use crate::common::store::*;
-use lscp_mail::store::import::{ImportError, ImportFile, KeptReason, RowProblem, Silent};
+use lscp_mail::store::import::{
+    ImportError, ImportFile, KEPT_LISTED, KeptReason, RowProblem, Silent,
+};
 use lscp_mail::store::{ConsentAction, ConsentSource, Store, SubscriberFilter, SubscriberStatus};
 use sqlx::PgPool;
 
@@ -156,6 +158,63 @@ async fn an_unsubscribed_practitioner_is_not_resubscribed_by_import(pool: PgPool
     );
     let ben = store.subscriber(&ben).await.expect("there");
     assert_eq!(ben.status, SubscriberStatus::Unsubscribed);
+}
+
+#[sqlx::test]
+async fn a_re_import_keeping_more_rows_than_a_report_lists_counts_them_all_and_lists_the_first(
+    pool: PgPool,
+) {
+    let store = Store::from_pool(pool.clone());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let total = KEPT_LISTED + 250;
+    let mut text = String::from(HEADER);
+    for i in 0..total {
+        text.push_str(&format!("person{i}@example.org,Person {i},,training\n"));
+    }
+    let path = csv(&dir, "many.csv", text);
+    import(&store, &path).await;
+    // The last ten rows' people unsubscribe: their lines come after every listed one.
+    for i in total - 10..total {
+        store
+            .unsubscribe(
+                &email(&format!("person{i}@example.org")),
+                &ConsentSource::Cli,
+            )
+            .await
+            .expect("unsubscribed");
+    }
+    let line_of = |i: usize| i as u64 + 2;
+
+    let (_, report) = import(&store, &path).await;
+
+    let already = |r: &KeptReason| matches!(r, KeptReason::AlreadySubscribed(_));
+    assert_eq!(report.count(already), total - 10);
+    assert_eq!(
+        report.count_unlisted(already),
+        (total - 10 - KEPT_LISTED) as u64
+    );
+    let listed: Vec<_> = report
+        .kept
+        .iter()
+        .filter(|k| already(&k.reason))
+        .map(|k| k.line)
+        .collect();
+    assert_eq!(listed, (0..KEPT_LISTED).map(line_of).collect::<Vec<_>>());
+    let left: Vec<_> = report
+        .kept
+        .iter()
+        .filter(|k| matches!(k.reason, KeptReason::HasLeft(_)))
+        .map(|k| (k.line, k.email.as_str()))
+        .collect();
+    assert_eq!(left.len(), 10);
+    let first_left = format!("person{}@example.org", total - 10);
+    assert_eq!(left[0], (line_of(total - 10), first_left.as_str()));
+    assert_eq!(
+        report.count(|r| *r == KeptReason::HasLeft(SubscriberStatus::Unsubscribed)),
+        10
+    );
+    assert!(report.kept.is_sorted_by_key(|k| k.line));
+    assert!(report.added.is_empty());
 }
 
 #[sqlx::test]

@@ -10,7 +10,7 @@ use super::output::OutputError;
 use super::{UsageError, code, exit};
 use crate::config::Config;
 use crate::content::{TopicCatalog, TopicSet};
-use crate::store::import::{KeptReason, Progress};
+use crate::store::import::{KEPT_LISTED, KeptReason, Progress};
 use crate::store::{
     ConsentSource, DisplayName, ImportFailure, NewSubscriber, Store, SubscriberEmail,
     SubscriberFilter, SubscriberStatus, export,
@@ -363,6 +363,14 @@ async fn import(
         if !matches!(kept.reason, KeptReason::AlreadySubscribed(_)) {
             outln!("{name}:{}: {}: {}", kept.line, kept.email, kept.reason)?;
         }
+    }
+    let unlisted = report.count_unlisted(|r| matches!(r, KeptReason::HasLeft(_)));
+    if unlisted > 0 {
+        outln!(
+            "{name}: {unlisted} more row{} not resubscribed (unsubscribed, bounced or blocked), \
+             counted below but not listed past the first {KEPT_LISTED}",
+            plural(unlisted as usize),
+        )?;
     }
     let rows = report.rows as usize;
     let already = report.count(|r| matches!(r, KeptReason::AlreadySubscribed(_)));

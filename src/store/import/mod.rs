@@ -20,7 +20,7 @@ mod tests;
 
 pub use apply::ImportFailure;
 pub use read::{ImportError, ImportFile, Rows};
-pub use report::{Activated, ImportReport, Kept, KeptReason};
+pub use report::{Activated, ImportReport, KEPT_LISTED, Kept, KeptReason};
 pub use row::{CheckedRow, ImportRow, RowIssue, RowProblem};
 
 /// The columns an import file may have; only `email` is required.
