@@ -36,11 +36,12 @@ log() { printf 'bench/send.sh: %s\n' "$*" >&2; }
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 div() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a / b }'; }
 
-cargo build --release --locked --quiet
+# SENDER_BIN=path measures a binary built already (to compare two builds) instead of building.
+[[ -n "${SENDER_BIN:-}" ]] || cargo build --release --locked --quiet
 # NAGLE=0 leaves out the Nagle comparison (its bench pulls in the dev-dependencies' build).
 nagle_bench="${NAGLE:-1}"
 [[ "$nagle_bench" == 1 ]] && cargo bench --locked --quiet --no-run --bench smtp_nodelay 2>/dev/null
-bin="${CARGO_TARGET_DIR:-$PWD/target}/release/lscp-mail"
+bin="${SENDER_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release/lscp-mail}"
 
 work="$(mktemp -d)"
 base="${DATABASE_URL%%\?*}"
