@@ -18,8 +18,9 @@ runs=3
 : "${DATABASE_URL:?set DATABASE_URL, e.g. eval \"\$(scripts/test --only-services)\"}"
 [[ -x /usr/bin/time ]] || { echo "bench/import.sh: needs GNU time in /usr/bin/time" >&2; exit 2; }
 
-cargo build --release --locked --quiet
-bin="${CARGO_TARGET_DIR:-$PWD/target}/release/lscp-mail"
+# SENDER_BIN=path measures a binary built already (to compare two builds) instead of building.
+[[ -n "${SENDER_BIN:-}" ]] || cargo build --release --locked --quiet
+bin="${SENDER_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release/lscp-mail}"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
