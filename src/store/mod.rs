@@ -41,7 +41,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use sqlx::migrate::{MigrateDatabase, Migrator};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{Connection, PgConnection, PgPool, Postgres};
 
 pub use consent::{ConsentAction, ConsentEntry, ConsentSource};
@@ -301,7 +301,36 @@ fn options(config: &Config) -> Result<(String, PgConnectOptions), StoreError> {
             source,
         })?
         .application_name("lscp-mail");
-    Ok((url, options))
+    let sslmode_given =
+        has_sslmode(secret.expose_secret()) || std::env::var_os("PGSSLMODE").is_some();
+    Ok((url, without_tls_on_loopback(options, sslmode_given)))
+}
+
+/// Whether the URL names its own `sslmode` (or `ssl-mode`, which sqlx also reads).
+fn has_sslmode(url: &str) -> bool {
+    url.split_once('?').is_some_and(|(_, query)| {
+        query
+            .split('&')
+            .any(|p| matches!(p.split('=').next(), Some("sslmode" | "ssl-mode")))
+    })
+}
+
+/// A database on this machine (`localhost`, `127.0.0.1`, `::1`) is reached without TLS unless
+/// the URL or `PGSSLMODE` asks for a mode: TLS over loopback protects nothing (whoever can read
+/// that traffic can read the server's files), and each connection's handshake costs about
+/// 90 ms here, because sqlx opens its socket without `TCP_NODELAY` (BENCHMARKS.md, Send). A
+/// database elsewhere keeps sqlx's default, `prefer`, as libpq's.
+fn without_tls_on_loopback(options: PgConnectOptions, sslmode_given: bool) -> PgConnectOptions {
+    let host = options.get_host().trim_matches(['[', ']']);
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback && !sslmode_given {
+        options.ssl_mode(PgSslMode::Disable)
+    } else {
+        options
+    }
 }
 
 /// "database `news` on db.internal:5432": the host and database the URL names, no secrets.
@@ -341,5 +370,54 @@ pub fn is_outage(e: &sqlx::Error) -> bool {
             c.starts_with("08") || c.starts_with("57P")
         }),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(url: &str) -> PgSslMode {
+        let options = PgConnectOptions::from_str(url).expect("a database URL");
+        without_tls_on_loopback(options, has_sslmode(url)).get_ssl_mode()
+    }
+
+    #[test]
+    fn a_database_on_this_machine_is_reached_without_tls_unless_the_url_asks() {
+        assert!(matches!(
+            mode("postgres://news@127.0.0.1:5432/news"),
+            PgSslMode::Disable
+        ));
+        assert!(matches!(
+            mode("postgres://news@localhost/news"),
+            PgSslMode::Disable
+        ));
+        assert!(matches!(
+            mode("postgres://news@[::1]:5432/news"),
+            PgSslMode::Disable
+        ));
+        assert!(matches!(
+            mode("postgres://news@127.0.0.1/news?sslmode=require"),
+            PgSslMode::Require
+        ));
+        assert!(matches!(
+            mode("postgres://news@localhost/news?application_name=x&ssl-mode=verify-full"),
+            PgSslMode::VerifyFull
+        ));
+    }
+
+    #[test]
+    fn a_database_elsewhere_keeps_the_default_of_tls_when_offered() {
+        let url = "postgres://news@db.internal:5432/news";
+        let default = PgConnectOptions::from_str(url)
+            .expect("a URL")
+            .get_ssl_mode();
+        assert_eq!(
+            std::mem::discriminant(&mode(url)),
+            std::mem::discriminant(&default)
+        );
+        assert!(
+            !matches!(mode(url), PgSslMode::Disable) || std::env::var_os("PGSSLMODE").is_some()
+        );
     }
 }
