@@ -308,10 +308,9 @@ fn options(config: &Config) -> Result<(String, PgConnectOptions), StoreError> {
 
 /// Whether the URL names its own `sslmode` (or `ssl-mode`, which sqlx also reads).
 fn has_sslmode(url: &str) -> bool {
-    url.split_once('?').is_some_and(|(_, query)| {
-        query
-            .split('&')
-            .any(|p| matches!(p.split('=').next(), Some("sslmode" | "ssl-mode")))
+    url::Url::parse(url).is_ok_and(|u| {
+        u.query_pairs()
+            .any(|(k, _)| k == "sslmode" || k == "ssl-mode")
     })
 }
 
