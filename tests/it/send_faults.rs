@@ -464,6 +464,55 @@ async fn with_the_default_settings_a_greylisted_reader_is_put_back_for_about_a_m
     assert_eq!(status.code(), Some(75), "a stopped run is resumable");
 }
 
+/// The process tests shorten `send.smtp_timeout_seconds` (to 1 s in `send_process`, 5 s here):
+/// with the default a relay that takes 3 s to accept each message (as a busy one scanning for
+/// viruses does) is waited for, and every reader's message is accepted once, none given up on or
+/// sent again.
+#[sqlx::test]
+async fn with_the_default_settings_a_relay_slow_to_accept_is_waited_for(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let (pool, url, server) = scene(
+        pool_options,
+        options,
+        2,
+        Relay {
+            data_end: Arc::new(|_, _| {
+                Answer::After(Duration::from_secs(3), "250 2.0.0 Ok: queued".into())
+            }),
+            ..Relay::default()
+        },
+    )
+    .await;
+    let mut child = crate::common::lscp_mail(&["send", ISSUE, "--rate", "0", "--concurrency", "1"])
+        .env("DATABASE_URL", &url)
+        .env("SMTP_URL", server.url())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("lscp-mail runs");
+    // Two messages of 3 s each; a timeout shorter than the relay's wait would retry for ever.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waited") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("send did not finish within 60 s: {:?}", ledger(&pool).await);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status.code(), Some(0));
+    let rows = ledger(&pool).await;
+    assert!(
+        rows.iter().all(|r| r.1 == "sent" && r.2 == 1),
+        "each sent at the first attempt, none given up on: {rows:?}"
+    );
+    each_accepted_once(&server, 2);
+}
+
 #[sqlx::test]
 async fn postfix_refusing_a_dead_mailbox_bounces_that_reader_alone_and_carries_on(
     pool_options: PgPoolOptions,

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
@@ -14,6 +15,8 @@ use tokio::net::TcpListener;
 #[derive(Debug, Clone)]
 pub enum Answer {
     Reply(String),
+    /// The reply, after keeping the client waiting this long: a slow relay.
+    After(Duration, String),
     /// Close the connection as the message arrives, without a reply.
     Drop,
 }
@@ -371,17 +374,18 @@ impl Session {
                 // The transaction ends with the message, accepted or not.
                 mail = false;
                 let to = std::mem::take(&mut rcpt);
-                match answer {
-                    Answer::Reply(r) => {
-                        if r.starts_with('2') {
-                            let mut log = self.log.lock().expect("log");
-                            log.messages.push((to.clone(), message));
-                            log.accepted.push(to);
-                        }
-                        r
-                    }
+                let (wait, r) = match answer {
+                    Answer::Reply(r) => (Duration::ZERO, r),
+                    Answer::After(wait, r) => (wait, r),
                     Answer::Drop => return End::Closed,
+                };
+                tokio::time::sleep(wait).await;
+                if r.starts_with('2') {
+                    let mut log = self.log.lock().expect("log");
+                    log.messages.push((to.clone(), message));
+                    log.accepted.push(to);
                 }
+                r
             } else if upper == "RSET" {
                 rcpt.clear();
                 mail = false;
