@@ -2,7 +2,7 @@
 
 use crate::common::store::*;
 use lscp_mail::store::import::{
-    ImportError, ImportFile, KEPT_LISTED, KeptReason, RowProblem, Silent,
+    BULK_MIN_ROWS, ImportError, ImportFile, KEPT_LISTED, KeptReason, RowProblem, Silent,
 };
 use lscp_mail::store::{ConsentAction, ConsentSource, Store, SubscriberFilter, SubscriberStatus};
 use sqlx::PgPool;
@@ -622,4 +622,167 @@ async fn a_streamed_import_that_meets_text_that_is_not_utf8_writes_nothing(pool:
         "{err:?}"
     );
     assert_eq!(counts(&pool).await, before, "nothing written");
+}
+
+/// The foreign keys and plain indexes of the tables an import adds to: (oid, definition).
+async fn keys_and_indexes(pool: &PgPool) -> Vec<(u32, String)> {
+    sqlx::query_as::<_, (sqlx::postgres::types::Oid, String)>(
+        "SELECT oid, pg_get_constraintdef(oid) FROM pg_constraint
+         WHERE contype = 'f' AND conrelid IN ('subscriber_topics'::regclass, 'consent_log'::regclass)
+         UNION ALL
+         SELECT indexrelid, pg_get_indexdef(indexrelid) FROM pg_index
+         WHERE indrelid IN ('subscriber_topics'::regclass, 'consent_log'::regclass)
+           AND NOT indisunique
+         ORDER BY 2",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("catalog")
+    .into_iter()
+    .map(|(oid, def)| (oid.0, def))
+    .collect()
+}
+
+fn definitions(of: &[(u32, String)]) -> Vec<&str> {
+    of.iter().map(|(_, def)| def.as_str()).collect()
+}
+
+/// `n` new practitioners, each with the topic `events` (and `training` for every other one).
+fn practitioners(dir: &tempfile::TempDir, n: u64) -> std::path::PathBuf {
+    let mut text = String::from(HEADER);
+    for i in 0..n {
+        let topics = if i % 2 == 0 {
+            "events"
+        } else {
+            "training;events"
+        };
+        text.push_str(&format!("person{i}@example.org,Person {i},,{topics}\n"));
+    }
+    csv(dir, "many.csv", text)
+}
+
+#[sqlx::test]
+async fn a_large_import_into_a_short_list_puts_back_every_foreign_key_and_index(pool: PgPool) {
+    let store = Store::from_pool(pool.clone());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let before = keys_and_indexes(&pool).await;
+    let n = BULK_MIN_ROWS;
+
+    let (_, report) = import(&store, &practitioners(&dir, n)).await;
+
+    assert_eq!(report.added.len() as u64, n);
+    let after = keys_and_indexes(&pool).await;
+    assert_eq!(definitions(&after), definitions(&before));
+    assert!(
+        after.iter().all(|a| !before.contains(a)),
+        "each was set aside and made again: {before:?} → {after:?}"
+    );
+    let c = counts(&pool).await;
+    assert_eq!(
+        (c.subscribers, c.topics, c.log),
+        (n as i64, (n + n / 2) as i64, n as i64)
+    );
+    let last = store
+        .subscriber(&email(&format!("person{}@example.org", n - 1)))
+        .await
+        .expect("there");
+    assert_eq!(last.topics, ["training", "events"]);
+    let history = store.history(&last).await.expect("history");
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].action, ConsentAction::Subscribed);
+    assert!(matches!(history[0].source, ConsentSource::Import(_)));
+}
+
+#[sqlx::test]
+async fn a_large_import_whose_rows_break_a_foreign_key_writes_nothing_and_keeps_the_key(
+    pool: PgPool,
+) {
+    let store = Store::from_pool(pool.clone());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let catalog = store.topic_catalog().await.expect("topics");
+    let file = ImportFile::read(
+        &practitioners(&dir, BULK_MIN_ROWS),
+        &catalog,
+        &catalog.all(),
+        &Silent,
+    )
+    .expect("readable");
+    let before = keys_and_indexes(&pool).await;
+    // The topic goes after the file was checked: every row's topics go in unchecked, and
+    // the foreign key, put back over the whole table, finds them.
+    sqlx::query("DELETE FROM topics WHERE slug = 'events'")
+        .execute(&pool)
+        .await
+        .expect("deleted");
+
+    let result = store.import(&file, SubscriberStatus::Active, &Silent).await;
+
+    let error = format!("{:?}", result.expect_err("a broken key fails the import"));
+    assert!(error.contains("subscriber_topics_topic_fkey"), "{error}");
+    assert_eq!(counts(&pool).await, NOTHING);
+    assert_eq!(
+        keys_and_indexes(&pool).await,
+        before,
+        "the same keys, never dropped"
+    );
+}
+
+#[sqlx::test]
+async fn a_large_import_into_a_longer_list_goes_in_row_by_row(pool: PgPool) {
+    let store = Store::from_pool(pool.clone());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut text = String::from(HEADER);
+    for i in 0..=BULK_MIN_ROWS {
+        text.push_str(&format!("earlier{i}@example.org,Earlier {i},,training\n"));
+    }
+    import(&store, &csv(&dir, "earlier.csv", text)).await;
+    let before = keys_and_indexes(&pool).await;
+
+    let (_, report) = import(&store, &practitioners(&dir, BULK_MIN_ROWS)).await;
+
+    assert_eq!(report.added.len() as u64, BULK_MIN_ROWS);
+    assert_eq!(keys_and_indexes(&pool).await, before, "nothing set aside");
+}
+
+#[sqlx::test]
+async fn a_large_import_by_a_user_who_does_not_own_the_tables_goes_in_row_by_row(pool: PgPool) {
+    // A role that may read and write every table but owns none, as a deployment may give
+    // the tool when another role runs the migrations.
+    let role = format!("lscp_importer_{}", std::process::id());
+    for statement in [
+        format!("CREATE ROLE {role} LOGIN PASSWORD 'importer'"),
+        format!("GRANT USAGE ON SCHEMA public TO {role}"),
+        format!("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"),
+        format!("GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {role}"),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+            .execute(&pool)
+            .await
+            .expect("role set up");
+    }
+    let options = (*pool.connect_options())
+        .clone()
+        .username(&role)
+        .password("importer");
+    let theirs = PgPool::connect_with(options)
+        .await
+        .expect("connected as the role");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let before = keys_and_indexes(&pool).await;
+
+    let (_, report) = import(
+        &Store::from_pool(theirs.clone()),
+        &practitioners(&dir, BULK_MIN_ROWS),
+    )
+    .await;
+
+    theirs.close().await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP OWNED BY {role}; DROP ROLE {role}"
+    )))
+    .execute(&pool)
+    .await
+    .expect("role dropped");
+    assert_eq!(report.added.len() as u64, BULK_MIN_ROWS);
+    assert_eq!(keys_and_indexes(&pool).await, before, "nothing set aside");
 }

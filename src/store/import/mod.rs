@@ -10,6 +10,7 @@
 //! are, and someone who unsubscribed, bounced, was blocked or was erased is never brought back.
 
 mod apply;
+mod bulk;
 mod lines;
 mod read;
 mod report;
@@ -19,6 +20,7 @@ mod staging;
 mod tests;
 
 pub use apply::ImportFailure;
+pub use bulk::BULK_MIN_ROWS;
 pub use read::{ImportError, ImportFile, Rows};
 pub use report::{Activated, ImportReport, KEPT_LISTED, Kept, KeptReason};
 pub use row::{CheckedRow, ImportRow, RowIssue, RowProblem};
