@@ -267,11 +267,20 @@ async fn worker_loop(
     };
     let lease = shared.options.lease.as_secs_f64();
     let batch = i64::from(shared.options.batch);
+    // Whether the batch just worked through may still have outcomes being written: they are
+    // waited for (and the others told the batch is through) while the next batch is claimed.
+    let mut batch_open = false;
     loop {
         if let Some(outcome) = shared.stopping() {
+            if batch_open {
+                end_batch(shared, unrecorded).await?;
+            }
             return Ok(outcome);
         }
         if !shared.standing.borrow().held {
+            if std::mem::take(&mut batch_open) {
+                end_batch(shared, unrecorded).await?;
+            }
             // Without the lock, others would take what this run claims: wait for it.
             let mut standing = shared.standing.clone();
             tokio::select! {
@@ -283,11 +292,23 @@ async fn worker_loop(
         let mark = shared.mark();
         let claimed = match shared.options.daily_cap {
             None => {
-                shared
-                    .db("claiming", || store.claim(campaign, who, batch, lease))
-                    .await?
+                let claim = shared.db("claiming", || store.claim(campaign, who, batch, lease));
+                if std::mem::take(&mut batch_open) {
+                    // The claim takes only queued rows: those whose outcomes are still on
+                    // their way are this worker's, `sending`, and stay out of it. What bounds
+                    // a crash's double sends is `Unrecorded::make_room` before each message.
+                    let (ended, claimed) = tokio::join!(end_batch(shared, unrecorded), claim);
+                    ended?;
+                    claimed?
+                } else {
+                    claim.await?
+                }
             }
             Some(cap) => {
+                // The cap counts what was sent today: the last batch's outcomes first.
+                if std::mem::take(&mut batch_open) {
+                    end_batch(shared, unrecorded).await?;
+                }
                 let since = start_of_day(Utc::now());
                 match shared
                     .db("claiming", || {
@@ -369,13 +390,20 @@ async fn worker_loop(
                 }
             }
         }
-        // The batch's records are in before others are told it is through.
-        unrecorded.drain().await?;
-        shared.batch_done.notify_waiters();
         if let Some(outcome) = stopped {
+            end_batch(shared, unrecorded).await?;
             return Ok(outcome);
         }
+        batch_open = true;
     }
+}
+
+/// Waits until the batch's outcomes are recorded, then tells the workers waiting on others'
+/// claims that it is through: they look again at what is due.
+async fn end_batch(shared: &Shared, unrecorded: &mut Unrecorded) -> Result<(), RecordError> {
+    unrecorded.drain().await?;
+    shared.batch_done.notify_waiters();
+    Ok(())
 }
 
 /// Nothing was due: the campaign is done, paused or cancelled, or retries are waiting.
