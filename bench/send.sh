@@ -149,7 +149,10 @@ rate_peaks=()
 for run in $(seq 1 "$runs"); do
     sql "DELETE FROM campaigns" >/dev/null
     status=0
-    timeout --preserve-status -s TERM "$((rate_seconds + 3))" "$bin" send "$issue" --rate 20/s --concurrency 4 \
+    # --foreground: the TERM goes to send alone. Without it timeout sends it to send and then
+    # to its whole process group, and the two can arrive as two requests: the second one
+    # means "quit at once" (exit 130), which once failed a run.
+    timeout --foreground --preserve-status -s TERM "$((rate_seconds + 3))" "$bin" send "$issue" --rate 20/s --concurrency 4 \
         >/dev/null 2>&1 || status=$?
     [[ "$status" -eq 75 ]] || { log "send --rate 20/s under timeout exited $status, not 75"; exit 1; }
     read -r count peak < <(sql "

@@ -76,7 +76,7 @@ for run in $(seq 1 "$runs"); do
     sql "DELETE FROM campaigns" >/dev/null
     pids=()
     for n in $(seq 1 "$senders"); do
-        timeout --preserve-status -s TERM "$((rate_seconds + 3))" "$bin" send "$issue" --rate 20/s --concurrency 4 \
+        timeout --foreground --preserve-status -s TERM "$((rate_seconds + 3))" "$bin" send "$issue" --rate 20/s --concurrency 4 \
             >"$work/send$n.log" 2>&1 &
         pids+=($!)
     done
