@@ -4,7 +4,7 @@ use super::output::escape_controls;
 use super::{code, exit};
 use crate::config::Config;
 use crate::content::topic::TopicError;
-use crate::store::{ImportError, Store, StoreError, Workload};
+use crate::store::{ImportError, Store, StoreError};
 
 /// Set up the subscriber database
 ///
@@ -68,17 +68,8 @@ pub(super) fn with_store(
     config: &Config,
     f: impl AsyncFnOnce(&Store) -> anyhow::Result<ExitCode>,
 ) -> anyhow::Result<ExitCode> {
-    with_store_for(config, Workload::General, f)
-}
-
-/// As [`with_store`], with the connections set up for `workload`.
-pub(super) fn with_store_for(
-    config: &Config,
-    workload: Workload,
-    f: impl AsyncFnOnce(&Store) -> anyhow::Result<ExitCode>,
-) -> anyhow::Result<ExitCode> {
     let result = runtime()?.block_on(async {
-        let store = Store::connect_for(config, workload).await?;
+        let store = Store::connect(config).await?;
         store.migrate().await?;
         f(&store).await
     });

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::db::{with_store, with_store_for};
+use super::db::with_store;
 use super::output::escape_controls;
 use super::{UsageError, code, exit};
 use crate::config::{Config, Rate};
@@ -16,7 +16,7 @@ use crate::render::Renderer;
 use crate::send::campaign::{self, Outcome, Progress, SendError, SendOptions};
 use crate::send::job::{self, JobError, Start, TestSend, Version};
 use crate::send::personalise::Personaliser;
-use crate::store::{Store, SubscriberEmail, Workload};
+use crate::store::{Store, SubscriberEmail};
 
 /// Mail an issue to every active subscriber, each receiving the sections of their topics
 ///
@@ -141,7 +141,7 @@ impl Args {
                 test_send(store, &issue, &personaliser, &target, &self.test, &options).await
             });
         }
-        with_store_for(config, Workload::Sending, async |store| {
+        with_store(config, async |store| {
             send(store, &issue, personaliser, &target, &options).await
         })
     }

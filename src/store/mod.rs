@@ -173,31 +173,10 @@ pub struct Migrated {
     pub version: Option<i64>,
 }
 
-/// What a connection's statements are for, which decides how PostgreSQL plans them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Workload {
-    /// Anything: each statement planned for its parameters.
-    General,
-    /// Sending a campaign: the same few statements thousands of times, on ids. They are
-    /// planned once (`plan_cache_mode = force_generic_plan`): re-planning the group commit's
-    /// `UPDATE … FROM unnest(…)` for each group (PostgreSQL's choice, as the arrays' lengths
-    /// vary) took 0.16 ms a group, a sixth of the database's time in a send (BENCHMARKS.md).
-    Sending,
-}
-
 impl Store {
     /// Connects to the configured database; it must exist (`create_database` makes it).
     pub async fn connect(config: &Config) -> Result<Self, StoreError> {
-        Self::connect_for(config, Workload::General).await
-    }
-
-    /// Connects as [`connect`](Self::connect), with connections set up for `workload`.
-    pub async fn connect_for(config: &Config, workload: Workload) -> Result<Self, StoreError> {
         let (url, options) = options(config)?;
-        let options = match workload {
-            Workload::General => options,
-            Workload::Sending => options.options([("plan_cache_mode", "force_generic_plan")]),
-        };
         // One connection first, for a prompt and specific error; then the pool.
         let first = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
             .await
