@@ -227,24 +227,6 @@ impl Store {
         Self { pool }
     }
 
-    /// The same database on a connection of its own, for one statement run thousands of times
-    /// with different arrays: the group commit of a send's outcomes. There PostgreSQL plans
-    /// it once (`plan_cache_mode = force_generic_plan`) rather than for every group, which
-    /// it chooses to do as the arrays' lengths vary (0.16 ms a group, a quarter of the
-    /// database's time in a send; BENCHMARKS.md). Nothing else runs on it, so no other
-    /// statement is held to a plan made for other values.
-    pub fn planned_once(&self) -> Store {
-        let options = (*self.pool.connect_options())
-            .clone()
-            .options([("plan_cache_mode", "force_generic_plan")]);
-        Self {
-            pool: PgPoolOptions::new()
-                .max_connections(1)
-                .acquire_timeout(CONNECT_TIMEOUT)
-                .connect_lazy_with(options),
-        }
-    }
-
     /// For health checks: the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query_scalar!(r#"SELECT 1 AS "one!""#)

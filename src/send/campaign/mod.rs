@@ -246,17 +246,15 @@ pub async fn run(
         slowdown: Slowdown::new(SLOWDOWN_HOLD),
         recorder: std::sync::OnceLock::new(),
     });
-    // The recorder holds the run's state weakly: once the run is over, it ends. Its statement
-    // runs on a connection of its own, planned once.
+    // The recorder holds the run's state weakly: once the run is over, it ends.
     let weak = Arc::downgrade(&shared);
-    let recording = store.planned_once();
     let (recorder, _recording) = Recorder::start(move |group| {
         let weak = weak.clone();
-        let store = recording.clone();
         async move {
             let Some(shared) = weak.upgrade() else {
                 return Err(sqlx::Error::PoolClosed);
             };
+            let store = &shared.store;
             shared
                 .db("recording outcomes", || store.record_outcomes(&group))
                 .await
