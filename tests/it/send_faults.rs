@@ -116,6 +116,20 @@ async fn send_process(db: &str, smtp_url: &str, env: &[(&str, &str)]) -> (i32, S
     )
 }
 
+/// `lscp-mail send issues/2026-02 --rate 0 EXTRA…` started with the default settings (no
+/// shortened timeouts) against the test's database and `server`, its output discarded.
+fn send_with_defaults(db: &str, server: &ScriptedSmtp, extra: &[&str]) -> std::process::Child {
+    let mut args = vec!["send", ISSUE, "--rate", "0"];
+    args.extend_from_slice(extra);
+    crate::common::lscp_mail(&args)
+        .env("DATABASE_URL", db)
+        .env("SMTP_URL", server.url())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("lscp-mail runs")
+}
+
 /// Every reader's message was accepted exactly once.
 fn each_accepted_once(server: &ScriptedSmtp, n: usize) {
     let mut got = server.log().accepted;
@@ -418,13 +432,7 @@ async fn with_the_default_settings_a_greylisted_reader_is_put_back_for_about_a_m
         },
     )
     .await;
-    let mut child = crate::common::lscp_mail(&["send", ISSUE, "--rate", "0"])
-        .env("DATABASE_URL", &url)
-        .env("SMTP_URL", server.url())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("lscp-mail runs");
+    let mut child = send_with_defaults(&url, &server, &[]);
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let put_back_for = loop {
         let row: Option<f64> = sqlx::query_scalar(
@@ -485,13 +493,7 @@ async fn with_the_default_settings_a_relay_slow_to_accept_is_waited_for(
         },
     )
     .await;
-    let mut child = crate::common::lscp_mail(&["send", ISSUE, "--rate", "0", "--concurrency", "1"])
-        .env("DATABASE_URL", &url)
-        .env("SMTP_URL", server.url())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("lscp-mail runs");
+    let mut child = send_with_defaults(&url, &server, &["--concurrency", "1"]);
     // Two messages of 3 s each; a timeout shorter than the relay's wait would retry for ever.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let status = loop {

@@ -259,12 +259,13 @@ async fn insert(
     // Set aside, the keys' tables are this transaction's alone: whoever was added since
     // `import_new` was made is on record already, and nobody else can be added meanwhile.
     let raced = match set_aside {
-        Some(_) => added_since(tx).await?,
+        Some(_) => {
+            let raced = added_since(tx).await?;
+            add_subscribers_alone(tx, status).await?;
+            raced
+        }
         None => add_subscribers(tx, status).try_collect().await?,
     };
-    if set_aside.is_some() {
-        add_subscribers_alone(tx, status).await?;
-    }
     for (line, email) in raced {
         kept.push(Kept {
             line: line as u64,

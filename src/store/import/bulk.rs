@@ -24,7 +24,7 @@ pub const BULK_MIN_ROWS: u64 = 10_000;
 /// The tables a large import adds rows to, whose foreign keys and plain indexes it sets aside.
 const ADDED_TO: [&str; 2] = ["subscriber_topics", "consent_log"];
 
-/// The foreign keys and indexes set aside: the statements that put them back.
+/// The foreign keys and indexes set aside: the statements that put them back, indexes first.
 #[must_use = "what was set aside must be put back"]
 pub(super) struct SetAside {
     restore: Vec<String>,
@@ -42,7 +42,8 @@ pub(super) async fn set_aside(
     tx: &mut Transaction<'_, Postgres>,
     new_rows: u64,
 ) -> Result<Option<SetAside>, StoreError> {
-    if new_rows < BULK_MIN_ROWS {
+    // Not worth it even into an empty list: no need to ask the database.
+    if !worth_it(new_rows, 0) {
         return Ok(None);
     }
     let (on_record, owner): (i64, bool) = sqlx::query_as(
@@ -60,18 +61,22 @@ pub(super) async fn set_aside(
         return Ok(None);
     }
     // Each foreign key and index as PostgreSQL itself writes it out, so that what is put back
-    // is what the migrations made, whatever they make in future.
+    // is what the migrations made, whatever they make in future; the indexes first, so that
+    // they are built before the keys are checked.
     let statements: Vec<(String, String)> = sqlx::query_as(
-        "SELECT format('ALTER TABLE %s DROP CONSTRAINT %I', conrelid::regclass, conname),
-                format('ALTER TABLE %s ADD CONSTRAINT %I %s', conrelid::regclass, conname,
-                       pg_get_constraintdef(oid))
-         FROM pg_constraint
-         WHERE contype = 'f' AND conrelid = ANY ($1::text[]::regclass[])
-         UNION ALL
-         SELECT format('DROP INDEX %s', i.indexrelid::regclass), pg_get_indexdef(i.indexrelid)
-         FROM pg_index i
-         WHERE i.indrelid = ANY ($1::text[]::regclass[]) AND NOT i.indisunique
-           AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)",
+        "SELECT set_aside, put_back FROM (
+             SELECT 0 AS step, format('DROP INDEX %s', i.indexrelid::regclass) AS set_aside,
+                    pg_get_indexdef(i.indexrelid) AS put_back
+             FROM pg_index i
+             WHERE i.indrelid = ANY ($1::text[]::regclass[]) AND NOT i.indisunique
+               AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
+             UNION ALL
+             SELECT 1, format('ALTER TABLE %s DROP CONSTRAINT %I', conrelid::regclass, conname),
+                    format('ALTER TABLE %s ADD CONSTRAINT %I %s', conrelid::regclass, conname,
+                           pg_get_constraintdef(oid))
+             FROM pg_constraint
+             WHERE contype = 'f' AND conrelid = ANY ($1::text[]::regclass[])
+         ) s ORDER BY step",
     )
     .bind(ADDED_TO)
     .fetch_all(&mut **tx)
@@ -104,11 +109,7 @@ impl SetAside {
         sqlx::raw_sql("SET LOCAL maintenance_work_mem = '128MB'")
             .execute(&mut **tx)
             .await?;
-        let (indexes, keys): (Vec<_>, Vec<_>) = self
-            .restore
-            .into_iter()
-            .partition(|s| s.starts_with("CREATE"));
-        for statement in indexes.into_iter().chain(keys) {
+        for statement in self.restore {
             sqlx::raw_sql(AssertSqlSafe(statement))
                 .execute(&mut **tx)
                 .await?;
