@@ -10,6 +10,7 @@ use std::borrow::Cow;
 use std::str::FromStr;
 use std::time::Duration;
 
+use bytes::Buf;
 use lettre::transport::smtp::response::Response;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::time::timeout;
@@ -66,7 +67,8 @@ pub(super) async fn read_reply<S: AsyncRead + Unpin>(
     }
 }
 
-/// Writes `bytes` and flushes them under `limit`.
+/// Writes `bytes` and flushes them under `limit`: the parts in one vectored write where the
+/// stream takes one (a message and the line that ends it go in one system call, not two).
 pub(super) async fn write<S: AsyncRead + AsyncWrite + Unpin>(
     io: &mut BufReader<S>,
     stage: Stage,
@@ -76,8 +78,16 @@ pub(super) async fn write<S: AsyncRead + AsyncWrite + Unpin>(
     let lost = |cause: String| SmtpFailure::temporary(stage, cause);
     let stream = io.get_mut();
     let written = async {
-        for b in bytes {
-            stream.write_all(b).await?;
+        match bytes {
+            [] => {}
+            [one] => stream.write_all(one).await?,
+            [first, rest @ ..] => {
+                let mut parts: Box<dyn Buf + Send + '_> = Box::new(*first);
+                for b in rest {
+                    parts = Box::new(parts.chain(*b));
+                }
+                stream.write_all_buf(&mut parts).await?;
+            }
         }
         stream.flush().await
     };
