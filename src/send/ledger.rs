@@ -1,18 +1,21 @@
 //! What `send` does with the delivery ledger beyond single statements (those are in
 //! [`crate::store::ledger`]): the group commit of outcomes.
 //!
-//! Every worker's outcomes go to one [`Recorder`], which writes whatever has arrived while the
-//! previous group was being written in one statement: under load, a few milliseconds' worth of
-//! messages from every connection of the process share one transaction (and one flush to
-//! disk); alone, a message is recorded as soon as it comes. A worker does not wait for its
-//! message's record before the next message is made and paced, only before the one after
+//! Every worker's outcomes go to one [`Recorder`], which writes them in groups, one statement
+//! and one transaction (one flush to disk) each, on a connection it keeps. A group is written
+//! once it holds one outcome per connection, once a worker waits for one of its outcomes, or
+//! after [`LINGER`]: under load, a few milliseconds' worth of messages from every connection
+//! of the process; over one connection, each message as it comes. A worker does not wait for
+//! its message's record before the next message is made and paced, only before the one after
 //! is sent ([`UNRECORDED_PER_CONNECTION`]): that is what bounds the messages a `kill -9` can
-//! leave sent but unrecorded, to go again on the next run.
+//! leave sent but unrecorded, to go again on the next run, and it is also when a group is
+//! written at the latest, so filling groups never holds a connection back.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::store::ledger::{DeliveryId, DeliveryOutcome};
 
@@ -24,6 +27,9 @@ pub const UNRECORDED_PER_CONNECTION: usize = 1;
 
 /// Most outcomes written by one statement.
 const GROUP: usize = 512;
+
+/// Longest a group waits to fill before it is written though nobody needs it yet.
+const LINGER: Duration = Duration::from_millis(5);
 
 /// A statement that failed for a reason other than an outage, told to every worker whose
 /// outcome it carried.
@@ -40,20 +46,34 @@ struct Pending {
 #[derive(Clone)]
 pub struct Recorder {
     queue: mpsc::UnboundedSender<Pending>,
+    hurry: Arc<Notify>,
 }
 
 /// The answer to one outcome: whether it was recorded (false when the claim was no longer the
 /// worker's), once its group is committed.
-pub struct Receipt(oneshot::Receiver<Result<bool, RecordError>>);
+pub struct Receipt {
+    answer: oneshot::Receiver<Result<bool, RecordError>>,
+    hurry: Option<Arc<Notify>>,
+}
 
 impl Receipt {
     /// A receipt for an outcome nobody will write (the run has no recorder).
     pub fn closed() -> Self {
-        Self(oneshot::channel().1)
+        Self {
+            answer: oneshot::channel().1,
+            hurry: None,
+        }
     }
 
-    pub async fn recorded(self) -> Result<bool, RecordError> {
-        self.0.await.unwrap_or_else(|_| {
+    /// Waits for the outcome's group to be committed; a group still filling is written now.
+    pub async fn recorded(mut self) -> Result<bool, RecordError> {
+        if let Ok(answer) = self.answer.try_recv() {
+            return answer;
+        }
+        if let Some(hurry) = &self.hurry {
+            hurry.notify_one();
+        }
+        self.answer.await.unwrap_or_else(|_| {
             Err(RecordError(Arc::new(sqlx::Error::Protocol(
                 "the recorder stopped before the outcome was written".into(),
             ))))
@@ -63,17 +83,32 @@ impl Receipt {
 
 impl Recorder {
     /// Starts the recorder's task; `write` runs one group's statement (waiting out an outage
-    /// of the database as every other step does). The task ends when every `Recorder` clone
-    /// is dropped and the queue is empty.
-    pub fn start<W, F>(mut write: W) -> (Self, tokio::task::JoinHandle<()>)
+    /// of the database as every other step does). A group is written once it holds `fill`
+    /// outcomes (one per connection), once a worker waits for one of them, or after
+    /// [`LINGER`], whichever comes first. The task ends when every `Recorder` clone is dropped
+    /// and the queue is empty.
+    pub fn start<W, F>(fill: usize, mut write: W) -> (Self, tokio::task::JoinHandle<()>)
     where
         W: FnMut(Vec<DeliveryOutcome>) -> F + Send + 'static,
         F: Future<Output = Result<Vec<DeliveryId>, sqlx::Error>> + Send,
     {
         let (queue, mut incoming) = mpsc::unbounded_channel::<Pending>();
+        let hurry = Arc::new(Notify::new());
+        let fill = fill.clamp(1, GROUP);
+        let wanted = hurry.clone();
         let task = tokio::spawn(async move {
             let mut group = Vec::with_capacity(GROUP);
             while incoming.recv_many(&mut group, GROUP).await > 0 {
+                let until = tokio::time::Instant::now() + LINGER;
+                while group.len() < fill {
+                    let room = GROUP - group.len();
+                    tokio::select! {
+                        biased;
+                        _ = wanted.notified() => break,
+                        n = incoming.recv_many(&mut group, room) => if n == 0 { break },
+                        _ = tokio::time::sleep_until(until) => break,
+                    }
+                }
                 let (outcomes, waiting): (Vec<_>, Vec<_>) =
                     group.drain(..).map(|p| (p.outcome, p.done)).unzip();
                 let ids: Vec<DeliveryId> = outcomes.iter().map(|o| o.id).collect();
@@ -92,7 +127,7 @@ impl Recorder {
                 }
             }
         });
-        (Self { queue }, task)
+        (Self { queue, hurry }, task)
     }
 
     /// Queues an outcome for the next group.
@@ -100,7 +135,10 @@ impl Recorder {
         let (done, answer) = oneshot::channel();
         // A closed queue drops `done`, which the receipt reports as an error.
         let _ = self.queue.send(Pending { outcome, done });
-        Receipt(answer)
+        Receipt {
+            answer,
+            hurry: Some(self.hurry.clone()),
+        }
     }
 }
 
@@ -134,5 +172,88 @@ impl Unrecorded {
             r.recorded().await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use tokio::sync::mpsc;
+    use tokio::time;
+
+    use super::*;
+    use crate::store::ledger::Ending;
+
+    /// A recorder whose groups are told to the test: when each was written (in the paused
+    /// clock's time) and which outcomes it held.
+    fn recorder(fill: usize) -> (Recorder, mpsc::UnboundedReceiver<(time::Instant, Vec<i64>)>) {
+        let (tx, groups) = mpsc::unbounded_channel();
+        let (recorder, _task) = Recorder::start(fill, move |group: Vec<DeliveryOutcome>| {
+            let tx = tx.clone();
+            async move {
+                let ids: Vec<DeliveryId> = group.iter().map(|o| o.id).collect();
+                let _ = tx.send((time::Instant::now(), ids.iter().map(|i| i.get()).collect()));
+                Ok(ids)
+            }
+        });
+        (recorder, groups)
+    }
+
+    fn sent(n: i64) -> DeliveryOutcome {
+        DeliveryOutcome {
+            id: DeliveryId::for_test(n),
+            worker: "host:1:0".into(),
+            result: Ending::Sent {
+                reply: "250 2.0.0 Ok".into(),
+                message_id: format!("<{n}@example.org>"),
+            },
+            at: Instant::now(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_group_is_written_once_it_holds_one_outcome_per_connection() {
+        let (recorder, mut groups) = recorder(3);
+        let began = time::Instant::now();
+        let receipts: Vec<Receipt> = (1..=3).map(|n| recorder.record(sent(n))).collect();
+        let (at, ids) = groups.recv().await.expect("a group");
+        assert_eq!(ids, [1, 2, 3]);
+        assert_eq!(at, began, "written at once, without waiting out the linger");
+        for r in receipts {
+            assert!(r.recorded().await.expect("recorded"));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_worker_waiting_for_its_outcome_has_the_group_written_at_once() {
+        let (recorder, mut groups) = recorder(8);
+        let began = time::Instant::now();
+        let first = recorder.record(sent(1));
+        let _second = recorder.record(sent(2));
+        tokio::task::yield_now().await;
+        assert!(first.recorded().await.expect("recorded"));
+        let (at, ids) = groups.recv().await.expect("a group");
+        assert_eq!(ids, [1, 2], "what had come is written with it");
+        assert_eq!(at, began);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_group_nobody_waits_for_is_written_after_the_linger() {
+        let (recorder, mut groups) = recorder(8);
+        let began = time::Instant::now();
+        let _receipt = recorder.record(sent(1));
+        let (at, ids) = groups.recv().await.expect("a group");
+        assert_eq!(ids, [1]);
+        assert_eq!(at - began, LINGER);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn over_one_connection_each_outcome_is_written_as_it_comes() {
+        let (recorder, mut groups) = recorder(1);
+        let began = time::Instant::now();
+        let _receipt = recorder.record(sent(1));
+        let (at, ids) = groups.recv().await.expect("a group");
+        assert_eq!((at, ids), (began, vec![1]));
     }
 }

@@ -248,15 +248,17 @@ pub async fn run(
     });
     // The recorder holds the run's state weakly: once the run is over, it ends.
     let weak = Arc::downgrade(&shared);
-    let (recorder, _recording) = Recorder::start(move |group| {
+    let fill = options.concurrency as usize;
+    let writer = Arc::new(store.outcome_writer());
+    let (recorder, _recording) = Recorder::start(fill, move |group| {
         let weak = weak.clone();
+        let writer = writer.clone();
         async move {
             let Some(shared) = weak.upgrade() else {
                 return Err(sqlx::Error::PoolClosed);
             };
-            let store = &shared.store;
             shared
-                .db("recording outcomes", || store.record_outcomes(&group))
+                .db("recording outcomes", || writer.record(&group))
                 .await
         }
     });

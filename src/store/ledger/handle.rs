@@ -85,6 +85,14 @@ impl Store {
         record(&self.pool, outcomes).await
     }
 
+    /// A writer of outcomes that keeps one of the pool's connections between its statements.
+    pub fn outcome_writer(&self) -> OutcomeWriter {
+        OutcomeWriter {
+            pool: self.pool.clone(),
+            conn: tokio::sync::Mutex::new(None),
+        }
+    }
+
     /// See [`release`].
     pub async fn release(&self, ids: &[DeliveryId], worker: &str) -> Result<u64, sqlx::Error> {
         release(&self.pool, ids, worker).await
@@ -188,5 +196,32 @@ impl Store {
     /// Every sender alive now, of any campaign.
     pub async fn live_senders(&self) -> Result<Vec<LiveSender>, sqlx::Error> {
         live_senders(&self.pool).await
+    }
+}
+
+/// Runs [`record`] on a connection it keeps: a pooled connection is tested with a round trip
+/// when it goes back to the pool, two more for every group of outcomes if each took its own
+/// (sqlx pings on release). One that failed is let go, and the next group takes another.
+pub struct OutcomeWriter {
+    pool: sqlx::PgPool,
+    conn: tokio::sync::Mutex<Option<sqlx::pool::PoolConnection<sqlx::Postgres>>>,
+}
+
+impl OutcomeWriter {
+    /// See [`record`].
+    pub async fn record(
+        &self,
+        outcomes: &[DeliveryOutcome],
+    ) -> Result<Vec<DeliveryId>, sqlx::Error> {
+        let mut held = self.conn.lock().await;
+        let conn = match &mut *held {
+            Some(c) => c,
+            None => held.insert(self.pool.acquire().await?),
+        };
+        let written = record(&mut **conn, outcomes).await;
+        if written.is_err() {
+            *held = None;
+        }
+        written
     }
 }

@@ -47,6 +47,12 @@ impl DeliveryId {
     pub fn get(self) -> i64 {
         self.0
     }
+
+    /// A delivery id that names no row, for tests of what carries ids around.
+    #[cfg(test)]
+    pub(crate) fn for_test(n: i64) -> Self {
+        Self(n)
+    }
 }
 
 impl std::fmt::Display for DeliveryId {
