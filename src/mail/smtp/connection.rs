@@ -13,6 +13,7 @@
 
 use std::time::Duration;
 
+use bytes::Buf;
 use lettre::address::{Address, Envelope};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::commands::{Auth, Data, Ehlo, Mail, Quit, Rcpt, Rset, Starttls};
@@ -50,7 +51,7 @@ async fn ehlo<S: Io>(
     limit: Duration,
 ) -> Result<Offers, SmtpFailure> {
     let command = Ehlo::new(hello.clone()).to_string();
-    write(io, Stage::Ehlo, limit, &[command.as_bytes()]).await?;
+    write(io, Stage::Ehlo, limit, command.as_bytes()).await?;
     let reply = read_reply(io, Stage::Ehlo, limit).await?;
     let info = ServerInfo::from_response(&reply)
         .map_err(|e| SmtpFailure::temporary(Stage::Ehlo, e.to_string()))?;
@@ -150,7 +151,7 @@ impl Connection {
                     &mut io,
                     Stage::StartTls,
                     limit,
-                    &[Starttls.to_string().as_bytes()],
+                    Starttls.to_string().as_bytes(),
                 )
                 .await?;
                 read_reply(&mut io, Stage::StartTls, limit).await?;
@@ -231,7 +232,7 @@ impl Connection {
 
     /// Writes `bytes` (one or more commands, or a message) and reads the first reply.
     async fn step(&mut self, stage: Stage, bytes: &[u8]) -> Result<Response, SmtpFailure> {
-        let written = write(&mut self.io, stage, self.limit, &[bytes]).await;
+        let written = write(&mut self.io, stage, self.limit, bytes).await;
         self.settle(written)?;
         self.reply(stage).await
     }
@@ -304,7 +305,7 @@ impl Connection {
             &mut self.io,
             Stage::Message,
             self.limit,
-            &[&body, END_OF_DATA],
+            (&*body).chain(END_OF_DATA),
         )
         .await;
         self.settle(written)?;
@@ -399,7 +400,7 @@ impl Connection {
         if self.is_usable() {
             let limit = self.limit.min(Duration::from_secs(5));
             let quit = Quit.to_string();
-            if write(&mut self.io, Stage::MailFrom, limit, &[quit.as_bytes()])
+            if write(&mut self.io, Stage::MailFrom, limit, quit.as_bytes())
                 .await
                 .is_ok()
             {

@@ -67,28 +67,19 @@ pub(super) async fn read_reply<S: AsyncRead + Unpin>(
     }
 }
 
-/// Writes `bytes` and flushes them under `limit`: the parts in one vectored write where the
-/// stream takes one (a message and the line that ends it go in one system call, not two).
+/// Writes `bytes` and flushes them under `limit`. Parts chained into one `Buf` (a message
+/// and the line that ends it) go in one vectored write where the stream takes one: one system
+/// call, not one per part.
 pub(super) async fn write<S: AsyncRead + AsyncWrite + Unpin>(
     io: &mut BufReader<S>,
     stage: Stage,
     limit: Duration,
-    bytes: &[&[u8]],
+    mut bytes: impl Buf,
 ) -> Result<(), SmtpFailure> {
     let lost = |cause: String| SmtpFailure::temporary(stage, cause);
     let stream = io.get_mut();
     let written = async {
-        match bytes {
-            [] => {}
-            [one] => stream.write_all(one).await?,
-            [first, rest @ ..] => {
-                let mut parts: Box<dyn Buf + Send + '_> = Box::new(*first);
-                for b in rest {
-                    parts = Box::new(parts.chain(*b));
-                }
-                stream.write_all_buf(&mut parts).await?;
-            }
-        }
+        stream.write_all_buf(&mut bytes).await?;
         stream.flush().await
     };
     timeout(limit, written)

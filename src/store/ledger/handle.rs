@@ -77,14 +77,6 @@ impl Store {
         .await
     }
 
-    /// See [`record`].
-    pub async fn record_outcomes(
-        &self,
-        outcomes: &[DeliveryOutcome],
-    ) -> Result<Vec<DeliveryId>, sqlx::Error> {
-        record(&self.pool, outcomes).await
-    }
-
     /// A writer of outcomes that keeps one of the pool's connections between its statements.
     pub fn outcome_writer(&self) -> OutcomeWriter {
         OutcomeWriter {
