@@ -6,10 +6,11 @@
 //! once it holds one outcome per connection, once a worker waits for one of its outcomes, or
 //! after [`LINGER`]: under load, a few milliseconds' worth of messages from every connection
 //! of the process; over one connection, each message as it comes. A worker does not wait for
-//! its message's record before the next message is made and paced, only before the one after
-//! is sent ([`UNRECORDED_PER_CONNECTION`]): that is what bounds the messages a `kill -9` can
-//! leave sent but unrecorded, to go again on the next run, and it is also when a group is
-//! written at the latest, so filling groups never holds a connection back.
+//! its message's record before the next message is made, paced and sent, only before the
+//! server is asked to take the one after (the end of its `DATA`; [`UNRECORDED_PER_CONNECTION`]):
+//! that is what bounds the messages a `kill -9` can leave sent but unrecorded, to go again on
+//! the next run, and it is also when a group is written at the latest, so filling groups never
+//! holds a connection back.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -66,14 +67,16 @@ impl Receipt {
     }
 
     /// Waits for the outcome's group to be committed; a group still filling is written now.
-    pub async fn recorded(mut self) -> Result<bool, RecordError> {
+    /// Dropped before it is done, it leaves the receipt as it was; once it has answered, the
+    /// receipt is spent.
+    pub async fn recorded(&mut self) -> Result<bool, RecordError> {
         if let Ok(answer) = self.answer.try_recv() {
             return answer;
         }
         if let Some(hurry) = &self.hurry {
             hurry.notify_one();
         }
-        self.answer.await.unwrap_or_else(|_| {
+        (&mut self.answer).await.unwrap_or_else(|_| {
             Err(RecordError(Arc::new(sqlx::Error::Protocol(
                 "the recorder stopped before the outcome was written".into(),
             ))))
@@ -151,7 +154,8 @@ impl Unrecorded {
         self.0.push_back(receipt);
     }
 
-    /// Waits until no more than `UNRECORDED_PER_CONNECTION` remain: before sending another.
+    /// Waits until no more than `UNRECORDED_PER_CONNECTION` remain: before the server is asked
+    /// to take another. Dropped unfinished (the message failed first), it forgets no receipt.
     pub async fn make_room(&mut self) -> Result<(), RecordError> {
         while self.0.len() > UNRECORDED_PER_CONNECTION {
             self.wait_oldest().await?;
@@ -168,8 +172,11 @@ impl Unrecorded {
     }
 
     async fn wait_oldest(&mut self) -> Result<(), RecordError> {
-        if let Some(r) = self.0.pop_front() {
-            r.recorded().await?;
+        if let Some(r) = self.0.front_mut() {
+            // Out of the queue once answered, well or not, and only then.
+            let answer = r.recorded().await;
+            self.0.pop_front();
+            answer?;
         }
         Ok(())
     }
@@ -220,7 +227,7 @@ mod tests {
         let (at, ids) = groups.recv().await.expect("a group");
         assert_eq!(ids, [1, 2, 3]);
         assert_eq!(at, began, "written at once, without waiting out the linger");
-        for r in receipts {
+        for mut r in receipts {
             assert!(r.recorded().await.expect("recorded"));
         }
     }
@@ -229,7 +236,7 @@ mod tests {
     async fn a_worker_waiting_for_its_outcome_has_the_group_written_at_once() {
         let (recorder, mut groups) = recorder(8);
         let began = time::Instant::now();
-        let first = recorder.record(sent(1));
+        let mut first = recorder.record(sent(1));
         let _second = recorder.record(sent(2));
         tokio::task::yield_now().await;
         assert!(first.recorded().await.expect("recorded"));
@@ -246,6 +253,36 @@ mod tests {
         let (at, ids) = groups.recv().await.expect("a group");
         assert_eq!(ids, [1]);
         assert_eq!(at - began, LINGER);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_for_room_given_up_leaves_the_connections_receipts_as_they_were() {
+        // Writes held until the test lets them go: the database is slow.
+        let (let_go, held) = tokio::sync::watch::channel(false);
+        let (recorder, _task) = Recorder::start(8, move |group: Vec<DeliveryOutcome>| {
+            let mut held = held.clone();
+            async move {
+                let _ = held.wait_for(|go| *go).await;
+                Ok(group.iter().map(|o| o.id).collect())
+            }
+        });
+        let mut unrecorded = Unrecorded::default();
+        unrecorded.push(recorder.record(sent(1)));
+        unrecorded.push(recorder.record(sent(2)));
+        let wait = Duration::from_millis(50);
+        // A message's transaction fails while its end waits for room: the wait is dropped.
+        assert!(time::timeout(wait, unrecorded.make_room()).await.is_err());
+        // The next message still waits for the first outcome, not yet recorded.
+        assert!(
+            time::timeout(wait, unrecorded.make_room()).await.is_err(),
+            "the first outcome's receipt was forgotten"
+        );
+        let_go.send_replace(true);
+        time::timeout(wait, unrecorded.make_room())
+            .await
+            .expect("room once the group is written")
+            .expect("recorded");
+        assert_eq!(unrecorded.0.len(), UNRECORDED_PER_CONNECTION);
     }
 
     #[tokio::test(start_paused = true)]

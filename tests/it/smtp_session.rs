@@ -1,7 +1,8 @@
 //! The SMTP session `send` speaks, against the scripted relay: with a server offering
 //! PIPELINING a message's MAIL FROM, RCPT TO and DATA go before any reply and every reply is
 //! still read, so a refusal leaves the session in step for the next reader; without it, one
-//! command at a time; and the body reaches the server as it was written, as lettre sent it.
+//! command at a time; the body reaches the server as it was written, as lettre sent it; and a
+//! message that must wait (for the ledger) goes whole, its end held back until it may.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -139,6 +140,80 @@ async fn a_recipient_refused_under_pipelining_fails_that_reader_and_the_next_is_
     assert_eq!(log.sessions, 1);
     assert_eq!(log.accepted, ["ann@example.org"]);
     assert_eq!(server.count("RSET"), 1);
+}
+
+/// Waits (up to ten seconds) until the server holds the whole of `MESSAGE` but not its end,
+/// while `sending` goes on; a send that ends first fails the test.
+async fn until_all_but_the_end_has_arrived<T: std::fmt::Debug>(
+    server: &ScriptedSmtp,
+    sending: &mut (impl Future<Output = T> + Unpin),
+) {
+    let arrived = async {
+        for _ in 0..1000 {
+            if server.log().arriving == MESSAGE {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the body never arrived: {:?}", server.log().arriving);
+    };
+    tokio::select! {
+        ended = &mut *sending => panic!("the message ended before it was let: {ended:?}"),
+        () = arrived => {}
+    }
+}
+
+#[tokio::test]
+async fn a_message_waiting_to_be_let_end_goes_whole_and_is_taken_only_once_let() {
+    let server = ScriptedSmtp::start(Relay::default()).await;
+    let mut conn = open(&server).await;
+    let (let_end, when) = tokio::sync::oneshot::channel::<()>();
+    let to_ann = envelope("ann@example.org");
+    let mut sending = Box::pin(conn.send_when(&to_ann, MESSAGE, async {
+        when.await.map_err(|_| "never let")
+    }));
+    until_all_but_the_end_has_arrived(&server, &mut sending).await;
+    assert!(server.log().accepted.is_empty(), "taken before its end");
+    let_end.send(()).expect("still sending");
+    let accepted = sending.await.expect("let").expect("sent");
+    assert!(accepted.starts_with("250"), "{accepted}");
+    let log = server.log();
+    assert_eq!(log.accepted, ["ann@example.org"]);
+    let mut stored = MESSAGE.to_vec();
+    stored.extend_from_slice(b"\r\n");
+    assert_eq!(
+        log.messages[0].1, stored,
+        "the same bytes as a message sent at once"
+    );
+}
+
+#[tokio::test]
+async fn a_message_whose_wait_fails_is_never_ended_and_its_session_is_given_up() {
+    let server = ScriptedSmtp::start(Relay::default()).await;
+    let mut conn = open(&server).await;
+    let (fail, when) = tokio::sync::oneshot::channel::<&str>();
+    let to_ann = envelope("ann@example.org");
+    let mut sending = Box::pin(conn.send_when(&to_ann, MESSAGE, async {
+        Err(when.await.unwrap_or("dropped"))
+    }));
+    until_all_but_the_end_has_arrived(&server, &mut sending).await;
+    fail.send("the ledger cannot be written")
+        .expect("still sending");
+    let failed = sending.await.expect_err("the wait failed");
+    assert_eq!(failed, "the ledger cannot be written");
+    assert!(
+        !conn.is_usable(),
+        "a session mid-message cannot carry another"
+    );
+    drop(conn);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let log = server.log();
+    assert!(
+        log.accepted.is_empty(),
+        "the server took {:?}",
+        log.accepted
+    );
+    assert_eq!(log.sessions, 1);
 }
 
 /// Lines starting with a dot, the last line without its line break.

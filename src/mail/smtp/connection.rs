@@ -11,6 +11,8 @@
 //! one write and their replies are read in order, every one of them, so that the session stays
 //! in step after a refusal.
 
+use std::convert::Infallible;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Buf;
@@ -29,6 +31,19 @@ use tokio::time::timeout;
 use super::failure::{Reply, SmtpFailure, Stage};
 use super::target::{Security, SmtpTarget};
 use super::wire::{END_OF_DATA, Io, read_reply, transparent, write};
+
+/// Why a transaction ended without the server taking the message.
+enum Ended<E> {
+    Smtp(SmtpFailure),
+    /// What the message waited for before its end failed.
+    NotReady(E),
+}
+
+impl<E> From<SmtpFailure> for Ended<E> {
+    fn from(f: SmtpFailure) -> Self {
+        Self::Smtp(f)
+    }
+}
 
 /// What the server said it can do in its (last) EHLO reply.
 struct Offers {
@@ -256,6 +271,43 @@ impl Connection {
         envelope: &Envelope,
         message: &[u8],
     ) -> Result<String, SmtpFailure> {
+        let ready = std::future::ready(Ok::<(), Infallible>(()));
+        match self.send_when(envelope, message, ready).await {
+            Ok(answer) => answer,
+            Err(never) => match never {},
+        }
+    }
+
+    /// Sends one message as [`send`](Self::send) does, but ends it (the `.` that asks the
+    /// server to take it) only once `ready` is done: the envelope and the body go meanwhile.
+    /// A sender whose earlier messages must be recorded before another is accepted waits for
+    /// that during the transfer, not before it. If `ready` fails, the message is left without
+    /// its end and the session is given up, so the server takes nothing; that error is the
+    /// outer one. A long wait (an outage of the database) can outlast the server's patience
+    /// (RFC 5321 4.5.3.2.6: ten minutes for the end of a message): it then drops the
+    /// transaction, which is a failure of the session, the message not taken.
+    pub async fn send_when<E>(
+        &mut self,
+        envelope: &Envelope,
+        message: &[u8],
+        ready: impl Future<Output = Result<(), E>>,
+    ) -> Result<Result<String, SmtpFailure>, E> {
+        match self.transaction(envelope, message, ready).await {
+            Ok(reply) => Ok(Ok(reply)),
+            Err(Ended::Smtp(f)) => Ok(Err(f)),
+            Err(Ended::NotReady(e)) => {
+                self.broken = true;
+                Err(e)
+            }
+        }
+    }
+
+    async fn transaction<E>(
+        &mut self,
+        envelope: &Envelope,
+        message: &[u8],
+        ready: impl Future<Output = Result<(), E>>,
+    ) -> Result<String, Ended<E>> {
         let info = &self.offers.info;
         let mut params = Vec::new();
         let non_ascii = envelope
@@ -273,7 +325,8 @@ impl Connection {
                         553,
                         "5.6.7 the address has letters outside ASCII before the @ and the server does not support SMTPUTF8",
                     ),
-                ));
+                )
+                .into());
             }
             params.push(MailParameter::SmtpUtfEight);
         }
@@ -285,7 +338,8 @@ impl Connection {
                         554,
                         "5.6.3 the message has 8-bit characters and the server does not support 8BITMIME",
                     ),
-                ));
+                )
+                .into());
             }
             params.push(MailParameter::Body(MailBodyParameter::EightBitMime));
         }
@@ -301,14 +355,29 @@ impl Connection {
             self.one_by_one(&mail, &rcpts).await?;
         }
         let body = transparent(message);
-        let written = write(
-            &mut self.io,
-            Stage::Message,
-            self.limit,
-            (&*body).chain(END_OF_DATA),
-        )
-        .await;
-        self.settle(written)?;
+        let mut ready = std::pin::pin!(ready);
+        // Looked at once the envelope has gone: when it is done by then, as it mostly is, the
+        // body and its end go in one write.
+        match std::future::poll_fn(|cx| Poll::Ready(ready.as_mut().poll(cx))).await {
+            Poll::Ready(done) => {
+                done.map_err(Ended::NotReady)?;
+                let written = write(
+                    &mut self.io,
+                    Stage::Message,
+                    self.limit,
+                    (&*body).chain(END_OF_DATA),
+                )
+                .await;
+                self.settle(written)?;
+            }
+            Poll::Pending => {
+                let written = write(&mut self.io, Stage::Message, self.limit, &*body).await;
+                self.settle(written)?;
+                ready.await.map_err(Ended::NotReady)?;
+                let written = write(&mut self.io, Stage::Message, self.limit, END_OF_DATA).await;
+                self.settle(written)?;
+            }
+        }
         let response = self.reply(Stage::Message).await?;
         Ok(format!(
             "{} {}",

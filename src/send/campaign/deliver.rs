@@ -67,10 +67,13 @@ pub(super) async fn deliver(
         _ = shared.until_stopped() => return Ok(Delivery::GaveBack),
     };
     paced?;
-    // At most so many of this connection's messages may be unrecorded while it sends another.
-    unrecorded.make_room().await?;
+    // At most so many of this connection's messages may be unrecorded when the server takes
+    // another: the message goes meanwhile, and only its end waits for room.
     let result = match conn {
-        Some(c) if c.is_usable() => c.send(&out.envelope, &out.bytes).await,
+        Some(c) if c.is_usable() => {
+            c.send_when(&out.envelope, &out.bytes, unrecorded.make_room())
+                .await?
+        }
         _ => match Connection::open(
             &shared.target,
             shared.personaliser.hello_name(),
@@ -79,7 +82,9 @@ pub(super) async fn deliver(
         .await
         {
             Ok(mut c) => {
-                let r = c.send(&out.envelope, &out.bytes).await;
+                let r = c
+                    .send_when(&out.envelope, &out.bytes, unrecorded.make_room())
+                    .await?;
                 *conn = Some(c);
                 r
             }

@@ -117,6 +117,8 @@ pub struct Log {
     /// The commands that had arrived before the server replied to the one before them (a
     /// client pipelining, RFC 2920), prefixed with their session's number.
     pub pipelined: Vec<(u32, String)>,
+    /// The message arriving, as far as it has come (dots unstuffed); emptied when it ends.
+    pub arriving: Vec<u8>,
     pub sessions: u32,
 }
 
@@ -370,7 +372,13 @@ impl Session {
                     // RFC 5321 4.5.2: a line's first dot was added by the client.
                     let unstuffed = body.strip_prefix(b".").unwrap_or(&body);
                     message.extend_from_slice(unstuffed);
+                    self.log
+                        .lock()
+                        .expect("log")
+                        .arriving
+                        .extend_from_slice(unstuffed);
                 }
+                self.log.lock().expect("log").arriving.clear();
                 // The transaction ends with the message, accepted or not.
                 mail = false;
                 let to = std::mem::take(&mut rcpt);
