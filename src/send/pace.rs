@@ -42,16 +42,20 @@ impl CampaignPace {
         })
     }
 
-    /// Books the next message's slot and waits for it. A slot booked is spent: a message that
-    /// does not go after all gives nothing back (the pace errs on the slow side).
-    pub async fn ready(&self) -> Result<(), sqlx::Error> {
-        let unlimited = self
-            .unlimited_until
+    /// True while no live sender had a limit when last asked (within the last second): a
+    /// message may then go without booking a slot, as [`ready`](Self::ready) would let it.
+    pub fn is_unlimited_now(&self) -> bool {
+        self.unlimited_until
             .lock()
             .ok()
             .and_then(|u| *u)
-            .is_some_and(|t| t > Instant::now());
-        if unlimited {
+            .is_some_and(|t| t > Instant::now())
+    }
+
+    /// Books the next message's slot and waits for it. A slot booked is spent: a message that
+    /// does not go after all gives nothing back (the pace errs on the slow side).
+    pub async fn ready(&self) -> Result<(), sqlx::Error> {
+        if self.is_unlimited_now() {
             return Ok(());
         }
         let draw = Draw {

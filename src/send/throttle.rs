@@ -57,6 +57,14 @@ impl Slowdown {
         gap
     }
 
+    /// Whether the pace is lowered now.
+    pub fn is_lowered(&self) -> bool {
+        let now = tokio::time::Instant::now();
+        self.state
+            .lock()
+            .map_or(true, |s| s.is_some_and(|s| s.until > now))
+    }
+
     /// Waits for this message's turn while the pace is lowered; returns at once otherwise.
     pub async fn ready(&self) {
         let slot = {

@@ -568,6 +568,131 @@ async fn a_run_in_which_every_attempt_failed_does_not_exit_0(
     );
 }
 
+// Pipelining across messages --------------------------------------------------------------
+
+/// The MAIL FROM commands that came with the end of the message before: written ahead.
+fn envelopes_sent_ahead(server: &ScriptedSmtp) -> usize {
+    server
+        .log()
+        .pipelined
+        .iter()
+        .filter(|(_, c)| c.to_ascii_uppercase().starts_with("MAIL FROM"))
+        .count()
+}
+
+#[sqlx::test]
+async fn an_unlimited_run_sends_each_envelope_with_the_end_of_the_message_before(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let (pool, _, server) = scene(pool_options, options, 6, Relay::default()).await;
+    let report = send_in_process(&pool, &plain(&server), &one_connection()).await;
+    assert_eq!(report.outcome, Outcome::Finished);
+    sent_once_charging_nobody(&pool, &server, 6).await;
+    assert!(
+        envelopes_sent_ahead(&server) >= 1,
+        "no envelope went with the end of the message before: {:?}",
+        server.log().commands
+    );
+    assert_eq!(server.log().sessions, 1, "on one session");
+    assert_eq!(server.count("MAIL FROM"), 6, "each envelope went once");
+}
+
+#[sqlx::test]
+async fn a_run_at_a_rate_sends_each_envelope_when_its_message_may_go(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let (pool, _, server) = scene(pool_options, options, 4, Relay::default()).await;
+    let options = SendOptions {
+        rate: "50/s".parse().expect("rate"),
+        ..one_connection()
+    };
+    let report = send_in_process(&pool, &plain(&server), &options).await;
+    assert_eq!(report.outcome, Outcome::Finished);
+    sent_once_charging_nobody(&pool, &server, 4).await;
+    assert_eq!(
+        envelopes_sent_ahead(&server),
+        0,
+        "a message's envelope goes at its turn in the pace, not before"
+    );
+}
+
+/// With the defaults (no shortened timeouts): a stop that comes while the next reader's
+/// envelope is out (with the end of the message before, held by a relay slow to accept) sends
+/// that reader nothing: the session is hung up on without the message, and their claim goes back
+/// uncharged with the rest.
+#[sqlx::test]
+async fn a_run_stopped_while_the_next_envelope_is_out_sends_that_reader_nothing(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let slow = Arc::new(tokio::sync::Notify::new());
+    let told = slow.clone();
+    let messages = Arc::new(AtomicU32::new(0));
+    let (pool, url, server) = scene(
+        pool_options,
+        options,
+        6,
+        Relay {
+            data_end: Arc::new(move |_, _| {
+                // The second message: the first has told the run that its pace is unlimited.
+                if messages.fetch_add(1, Ordering::SeqCst) == 1 {
+                    told.notify_one();
+                    Answer::After(Duration::from_secs(2), "250 2.0.0 Ok: queued".into())
+                } else {
+                    Answer::Reply("250 2.0.0 Ok: queued".into())
+                }
+            }),
+            ..Relay::default()
+        },
+    )
+    .await;
+    let child = send_with_defaults(&url, &server, &["--concurrency", "1"]);
+    tokio::time::timeout(Duration::from_secs(60), slow.notified())
+        .await
+        .expect("the second message began within 60 s");
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(term.success());
+    let status = tokio::task::spawn_blocking(move || {
+        let mut child = child;
+        child.wait()
+    })
+    .await
+    .expect("joined")
+    .expect("waited");
+    assert_eq!(status.code(), Some(75), "a stopped run is resumable");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = server.log();
+    let mut accepted = log.accepted.clone();
+    assert_eq!(
+        accepted.len(),
+        2,
+        "nothing taken after the stop: {accepted:?}"
+    );
+    accepted.sort();
+    assert_eq!(with_status(&pool, "sent").await, accepted);
+    let third = log
+        .commands
+        .iter()
+        .filter_map(|(_, c)| c.strip_prefix("RCPT TO:<")?.strip_suffix('>'))
+        .nth(2)
+        .expect("a third reader's envelope went ahead with the second's end")
+        .to_string();
+    assert!(!accepted.contains(&third), "{third} was sent nothing");
+    let rows = ledger(&pool).await;
+    assert!(
+        rows.iter()
+            .filter(|r| r.1 != "sent")
+            .all(|r| r.1 == "queued" && r.2 == 0),
+        "the rest, {third} among them, went back uncharged: {rows:?}"
+    );
+    assert_eq!(rows.iter().filter(|r| r.1 == "queued").count(), 4);
+}
+
 // TLS -------------------------------------------------------------------------------------
 
 #[sqlx::test]

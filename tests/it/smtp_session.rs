@@ -1,8 +1,10 @@
 //! The SMTP session `send` speaks, against the scripted relay: with a server offering
 //! PIPELINING a message's MAIL FROM, RCPT TO and DATA go before any reply and every reply is
 //! still read, so a refusal leaves the session in step for the next reader; without it, one
-//! command at a time; the body reaches the server as it was written, as lettre sent it; and a
-//! message that must wait (for the ledger) goes whole, its end held back until it may.
+//! command at a time; the body reaches the server as it was written, as lettre sent it; a
+//! message that must wait (for the ledger) goes whole, its end held back until it may; and the
+//! next message's envelope goes with the end of the one before, the session then good for that
+//! message alone.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -108,9 +110,9 @@ async fn a_sender_refused_under_pipelining_leaves_the_session_in_step() {
     conn.quit().await;
 }
 
-#[tokio::test]
-async fn a_recipient_refused_under_pipelining_fails_that_reader_and_the_next_is_sent() {
-    let server = ScriptedSmtp::start(Relay {
+/// A relay (Postfix's words) that knows no mailbox `gone@example.org`.
+async fn refusing_gone() -> ScriptedSmtp {
+    ScriptedSmtp::start(Relay {
         rcpt: Arc::new(|to, _| {
             if to == "gone@example.org" {
                 format!("550 5.1.1 <{to}>: Recipient address rejected: User unknown")
@@ -120,17 +122,27 @@ async fn a_recipient_refused_under_pipelining_fails_that_reader_and_the_next_is_
         }),
         ..Relay::default()
     })
-    .await;
-    let mut conn = open(&server).await;
-    let refused = conn
-        .send(&envelope("gone@example.org"), MESSAGE)
-        .await
-        .expect_err("refused recipient");
+    .await
+}
+
+/// `refused` is the relay's 550 5.1.1 to RCPT TO.
+fn refused_as_unknown(refused: &lscp_mail::mail::smtp::SmtpFailure) {
     assert_eq!(
         (refused.stage, refused.enhanced()),
         (Stage::RcptTo, Some("5.1.1")),
         "{refused}"
     );
+}
+
+#[tokio::test]
+async fn a_recipient_refused_under_pipelining_fails_that_reader_and_the_next_is_sent() {
+    let server = refusing_gone().await;
+    let mut conn = open(&server).await;
+    let refused = conn
+        .send(&envelope("gone@example.org"), MESSAGE)
+        .await
+        .expect_err("refused recipient");
+    refused_as_unknown(&refused);
     assert!(refused.is_no_such_mailbox(), "{refused}");
     assert!(conn.is_usable());
     conn.send(&envelope("ann@example.org"), MESSAGE)
@@ -169,9 +181,12 @@ async fn a_message_waiting_to_be_let_end_goes_whole_and_is_taken_only_once_let()
     let mut conn = open(&server).await;
     let (let_end, when) = tokio::sync::oneshot::channel::<()>();
     let to_ann = envelope("ann@example.org");
-    let mut sending = Box::pin(conn.send_when(&to_ann, MESSAGE, async {
-        when.await.map_err(|_| "never let")
-    }));
+    let mut sending = Box::pin(conn.send_when(
+        &to_ann,
+        MESSAGE,
+        async { when.await.map_err(|_| "never let") },
+        None,
+    ));
     until_all_but_the_end_has_arrived(&server, &mut sending).await;
     assert!(server.log().accepted.is_empty(), "taken before its end");
     let_end.send(()).expect("still sending");
@@ -193,9 +208,12 @@ async fn a_message_whose_wait_fails_is_never_ended_and_its_session_is_given_up()
     let mut conn = open(&server).await;
     let (fail, when) = tokio::sync::oneshot::channel::<&str>();
     let to_ann = envelope("ann@example.org");
-    let mut sending = Box::pin(conn.send_when(&to_ann, MESSAGE, async {
-        Err(when.await.unwrap_or("dropped"))
-    }));
+    let mut sending = Box::pin(conn.send_when(
+        &to_ann,
+        MESSAGE,
+        async { Err(when.await.unwrap_or("dropped")) },
+        None,
+    ));
     until_all_but_the_end_has_arrived(&server, &mut sending).await;
     fail.send("the ledger cannot be written")
         .expect("still sending");
@@ -214,6 +232,113 @@ async fn a_message_whose_wait_fails_is_never_ended_and_its_session_is_given_up()
         log.accepted
     );
     assert_eq!(log.sessions, 1);
+}
+
+/// Sends `message` to `to` with `next`'s envelope going ahead of it, nothing to wait for.
+async fn send_before(
+    conn: &mut Connection,
+    to: &str,
+    message: &[u8],
+    next: (&Envelope, &[u8]),
+) -> Result<String, lscp_mail::mail::smtp::SmtpFailure> {
+    let ready = std::future::ready(Ok::<(), ()>(()));
+    conn.send_when(&envelope(to), message, ready, Some(next))
+        .await
+        .expect("nothing to wait for")
+}
+
+/// A session of the default relay that sent ann's message with the envelope of ben's (`bens`)
+/// after its end, and ben's envelope.
+async fn ann_sent_with_bens_envelope_ahead(bens: &[u8]) -> (ScriptedSmtp, Connection, Envelope) {
+    let server = ScriptedSmtp::start(Relay::default()).await;
+    let mut conn = open(&server).await;
+    let to_ben = envelope("ben@example.org");
+    send_before(&mut conn, "ann@example.org", MESSAGE, (&to_ben, bens))
+        .await
+        .expect("ann's sent");
+    (server, conn, to_ben)
+}
+
+#[tokio::test]
+async fn the_next_messages_envelope_goes_with_the_end_of_the_one_before() {
+    let (server, mut conn, to_ben) = ann_sent_with_bens_envelope_ahead(DOTTED).await;
+    assert!(conn.awaits_message(), "the session is ben's now");
+    conn.send(&to_ben, DOTTED).await.expect("ben's sent");
+    assert!(!conn.awaits_message());
+    conn.quit().await;
+    assert_eq!(
+        pipelined(&server),
+        [
+            "RCPT TO:<ann@example.org>",
+            "DATA",
+            "MAIL FROM:<news@example.org>",
+            "RCPT TO:<ben@example.org>",
+            "DATA",
+        ],
+        "ben's MAIL FROM, RCPT TO and DATA came with the end of ann's message"
+    );
+    assert_eq!(server.count("MAIL FROM"), 2, "ben's envelope went once");
+    let log = server.log();
+    assert_eq!(log.accepted, ["ann@example.org", "ben@example.org"]);
+    let stored = |m: &[u8]| [m, b"\r\n"].concat();
+    assert_eq!(log.messages[0].1, stored(MESSAGE));
+    assert_eq!(
+        log.messages[1].1,
+        stored(DOTTED),
+        "the same bytes as sent on their own"
+    );
+}
+
+#[tokio::test]
+async fn a_session_left_waiting_for_a_message_is_closed_without_it() {
+    let (server, conn, _) = ann_sent_with_bens_envelope_ahead(MESSAGE).await;
+    // Ben's message does not go after all (the run was stopped): QUIT would be taken as his
+    // message's first line.
+    conn.quit().await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let log = server.log();
+    assert_eq!(log.accepted, ["ann@example.org"], "nothing for ben");
+    assert!(
+        log.arriving.is_empty(),
+        "nothing came as ben's text: {:?}",
+        String::from_utf8_lossy(&log.arriving)
+    );
+}
+
+#[tokio::test]
+async fn a_session_asked_for_another_message_than_it_waits_for_is_given_up() {
+    let (server, mut conn, _) = ann_sent_with_bens_envelope_ahead(MESSAGE).await;
+    let refused = conn
+        .send(&envelope("cat@example.org"), MESSAGE)
+        .await
+        .expect_err("the session waits for ben's message");
+    assert!(refused.is_transient(), "{refused}");
+    assert!(!conn.is_usable());
+    drop(conn);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(server.log().accepted, ["ann@example.org"]);
+}
+
+#[tokio::test]
+async fn a_next_recipient_refused_fails_that_reader_alone_and_the_session_goes_on() {
+    let server = refusing_gone().await;
+    let mut conn = open(&server).await;
+    let to_gone = envelope("gone@example.org");
+    send_before(&mut conn, "ann@example.org", MESSAGE, (&to_gone, MESSAGE))
+        .await
+        .expect("ann's sent: the refusal that follows is not hers");
+    let refused = conn
+        .send(&to_gone, MESSAGE)
+        .await
+        .expect_err("refused recipient");
+    refused_as_unknown(&refused);
+    assert!(conn.is_usable() && !conn.awaits_message());
+    conn.send(&envelope("ben@example.org"), MESSAGE)
+        .await
+        .expect("the next reader is sent on the same session");
+    let log = server.log();
+    assert_eq!(log.sessions, 1);
+    assert_eq!(log.accepted, ["ann@example.org", "ben@example.org"]);
 }
 
 /// Lines starting with a dot, the last line without its line break.

@@ -9,7 +9,8 @@
 //! the EHLO keywords it knows, and builds the message; rustls does TLS with the roots lettre
 //! used. When the server offers PIPELINING (RFC 2920), MAIL FROM, every RCPT TO and DATA go in
 //! one write and their replies are read in order, every one of them, so that the session stays
-//! in step after a refusal.
+//! in step after a refusal; and the next message's three can go with the end of the one before
+//! ([`Connection::send_when`]), so that a message costs one round trip.
 
 use std::convert::Infallible;
 use std::task::Poll;
@@ -57,6 +58,34 @@ pub struct Connection {
     offers: Offers,
     limit: Duration,
     broken: bool,
+    /// The next message's envelope, written after the last message's end and not yet
+    /// answered: the session is then good for that message alone.
+    ahead: Option<SentAhead>,
+}
+
+/// MAIL FROM, each RCPT TO and DATA of one message, as they go on the wire.
+struct Commands {
+    mail: String,
+    rcpts: Vec<String>,
+}
+
+impl Commands {
+    /// The three in one group, as PIPELINING sends them.
+    fn group(&self) -> String {
+        let data = Data.to_string();
+        let mut group = String::with_capacity(self.mail.len() + 64 * self.rcpts.len() + data.len());
+        group.push_str(&self.mail);
+        self.rcpts.iter().for_each(|r| group.push_str(r));
+        group.push_str(&data);
+        group
+    }
+}
+
+/// An envelope sent ahead of its message: what was written, and how many RCPT TO replies
+/// follow the MAIL FROM one.
+struct SentAhead {
+    group: String,
+    rcpts: usize,
 }
 
 /// Says EHLO and reads what the server offers.
@@ -188,6 +217,7 @@ impl Connection {
             offers,
             limit,
             broken: false,
+            ahead: None,
         };
         if let Some((user, pass)) = &target.credentials {
             let creds = Credentials::new(user.clone(), pass.expose_secret().to_string());
@@ -272,7 +302,7 @@ impl Connection {
         message: &[u8],
     ) -> Result<String, SmtpFailure> {
         let ready = std::future::ready(Ok::<(), Infallible>(()));
-        match self.send_when(envelope, message, ready).await {
+        match self.send_when(envelope, message, ready, None).await {
             Ok(answer) => answer,
             Err(never) => match never {},
         }
@@ -286,13 +316,21 @@ impl Connection {
     /// outer one. A long wait (an outage of the database) can outlast the server's patience
     /// (RFC 5321 4.5.3.2.6: ten minutes for the end of a message): it then drops the
     /// transaction, which is a failure of the session, the message not taken.
+    ///
+    /// `next`, the envelope and body of the message to go after this one, when there is one:
+    /// where the server offers PIPELINING, its MAIL FROM, RCPT TO and DATA go in the same write
+    /// as this message's end (RFC 2920 lets a message's content open a group), so that the
+    /// server answers both at once and a message costs one round trip, not two. The session is
+    /// then good for that message alone (see [`awaits_message`](Self::awaits_message)): the
+    /// next call must send it.
     pub async fn send_when<E>(
         &mut self,
         envelope: &Envelope,
         message: &[u8],
         ready: impl Future<Output = Result<(), E>>,
+        next: Option<(&Envelope, &[u8])>,
     ) -> Result<Result<String, SmtpFailure>, E> {
-        match self.transaction(envelope, message, ready).await {
+        match self.transaction(envelope, message, ready, next).await {
             Ok(reply) => Ok(Ok(reply)),
             Err(Ended::Smtp(f)) => Ok(Err(f)),
             Err(Ended::NotReady(e)) => {
@@ -302,12 +340,16 @@ impl Connection {
         }
     }
 
-    async fn transaction<E>(
-        &mut self,
-        envelope: &Envelope,
-        message: &[u8],
-        ready: impl Future<Output = Result<(), E>>,
-    ) -> Result<String, Ended<E>> {
+    /// True while the envelope of a message went ahead of it (see [`send_when`](Self::send_when)):
+    /// the server may be waiting for that message's text, and the session can carry no other.
+    /// Dropped then, it closes without QUIT, and the server takes nothing.
+    pub fn awaits_message(&self) -> bool {
+        self.ahead.is_some()
+    }
+
+    /// The commands of the transaction for `envelope` and `message`, or the refusal a server
+    /// would give for an address or a body it cannot carry.
+    fn commands(&self, envelope: &Envelope, message: &[u8]) -> Result<Commands, SmtpFailure> {
         let info = &self.offers.info;
         let mut params = Vec::new();
         let non_ascii = envelope
@@ -325,8 +367,7 @@ impl Connection {
                         553,
                         "5.6.7 the address has letters outside ASCII before the @ and the server does not support SMTPUTF8",
                     ),
-                )
-                .into());
+                ));
             }
             params.push(MailParameter::SmtpUtfEight);
         }
@@ -338,22 +379,63 @@ impl Connection {
                         554,
                         "5.6.3 the message has 8-bit characters and the server does not support 8BITMIME",
                     ),
-                )
-                .into());
+                ));
             }
             params.push(MailParameter::Body(MailBodyParameter::EightBitMime));
         }
-        let mail = Mail::new(envelope.from().cloned(), params).to_string();
-        let rcpts: Vec<String> = envelope
-            .to()
-            .iter()
-            .map(|to| Rcpt::new(to.clone(), vec![]).to_string())
-            .collect();
-        if self.offers.pipelining {
-            self.pipelined(&mail, &rcpts).await?;
-        } else {
-            self.one_by_one(&mail, &rcpts).await?;
+        Ok(Commands {
+            mail: Mail::new(envelope.from().cloned(), params).to_string(),
+            rcpts: envelope
+                .to()
+                .iter()
+                .map(|to| Rcpt::new(to.clone(), vec![]).to_string())
+                .collect(),
+        })
+    }
+
+    async fn transaction<E>(
+        &mut self,
+        envelope: &Envelope,
+        message: &[u8],
+        ready: impl Future<Output = Result<(), E>>,
+        next: Option<(&Envelope, &[u8])>,
+    ) -> Result<String, Ended<E>> {
+        let commands = match self.commands(envelope, message) {
+            Ok(c) => c,
+            // A refusal of ours for a message whose envelope went ahead: only the session's end
+            // can take that transaction back.
+            Err(f) if self.ahead.is_some() => {
+                self.broken = true;
+                return Err(f.into());
+            }
+            Err(f) => return Err(f.into()),
+        };
+        match self.ahead.take() {
+            Some(ahead) if ahead.group == commands.group() => {
+                self.envelope_replies(ahead.rcpts).await?;
+            }
+            Some(_) => {
+                // The caller sends another message than the one announced: the server may be
+                // waiting for that one's text, so the session cannot go on.
+                self.broken = true;
+                return Err(SmtpFailure::temporary(
+                    Stage::MailFrom,
+                    "the session was waiting for another message",
+                )
+                .into());
+            }
+            None if self.offers.pipelining => self.pipelined(&commands).await?,
+            None => self.one_by_one(&commands).await?,
         }
+        // The next message's envelope, to go with this one's end.
+        let ahead = next
+            .filter(|_| self.offers.pipelining)
+            .and_then(|(envelope, message)| self.commands(envelope, message).ok())
+            .map(|c| SentAhead {
+                group: c.group(),
+                rcpts: c.rcpts.len(),
+            });
+        let after_end = ahead.as_ref().map_or(&b""[..], |a| a.group.as_bytes());
         let body = transparent(message);
         let mut ready = std::pin::pin!(ready);
         // Looked at once the envelope has gone: when it is done by then, as it mostly is, the
@@ -365,7 +447,7 @@ impl Connection {
                     &mut self.io,
                     Stage::Message,
                     self.limit,
-                    (&*body).chain(END_OF_DATA),
+                    (&*body).chain(END_OF_DATA).chain(after_end),
                 )
                 .await;
                 self.settle(written)?;
@@ -374,10 +456,17 @@ impl Connection {
                 let written = write(&mut self.io, Stage::Message, self.limit, &*body).await;
                 self.settle(written)?;
                 ready.await.map_err(Ended::NotReady)?;
-                let written = write(&mut self.io, Stage::Message, self.limit, END_OF_DATA).await;
+                let written = write(
+                    &mut self.io,
+                    Stage::Message,
+                    self.limit,
+                    END_OF_DATA.chain(after_end),
+                )
+                .await;
                 self.settle(written)?;
             }
         }
+        self.ahead = ahead;
         let response = self.reply(Stage::Message).await?;
         Ok(format!(
             "{} {}",
@@ -387,9 +476,9 @@ impl Connection {
     }
 
     /// MAIL FROM, each RCPT TO and DATA, each awaiting its reply before the next.
-    async fn one_by_one(&mut self, mail: &str, rcpts: &[String]) -> Result<(), SmtpFailure> {
-        self.step(Stage::MailFrom, mail.as_bytes()).await?;
-        for rcpt in rcpts {
+    async fn one_by_one(&mut self, commands: &Commands) -> Result<(), SmtpFailure> {
+        self.step(Stage::MailFrom, commands.mail.as_bytes()).await?;
+        for rcpt in &commands.rcpts {
             if let Err(f) = self.step(Stage::RcptTo, rcpt.as_bytes()).await {
                 self.reset().await;
                 return Err(f);
@@ -403,22 +492,30 @@ impl Connection {
     }
 
     /// MAIL FROM, each RCPT TO and DATA in one write (RFC 2920), then every reply in order.
-    /// The first refusal is the transaction's; the replies after it are still read, so that
-    /// the next transaction reads its own.
-    async fn pipelined(&mut self, mail: &str, rcpts: &[String]) -> Result<(), SmtpFailure> {
-        let data = Data.to_string();
-        let mut group = String::with_capacity(mail.len() + 64 * rcpts.len() + data.len());
-        group.push_str(mail);
-        rcpts.iter().for_each(|r| group.push_str(r));
-        group.push_str(&data);
+    async fn pipelined(&mut self, commands: &Commands) -> Result<(), SmtpFailure> {
+        let written = write(
+            &mut self.io,
+            Stage::MailFrom,
+            self.limit,
+            commands.group().as_bytes(),
+        )
+        .await;
+        self.settle(written)?;
+        self.envelope_replies(commands.rcpts.len()).await
+    }
+
+    /// The replies to a pipelined MAIL FROM, `rcpts` RCPT TO and DATA, in order. The first
+    /// refusal is the transaction's; the replies after it are still read, so that the next
+    /// transaction reads its own.
+    async fn envelope_replies(&mut self, rcpts: usize) -> Result<(), SmtpFailure> {
         let mut refused = None;
-        match self.step(Stage::MailFrom, group.as_bytes()).await {
+        match self.reply(Stage::MailFrom).await {
             Ok(_) => {}
             Err(f) if self.broken => return Err(f),
             Err(f) => refused = Some(f),
         }
         let mut accepted = 0;
-        for _ in rcpts {
+        for _ in 0..rcpts {
             match self.reply(Stage::RcptTo).await {
                 Ok(_) => accepted += 1,
                 Err(f) if self.broken => return Err(refused.unwrap_or(f)),
@@ -465,8 +562,10 @@ impl Connection {
         !self.broken
     }
 
+    /// Says QUIT and waits a little for the answer; a session waiting for a message's text
+    /// (an envelope went ahead of it) is closed without it, so that the server takes nothing.
     pub async fn quit(mut self) {
-        if self.is_usable() {
+        if self.is_usable() && self.ahead.is_none() {
             let limit = self.limit.min(Duration::from_secs(5));
             let quit = Quit.to_string();
             if write(&mut self.io, Stage::MailFrom, limit, quit.as_bytes())

@@ -1,6 +1,7 @@
-//! One claimed delivery, from the reader's message to its recorded outcome: written, paced,
-//! sent over the worker's connection (opened again when it is gone), and what the server said
-//! recorded, with what a refusal means for the reader, the worker and the campaign.
+//! One claimed delivery, from the reader's message to its recorded outcome: written
+//! ([`prepare`]), paced, sent over the worker's connection (opened again when it is gone), and
+//! what the server said recorded, with what a refusal means for the reader, the worker and the
+//! campaign ([`deliver`]).
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -9,9 +10,10 @@ use super::super::ledger::Unrecorded;
 use super::SendError;
 use super::faults::{SLOWDOWN_HOLD, ServerHalt, count_refusal};
 use super::worker::Shared;
+use crate::mail::outgoing::Outgoing;
 use crate::mail::smtp::{Connection, Scope, redact};
-use crate::store::LinkToken;
-use crate::store::ledger::{CampaignStatus, Claimed, Ending, FinalStatus};
+use crate::store::ledger::{CampaignStatus, Claimed, DeliveryId, Ending, FinalStatus};
+use crate::store::{LinkToken, SubscriberId};
 
 /// What became of a claimed delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,53 +27,100 @@ pub(super) enum Delivery {
     SessionFailed,
 }
 
-/// Sends one claimed delivery and records how it went.
-pub(super) async fn deliver(
+/// A claimed delivery with its message written, ready to go.
+pub(super) struct Written {
+    pub(super) id: DeliveryId,
+    attempts: i32,
+    subscriber_id: SubscriberId,
+    out: Outgoing,
+    /// Whether its turn in the campaign's pace is taken already: written while the pace let
+    /// every message go at once, it goes without asking again.
+    paced: bool,
+}
+
+impl Written {
+    /// Its envelope and bytes, to go ahead with the end of the message before it.
+    pub(super) fn as_next(&self) -> (&lettre::address::Envelope, &[u8]) {
+        (&self.out.envelope, &self.out.bytes)
+    }
+}
+
+/// Writes the reader's message for claimed delivery `d`. A delivery that cannot go (the reader
+/// left, or their message cannot be written) is recorded here, and there is nothing to send.
+pub(super) async fn prepare(
     shared: &Shared,
     me: &str,
-    conn: &mut Option<Connection>,
-    unrecorded: &mut Unrecorded,
     d: Claimed,
-) -> Result<Delivery, SendError> {
-    let store = &shared.store;
+    paced: bool,
+) -> Result<Option<Written>, SendError> {
     let Some(r) = &d.recipient else {
         let reply = "the reader unsubscribed, bounced or was erased before their turn".into();
         shared
             .record_now(d.id, me, final_status(FinalStatus::Skipped, reply))
             .await?;
-        return Ok(Delivery::Done);
+        return Ok(None);
     };
     let token = LinkToken::new(r.link_id.clone(), r.link_secret.clone());
-    let out = match shared
+    match shared
         .personaliser
         .message(&r.email, r.name.as_ref(), Some(&d.topics), &token)
     {
-        Ok(out) => out,
+        Ok(out) => Ok(Some(Written {
+            id: d.id,
+            attempts: d.attempts,
+            subscriber_id: r.subscriber_id,
+            out,
+            paced,
+        })),
         Err(e) => {
             shared
                 .record_now(d.id, me, final_status(FinalStatus::Failed, e.to_string()))
                 .await?;
             shared.failed.fetch_add(1, Ordering::Relaxed);
             shared.report_progress();
-            return Ok(Delivery::Done);
+            Ok(None)
         }
-    };
-    // A stop while waiting for the throttle: this one has not gone, and goes back.
-    let paced = tokio::select! {
-        paced = async {
-            shared.slowdown.ready().await;
-            shared
-                .db("waiting for the campaign's pace", || shared.pace.ready())
-                .await
-        } => paced,
-        _ = shared.until_stopped() => return Ok(Delivery::GaveBack),
-    };
-    paced?;
+    }
+}
+
+/// Sends one written delivery and records how it went. `next`, the message to go after it
+/// on this connection, has its envelope sent with this one's end where the server pipelines
+/// (see [`Connection::send_when`]).
+pub(super) async fn deliver(
+    shared: &Shared,
+    me: &str,
+    conn: &mut Option<Connection>,
+    unrecorded: &mut Unrecorded,
+    written: Written,
+    next: Option<&Written>,
+) -> Result<Delivery, SendError> {
+    let store = &shared.store;
+    let Written {
+        id,
+        attempts,
+        subscriber_id,
+        out,
+        paced,
+    } = written;
+    if !paced {
+        // A stop while waiting for the throttle: this one has not gone, and goes back.
+        let paced = tokio::select! {
+            paced = async {
+                shared.slowdown.ready().await;
+                shared
+                    .db("waiting for the campaign's pace", || shared.pace.ready())
+                    .await
+            } => paced,
+            _ = shared.until_stopped() => return Ok(Delivery::GaveBack),
+        };
+        paced?;
+    }
+    let next = next.map(Written::as_next);
     // At most so many of this connection's messages may be unrecorded when the server takes
     // another: the message goes meanwhile, and only its end waits for room.
     let result = match conn {
         Some(c) if c.is_usable() => {
-            c.send_when(&out.envelope, &out.bytes, unrecorded.make_room())
+            c.send_when(&out.envelope, &out.bytes, unrecorded.make_room(), next)
                 .await?
         }
         _ => match Connection::open(
@@ -83,7 +132,7 @@ pub(super) async fn deliver(
         {
             Ok(mut c) => {
                 let r = c
-                    .send_when(&out.envelope, &out.bytes, unrecorded.make_room())
+                    .send_when(&out.envelope, &out.bytes, unrecorded.make_room(), next)
                     .await?;
                 *conn = Some(c);
                 r
@@ -94,7 +143,7 @@ pub(super) async fn deliver(
     let failure = match result {
         Ok(reply) => {
             unrecorded.push(shared.record(
-                d.id,
+                id,
                 me,
                 Ending::Sent {
                     reply,
@@ -122,7 +171,7 @@ pub(super) async fn deliver(
             if let Some(c) = conn.take() {
                 c.quit().await;
             }
-            let id = [d.id];
+            let id = [id];
             shared
                 .db("giving back a claim", || store.release(&id, me))
                 .await?;
@@ -149,26 +198,26 @@ pub(super) async fn deliver(
         // Greylisting, a full mailbox: this reader's message, later.
         (Scope::Recipient | Scope::Message, false) => {
             let reply = failure.to_string();
-            if d.attempts >= shared.options.max_attempts as i32 {
-                let why = format!("gave up after {} attempts: {reply}", d.attempts);
+            if attempts >= shared.options.max_attempts as i32 {
+                let why = format!("gave up after {} attempts: {reply}", attempts);
                 shared
-                    .record_now(d.id, me, final_status(FinalStatus::Failed, why))
+                    .record_now(id, me, final_status(FinalStatus::Failed, why))
                     .await?;
                 shared.failed.fetch_add(1, Ordering::Relaxed);
             } else {
-                let wait = crate::retry::delivery(shared.options.retry_after, d.attempts);
+                let wait = crate::retry::delivery(shared.options.retry_after, attempts);
                 let retry = Ending::Retry {
                     reply,
                     retry_in_seconds: wait.as_secs_f64(),
                 };
-                shared.record_now(d.id, me, retry).await?;
+                shared.record_now(id, me, retry).await?;
                 shared.retried.fetch_add(1, Ordering::Relaxed);
             }
         }
         (Scope::Recipient | Scope::Message, true) => {
             shared
                 .record_now(
-                    d.id,
+                    id,
                     me,
                     final_status(FinalStatus::Failed, failure.to_string()),
                 )
@@ -182,7 +231,7 @@ pub(super) async fn deliver(
                     .unwrap_or_default();
                 shared
                     .db("recording a bounce", || {
-                        store.bounce_after_reply(r.subscriber_id, &code)
+                        store.bounce_after_reply(subscriber_id, &code)
                     })
                     .await?;
             } else if let Some(repeated) = count_refusal(shared, &failure) {

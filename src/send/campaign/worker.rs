@@ -15,7 +15,7 @@ use super::super::pace::CampaignPace;
 use super::super::personalise::Personaliser;
 use super::super::presence::{Halt, Standing};
 use super::super::throttle::Slowdown;
-use super::deliver::{Delivery, deliver};
+use super::deliver::{Delivery, Written, deliver, prepare};
 use super::faults::{CONFLICT_RETRIES, Outage, ServerHalt, is_conflict, wait_out_outage};
 use super::{Outcome, Progress, SendError, SendOptions, StopReceiver};
 use crate::mail::smtp::{Connection, SmtpFailure, SmtpTarget};
@@ -140,6 +140,13 @@ impl Shared {
             *h = Some(why);
         }
         self.server_halted.send_replace(true);
+    }
+
+    /// Whether a message may go now without waiting for its turn: no limit on the campaign's
+    /// pace for now and no slowdown after a complaint. The next message is then written ahead
+    /// and its envelope sent with the end of the one before.
+    pub(super) fn may_go_at_once(&self) -> bool {
+        !self.slowdown.is_lowered() && self.pace.is_unlimited_now()
     }
 
     /// Queues what became of delivery `id`, claimed by `me`, for the next group.
@@ -352,36 +359,56 @@ async fn worker_loop(
         }
         shared.progress.waiting(None);
         let mut rest = claimed.into_iter();
-        let mut stopped = None;
-        while let Some(d) = rest.next() {
+        // The message to go after the one in hand, written already when the pace lets it go
+        // at once: its envelope goes with the end of the one before (`Connection::send_when`).
+        let mut ahead: Option<Written> = None;
+        let mut stopped;
+        loop {
             // Checked before every message, not every batch: a stop, a pause or a cancel takes
             // effect within the message in hand; a lost lock or an outage leaves the rest of
             // the batch to whoever may have taken it meanwhile.
             stopped = shared.stopping();
-            let id = d.id;
-            let delivery = if stopped.is_some() || !shared.still_mine(mark) {
-                Delivery::GaveBack
-            } else {
-                deliver(shared, me, conn, unrecorded, d).await?
+            let give_back = stopped.is_some() || !shared.still_mine(mark);
+            let current = match ahead.take() {
+                Some(w) => w,
+                None => {
+                    let Some(d) = rest.next() else { break };
+                    if give_back {
+                        give_back_unsent(shared, me, conn, [d.id], &mut rest).await?;
+                        break;
+                    }
+                    match prepare(shared, me, d, false).await? {
+                        Some(w) => w,
+                        None => continue,
+                    }
+                }
             };
-            match delivery {
+            if give_back {
+                give_back_unsent(shared, me, conn, [current.id], &mut rest).await?;
+                break;
+            }
+            if shared.may_go_at_once() {
+                for d in rest.by_ref() {
+                    if let Some(w) = prepare(shared, me, d, true).await? {
+                        ahead = Some(w);
+                        break;
+                    }
+                }
+            }
+            let id = current.id;
+            match deliver(shared, me, conn, unrecorded, current, ahead.as_ref()).await? {
                 Delivery::Done => {}
                 Delivery::GaveBack => {
                     stopped = stopped.or_else(|| shared.stopping());
-                    let ids: Vec<DeliveryId> =
-                        std::iter::once(id).chain(rest.map(|d| d.id)).collect();
-                    shared
-                        .db("giving back claims", || store.release(&ids, me))
-                        .await?;
+                    let unsent = std::iter::once(id).chain(ahead.take().map(|w| w.id));
+                    give_back_unsent(shared, me, conn, unsent, &mut rest).await?;
                     break;
                 }
                 // The server failed the session: nobody is charged; the rest goes back, and
                 // this worker waits for the server before it claims again.
                 Delivery::SessionFailed => {
-                    let ids: Vec<DeliveryId> = rest.map(|d| d.id).collect();
-                    shared
-                        .db("giving back claims", || store.release(&ids, me))
-                        .await?;
+                    let unsent = ahead.take().map(|w| w.id);
+                    give_back_unsent(shared, me, conn, unsent, &mut rest).await?;
                     if shared.stopping().is_none() {
                         wait_out_outage(shared, conn).await;
                     }
@@ -395,6 +422,31 @@ async fn worker_loop(
             return Ok(outcome);
         }
         batch_open = true;
+    }
+}
+
+/// Gives back the claims of a batch that will not go: `first` (taken from the batch already)
+/// and the rest. A session told of one's envelope is closed, so that the server takes nothing.
+async fn give_back_unsent(
+    shared: &Shared,
+    me: &str,
+    conn: &mut Option<Connection>,
+    first: impl IntoIterator<Item = DeliveryId>,
+    rest: &mut impl Iterator<Item = ledger::Claimed>,
+) -> Result<(), SendError> {
+    forget_envelope_ahead(conn);
+    let ids: Vec<DeliveryId> = first.into_iter().chain(rest.map(|d| d.id)).collect();
+    shared
+        .db("giving back claims", || shared.store.release(&ids, me))
+        .await?;
+    Ok(())
+}
+
+/// Closes a session waiting for a message that will not go (its envelope went ahead with the
+/// last message's end): hung up on, without QUIT, the server drops that transaction.
+fn forget_envelope_ahead(conn: &mut Option<Connection>) {
+    if conn.as_ref().is_some_and(Connection::awaits_message) {
+        *conn = None;
     }
 }
 
