@@ -15,7 +15,7 @@ use lettre::transport::smtp::extension::ClientId;
 use lscp_mail::mail::smtp::{Connection, SmtpTarget, Stage};
 use secrecy::SecretString;
 
-use crate::common::scripted_smtp::{Relay, ScriptedSmtp, TestCa};
+use crate::common::scripted_smtp::{Answer, Relay, ScriptedSmtp, TestCa};
 
 const LIMIT: Duration = Duration::from_secs(10);
 
@@ -317,6 +317,40 @@ async fn a_session_asked_for_another_message_than_it_waits_for_is_given_up() {
     drop(conn);
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(server.log().accepted, ["ann@example.org"]);
+}
+
+#[tokio::test]
+async fn a_message_refused_at_its_end_leaves_the_next_one_to_go_on_the_same_session() {
+    let server = ScriptedSmtp::start(Relay {
+        data_end: Arc::new(|to, _| {
+            Answer::Reply(if to == "ann@example.org" {
+                "554 5.7.1 Message rejected: spam".into()
+            } else {
+                "250 2.0.0 Ok: queued".into()
+            })
+        }),
+        ..Relay::default()
+    })
+    .await;
+    let mut conn = open(&server).await;
+    let to_ben = envelope("ben@example.org");
+    let refused = send_before(&mut conn, "ann@example.org", MESSAGE, (&to_ben, MESSAGE))
+        .await
+        .expect_err("ann's message is refused");
+    assert_eq!(
+        (refused.stage, refused.enhanced()),
+        (Stage::Message, Some("5.7.1")),
+        "{refused}"
+    );
+    assert!(conn.is_usable() && conn.awaits_message());
+    conn.send(&to_ben, MESSAGE)
+        .await
+        .expect("ben's goes on the same session");
+    let log = server.log();
+    assert_eq!(
+        (log.sessions, log.accepted),
+        (1, vec!["ben@example.org".to_string()])
+    );
 }
 
 #[tokio::test]

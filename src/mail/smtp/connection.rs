@@ -322,7 +322,9 @@ impl Connection {
     /// as this message's end (RFC 2920 lets a message's content open a group), so that the
     /// server answers both at once and a message costs one round trip, not two. The session is
     /// then good for that message alone (see [`awaits_message`](Self::awaits_message)): the
-    /// next call must send it.
+    /// next call must send it, with the same envelope (only the commands are compared). A next
+    /// the server could not take as it is (an address outside ASCII without SMTPUTF8, 8-bit
+    /// text without 8BITMIME) is not announced: its own call gets the refusal.
     pub async fn send_when<E>(
         &mut self,
         envelope: &Envelope,
@@ -342,7 +344,8 @@ impl Connection {
 
     /// True while the envelope of a message went ahead of it (see [`send_when`](Self::send_when)):
     /// the server may be waiting for that message's text, and the session can carry no other.
-    /// Dropped then, it closes without QUIT, and the server takes nothing.
+    /// [`quit`](Self::quit) then closes it without QUIT (which the server would take as the
+    /// message's first line), as dropping it does, and the server takes nothing.
     pub fn awaits_message(&self) -> bool {
         self.ahead.is_some()
     }
@@ -400,23 +403,15 @@ impl Connection {
         ready: impl Future<Output = Result<(), E>>,
         next: Option<(&Envelope, &[u8])>,
     ) -> Result<String, Ended<E>> {
-        let commands = match self.commands(envelope, message) {
-            Ok(c) => c,
-            // A refusal of ours for a message whose envelope went ahead: only the session's end
-            // can take that transaction back.
-            Err(f) if self.ahead.is_some() => {
-                self.broken = true;
-                return Err(f.into());
-            }
-            Err(f) => return Err(f.into()),
-        };
-        match self.ahead.take() {
-            Some(ahead) if ahead.group == commands.group() => {
+        let commands = self.commands(envelope, message);
+        match (self.ahead.take(), commands) {
+            (Some(ahead), Ok(commands)) if ahead.group == commands.group() => {
                 self.envelope_replies(ahead.rcpts).await?;
             }
-            Some(_) => {
-                // The caller sends another message than the one announced: the server may be
-                // waiting for that one's text, so the session cannot go on.
+            (Some(_), _) => {
+                // Another message than the one announced (a next whose commands could not be
+                // made is never announced): the server may be waiting for that one's text, so
+                // the session cannot go on. The session's failure, not the reader's.
                 self.broken = true;
                 return Err(SmtpFailure::temporary(
                     Stage::MailFrom,
@@ -424,8 +419,9 @@ impl Connection {
                 )
                 .into());
             }
-            None if self.offers.pipelining => self.pipelined(&commands).await?,
-            None => self.one_by_one(&commands).await?,
+            (None, Err(refused)) => return Err(refused.into()),
+            (None, Ok(commands)) if self.offers.pipelining => self.pipelined(&commands).await?,
+            (None, Ok(commands)) => self.one_by_one(&commands).await?,
         }
         // The next message's envelope, to go with this one's end.
         let ahead = next

@@ -34,7 +34,9 @@ pub(super) struct Written {
     subscriber_id: SubscriberId,
     out: Outgoing,
     /// Whether its turn in the campaign's pace is taken already: written while the pace let
-    /// every message go at once, it goes without asking again.
+    /// every message go at once, it goes without asking again, its envelope out already. (A
+    /// slowdown begun meanwhile, after another connection's rate complaint, holds the messages
+    /// after it: one a connection goes at the old pace.)
     paced: bool,
 }
 

@@ -368,7 +368,7 @@ async fn worker_loop(
             // effect within the message in hand; a lost lock or an outage leaves the rest of
             // the batch to whoever may have taken it meanwhile.
             stopped = shared.stopping();
-            let give_back = stopped.is_some() || !shared.still_mine(mark);
+            let mut give_back = stopped.is_some() || !shared.still_mine(mark);
             let current = match ahead.take() {
                 Some(w) => w,
                 None => {
@@ -383,17 +383,22 @@ async fn worker_loop(
                     }
                 }
             };
-            if give_back {
-                give_back_unsent(shared, me, conn, [current.id], &mut rest).await?;
-                break;
-            }
-            if shared.may_go_at_once() {
+            if !give_back && shared.may_go_at_once() {
                 for d in rest.by_ref() {
                     if let Some(w) = prepare(shared, me, d, true).await? {
                         ahead = Some(w);
                         break;
                     }
                 }
+                // Readers passed over on the way were recorded, which may have waited out an
+                // outage of the database or a stop: asked again before the message goes.
+                stopped = shared.stopping();
+                give_back = stopped.is_some() || !shared.still_mine(mark);
+            }
+            if give_back {
+                let unsent = std::iter::once(current.id).chain(ahead.take().map(|w| w.id));
+                give_back_unsent(shared, me, conn, unsent, &mut rest).await?;
+                break;
             }
             let id = current.id;
             match deliver(shared, me, conn, unrecorded, current, ahead.as_ref()).await? {
