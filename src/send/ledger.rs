@@ -5,7 +5,8 @@
 //! and one transaction (one flush to disk) each, on a connection it keeps. A group is written
 //! once it holds one outcome per connection, once a worker waits for one of its outcomes, or
 //! after [`LINGER`]: under load, a few milliseconds' worth of messages from every connection
-//! of the process; over one connection, each message as it comes. A worker does not wait for
+//! of the process; over one connection, each message as it comes. (A worker waiting for an
+//! outcome whose group is being written already hurries nothing: the next group fills.) A worker does not wait for
 //! its message's record before the next message is made, paced and sent, only before the
 //! server is asked to take the one after (the end of its `DATA`; [`UNRECORDED_PER_CONNECTION`]):
 //! that is what bounds the messages a `kill -9` can leave sent but unrecorded, to go again on
@@ -14,6 +15,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -41,6 +43,8 @@ pub struct RecordError(#[source] pub Arc<sqlx::Error>);
 struct Pending {
     outcome: DeliveryOutcome,
     done: oneshot::Sender<Result<bool, RecordError>>,
+    /// Set once its group is being written, shared with the receipt.
+    taken: Arc<AtomicBool>,
 }
 
 /// The process's one writer of delivery outcomes.
@@ -55,6 +59,8 @@ pub struct Recorder {
 pub struct Receipt {
     answer: oneshot::Receiver<Result<bool, RecordError>>,
     hurry: Option<Arc<Notify>>,
+    /// Whether its outcome's group is being written already: nothing to hurry then.
+    taken: Arc<AtomicBool>,
 }
 
 impl Receipt {
@@ -63,6 +69,7 @@ impl Receipt {
         Self {
             answer: oneshot::channel().1,
             hurry: None,
+            taken: Arc::default(),
         }
     }
 
@@ -73,7 +80,11 @@ impl Receipt {
         if let Ok(answer) = self.answer.try_recv() {
             return answer;
         }
-        if let Some(hurry) = &self.hurry {
+        // Hurried only while its group is still filling: a word to hurry the group being
+        // written would be kept, and write the next one before it filled.
+        if let Some(hurry) = &self.hurry
+            && !self.taken.load(Ordering::Acquire)
+        {
             hurry.notify_one();
         }
         (&mut self.answer).await.unwrap_or_else(|_| {
@@ -112,8 +123,13 @@ impl Recorder {
                         _ = tokio::time::sleep_until(until) => break,
                     }
                 }
-                let (outcomes, waiting): (Vec<_>, Vec<_>) =
-                    group.drain(..).map(|p| (p.outcome, p.done)).unzip();
+                let (outcomes, waiting): (Vec<_>, Vec<_>) = group
+                    .drain(..)
+                    .map(|p| {
+                        p.taken.store(true, Ordering::Release);
+                        (p.outcome, p.done)
+                    })
+                    .unzip();
                 let ids: Vec<DeliveryId> = outcomes.iter().map(|o| o.id).collect();
                 match write(outcomes).await {
                     Ok(recorded) => {
@@ -136,11 +152,17 @@ impl Recorder {
     /// Queues an outcome for the next group.
     pub fn record(&self, outcome: DeliveryOutcome) -> Receipt {
         let (done, answer) = oneshot::channel();
+        let taken = Arc::new(AtomicBool::new(false));
         // A closed queue drops `done`, which the receipt reports as an error.
-        let _ = self.queue.send(Pending { outcome, done });
+        let _ = self.queue.send(Pending {
+            outcome,
+            done,
+            taken: taken.clone(),
+        });
         Receipt {
             answer,
             hurry: Some(self.hurry.clone()),
+            taken,
         }
     }
 }
@@ -283,6 +305,46 @@ mod tests {
             .expect("room once the group is written")
             .expect("recorded");
         assert_eq!(unrecorded.0.len(), UNRECORDED_PER_CONNECTION);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waiting_for_an_outcome_being_written_does_not_hurry_the_next_group() {
+        // Writes held until the test lets them go, each told to the test when it begins.
+        let (let_go, held) = tokio::sync::watch::channel(false);
+        let (tx, mut groups) = mpsc::unbounded_channel();
+        let (recorder, _task) = Recorder::start(8, move |group: Vec<DeliveryOutcome>| {
+            let mut held = held.clone();
+            let tx = tx.clone();
+            async move {
+                let ids: Vec<DeliveryId> = group.iter().map(|o| o.id).collect();
+                let _ = tx.send((
+                    time::Instant::now(),
+                    ids.iter().map(|i| i.get()).collect::<Vec<i64>>(),
+                ));
+                let _ = held.wait_for(|go| *go).await;
+                Ok::<_, sqlx::Error>(ids)
+            }
+        });
+        let (mut first, mut second) = (recorder.record(sent(1)), recorder.record(sent(2)));
+        // One connection needs the first: the group is written at once, and held.
+        let one = tokio::spawn(async move { first.recorded().await.map(|_| ()) });
+        let (_, ids) = groups.recv().await.expect("the first group");
+        assert_eq!(ids, [1, 2]);
+        // Another needs the second, already being written: there is nothing to hurry.
+        let other = tokio::spawn(async move { second.recorded().await.map(|_| ()) });
+        tokio::task::yield_now().await;
+        let _third = recorder.record(sent(3));
+        let released = time::Instant::now();
+        let_go.send_replace(true);
+        one.await.expect("joined").expect("recorded");
+        other.await.expect("joined").expect("recorded");
+        let (at, ids) = groups.recv().await.expect("the next group");
+        assert_eq!(ids, [3]);
+        assert_eq!(
+            at - released,
+            LINGER,
+            "the next group waited to fill: nobody needs it yet"
+        );
     }
 
     #[tokio::test(start_paused = true)]
