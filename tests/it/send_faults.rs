@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use crate::common::scripted_smtp::{Answer, Relay, ScriptedSmtp, TestCa};
+use crate::common::scripted_smtp::{Answer, ForRecipient, Relay, ScriptedSmtp, TestCa};
 use crate::common::sending::{fast_options, send_to, shipped_issue};
 use crate::common::store::{add, database};
 use lscp_mail::config::Config;
@@ -136,6 +136,13 @@ fn each_accepted_once(server: &ScriptedSmtp, n: usize) {
     got.sort();
     let want: Vec<String> = (0..n).map(reader).collect();
     assert_eq!(got, want, "each reader's message accepted exactly once");
+}
+
+/// The relay's answer at the end of each message, by the message's place in the run (0 for
+/// the first, over every session and recipient).
+fn by_message(answer: impl Fn(u32) -> Answer + Send + Sync + 'static) -> ForRecipient<Answer> {
+    let messages = AtomicU32::new(0);
+    Arc::new(move |_, _| answer(messages.fetch_add(1, Ordering::SeqCst)))
 }
 
 /// The test's database with `n` readers, and a mail server playing `relay`.
@@ -304,14 +311,13 @@ async fn microsoft_365s_submission_rate_limit_slows_the_run_and_fails_nobody(
 ) {
     let (pool, url) = database(pool_options, options).await;
     readers(&pool, 5).await;
-    let messages = Arc::new(AtomicU32::new(0));
     let server = ScriptedSmtp::start(Relay {
-        data_end: Arc::new(move |_, _| {
-            if messages.fetch_add(1, Ordering::SeqCst) == 1 {
-                Answer::Reply("421 4.4.2 Message submission rate for this client has exceeded the configured limit".into())
+        data_end: by_message(|n| {
+            Answer::Reply(if n == 1 {
+                "421 4.4.2 Message submission rate for this client has exceeded the configured limit".into()
             } else {
-                Answer::Reply("250 2.0.0 OK <x@example.org> [Hostname=LO2P265MB0001]".into())
-            }
+                "250 2.0.0 OK <x@example.org> [Hostname=LO2P265MB0001]".into()
+            })
         }),
         ..Relay::default()
     })
@@ -333,9 +339,8 @@ async fn gmails_421_rate_limit_charges_nobody_and_delivers_everyone_once(
 ) {
     let (pool, _) = database(pool_options, options).await;
     readers(&pool, 8).await;
-    let messages = Arc::new(AtomicU32::new(0));
     let server = ScriptedSmtp::start(Relay {
-        data_end: Arc::new(move |_, _| match messages.fetch_add(1, Ordering::SeqCst) {
+        data_end: by_message(|n| match n {
             2 | 3 => Answer::Reply(
                 "421 4.7.28 Our system has detected an unusual rate of unsolicited mail originating from your IP address.".into(),
             ),
@@ -630,19 +635,18 @@ async fn a_session_failing_at_a_messages_end_gives_the_next_one_back_too(
     pool_options: PgPoolOptions,
     options: PgConnectOptions,
 ) {
-    let messages = Arc::new(AtomicU32::new(0));
     let (pool, _, server) = scene(
         pool_options,
         options,
         6,
         Relay {
-            data_end: Arc::new(move |_, _| {
-                // The third: the fourth's envelope comes with its end.
-                if messages.fetch_add(1, Ordering::SeqCst) == 2 {
-                    Answer::Reply("421 4.3.0 Service shutting down, closing channel".into())
+            // The third: the fourth's envelope comes with its end.
+            data_end: by_message(|n| {
+                Answer::Reply(if n == 2 {
+                    "421 4.3.0 Service shutting down, closing channel".into()
                 } else {
-                    Answer::Reply("250 2.0.0 Ok: queued".into())
-                }
+                    "250 2.0.0 Ok: queued".into()
+                })
             }),
             ..Relay::default()
         },
@@ -670,15 +674,14 @@ async fn a_run_stopped_while_the_next_envelope_is_out_sends_that_reader_nothing(
 ) {
     let slow = Arc::new(tokio::sync::Notify::new());
     let told = slow.clone();
-    let messages = Arc::new(AtomicU32::new(0));
     let (pool, url, server) = scene(
         pool_options,
         options,
         6,
         Relay {
-            data_end: Arc::new(move |_, _| {
+            data_end: by_message(move |n| {
                 // The second message: the first has told the run that its pace is unlimited.
-                if messages.fetch_add(1, Ordering::SeqCst) == 1 {
+                if n == 1 {
                     told.notify_one();
                     Answer::After(Duration::from_secs(2), "250 2.0.0 Ok: queued".into())
                 } else {

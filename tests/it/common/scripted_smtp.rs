@@ -21,7 +21,7 @@ pub enum Answer {
     Drop,
 }
 
-type ForRecipient<T> = Arc<dyn Fn(&str, u32) -> T + Send + Sync>;
+pub type ForRecipient<T> = Arc<dyn Fn(&str, u32) -> T + Send + Sync>;
 
 /// The script: each answer as a real relay would give it. Recipient-dependent answers get the
 /// address and how many times (from 1) that address was offered at that step.
